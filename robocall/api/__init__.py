@@ -1,0 +1,1 @@
+"""The REST layer: Falcon app factory, thin resources, schemas, error mapping."""

@@ -1,0 +1,1 @@
+"""Running calls: one greenlet per call feeding its flow machine, status mapping, webhooks."""

@@ -1,0 +1,103 @@
+"""Settings: one frozen value built from the environment and command-line flags.
+
+This is the only module that reads ``os.environ``; everything else receives a ``Settings``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from robocall.errors import ConfigError
+
+DEFAULT_DATA_DIR = Path("robocall-data")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything robocall can be configured with. Field docs say which variable sets each."""
+
+    data_dir: Path = DEFAULT_DATA_DIR  # ROBOCALL_DATA_DIR
+    database_url: str = ""  # ROBOCALL_DATABASE_URL; empty: SQLite file in data_dir
+    listen: str = "127.0.0.1:8080"  # ROBOCALL_LISTEN
+    switch: str = "fake"  # ROBOCALL_SWITCH: esl://:PASSWORD@HOST:PORT or "fake"
+    callees_file: Path | None = None  # ROBOCALL_CALLEES: FakeSwitch scripted callees (JSON)
+    dial_template: str = "sofia/gateway/{gateway}/{number}"  # ROBOCALL_DIAL_TEMPLATE
+    extension_template: str = "user/{ext}@{domain}"  # ROBOCALL_EXTENSION_TEMPLATE
+    gateway: str = "robocall"  # ROBOCALL_GATEWAY: the trunk gateway named in dial_template
+    domain: str = "127.0.0.1"  # ROBOCALL_DOMAIN: the PBX domain for extension transfers
+    max_destinations: int = 100_000  # ROBOCALL_MAX_DESTINATIONS
+    max_body_bytes: int = 64 * 1024 * 1024  # ROBOCALL_MAX_BODY_BYTES
+    rate_limit_per_minute: int = 600  # ROBOCALL_RATE_LIMIT: requests per API key per minute
+    log_json: bool = False  # ROBOCALL_LOG_JSON
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The database URL to open: the configured one, or SQLite inside the data directory."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'robocall.db').resolve()}"
+
+    @property
+    def recordings_dir(self) -> Path:
+        return self.data_dir / "recordings"
+
+    @property
+    def tts_cache_dir(self) -> Path:
+        return self.data_dir / "tts-cache"
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        """A copy with the given fields replaced; ``None`` values are ignored (unset flags)."""
+        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+
+
+_ENV: dict[str, tuple[str, type]] = {
+    "ROBOCALL_DATA_DIR": ("data_dir", Path),
+    "ROBOCALL_DATABASE_URL": ("database_url", str),
+    "ROBOCALL_LISTEN": ("listen", str),
+    "ROBOCALL_SWITCH": ("switch", str),
+    "ROBOCALL_CALLEES": ("callees_file", Path),
+    "ROBOCALL_DIAL_TEMPLATE": ("dial_template", str),
+    "ROBOCALL_EXTENSION_TEMPLATE": ("extension_template", str),
+    "ROBOCALL_GATEWAY": ("gateway", str),
+    "ROBOCALL_DOMAIN": ("domain", str),
+    "ROBOCALL_MAX_DESTINATIONS": ("max_destinations", int),
+    "ROBOCALL_MAX_BODY_BYTES": ("max_body_bytes", int),
+    "ROBOCALL_RATE_LIMIT": ("rate_limit_per_minute", int),
+    "ROBOCALL_LOG_JSON": ("log_json", bool),
+}
+
+
+def from_env(environ: Mapping[str, str] | None = None) -> Settings:
+    """Build Settings from environment variables (``os.environ`` unless given)."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for variable, (name, kind) in _ENV.items():
+        raw = env.get(variable)
+        if raw is None or raw == "":
+            continue
+        values[name] = _convert(variable, raw, kind)
+    return Settings(**values)
+
+
+def _convert(variable: str, raw: str, kind: type) -> Any:
+    if kind is bool:
+        lowered = raw.strip().lower()
+        if lowered in {"1", "true", "yes", "on"}:
+            return True
+        if lowered in {"0", "false", "no", "off"}:
+            return False
+        raise ConfigError(f"{variable}={raw!r}: expected true or false")
+    if kind is int:
+        try:
+            value = int(raw)
+        except ValueError as err:
+            raise ConfigError(f"{variable}={raw!r}: expected a whole number") from err
+        if value <= 0:
+            raise ConfigError(f"{variable}={raw!r}: must be positive")
+        return value
+    return kind(raw)

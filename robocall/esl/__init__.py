@@ -1,0 +1,1 @@
+"""FreeSWITCH Event Socket: sans-IO frame parser, pure command builders, gevent transport."""

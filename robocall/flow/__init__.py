@@ -1,0 +1,1 @@
+"""Call flows: model -> parse/validate -> templates -> compile -> machine. Pure: no I/O."""

@@ -1,0 +1,1 @@
+"""Storage: database from URL, models, the repository (the only module with queries), migrations."""

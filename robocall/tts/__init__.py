@@ -1,0 +1,1 @@
+"""Text to speech: render messages to WAV (flite, espeak-ng, sox) with a content-addressed cache."""
