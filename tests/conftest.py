@@ -1,5 +1,1 @@
-"""Test-wide setup: gevent patching first, as in the entry point (STYLE.md habit 14)."""
-
-from gevent import monkey
-
-monkey.patch_all()
+"""Test-wide fixtures. gevent patching happens earlier, in tests/gevent_patch.py."""

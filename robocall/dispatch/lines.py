@@ -1,0 +1,171 @@
+"""Which live FreeSWITCH channels are which organization's lines.
+
+An organization's lines are shared by robocall's calls and the calls its people make from other
+apps, so robocall counts every live channel that matches the organization's line rule — a channel
+variable such as ``accountcode=<org>`` or ``sip_gateway_name=<trunk>`` — from the Event Socket
+stream, and reconciles the count with ``show channels as json``.
+
+Pure: fed event headers and channel rows, with the clock injected. The dispatcher owns the I/O.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+# A channel occupies its line from its creation until its hangup completes; CHANNEL_DESTROY can
+# trail HANGUP_COMPLETE, and a missed HANGUP_COMPLETE must not leak a line forever.
+_LINE_RELEASED = frozenset({"CHANNEL_HANGUP_COMPLETE", "CHANNEL_DESTROY"})
+
+# FreeSWITCH writes its channels table through an asynchronous SQL queue, so a channel that was
+# just created may be missing from ``show channels`` and one that just ended may linger there.
+DEFAULT_SETTLE_SECONDS = 5.0
+
+ROBO_MARKER = "variable_robocall_call_id"
+
+
+@dataclass(frozen=True)
+class LineRule:
+    """The channel variable whose value marks a channel as one of an organization's lines."""
+
+    variable: str
+    value: str
+
+
+@dataclass(frozen=True)
+class LineUsage:
+    """Lines in use: ``robo`` by robocall's calls, ``other`` by the organization's other apps."""
+
+    robo: int = 0
+    other: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.robo + self.other
+
+
+@dataclass
+class _Channel:
+    organization: str
+    robo: bool
+    seen_at: float
+
+
+class LineBook:
+    """Live channels per organization, kept from events and reconciled with channel listings."""
+
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        settle_seconds: float = DEFAULT_SETTLE_SECONDS,
+    ) -> None:
+        self._clock = clock
+        self._settle_seconds = settle_seconds
+        self._rules: dict[str, LineRule] = {}
+        self._owner: dict[tuple[str, str], str] = {}  # (variable, value) -> organization
+        self._channels: dict[str, _Channel] = {}  # Unique-ID -> channel
+        self._ended: dict[str, float] = {}  # Unique-ID -> when its line was released
+        self._usage: dict[str, LineUsage] = {}  # kept current so reading it costs nothing
+
+    # --- rules --------------------------------------------------------------------------------
+
+    def set_rule(self, organization: str, rule: LineRule) -> None:
+        """Count channels matching ``rule`` as ``organization``'s lines from now on."""
+        old = self._rules.pop(organization, None)
+        if old is not None:
+            self._owner.pop((old.variable, old.value), None)
+        self._rules[organization] = rule
+        self._owner[(rule.variable, rule.value)] = organization
+
+    def organization_of(self, headers: Mapping[str, str]) -> str | None:
+        """The organization whose line rule the event's channel variables match, if any."""
+        for variable, value in self._owner:
+            if headers.get(f"variable_{variable}") == value:
+                return self._owner[(variable, value)]
+        return None
+
+    # --- the event stream ---------------------------------------------------------------------
+
+    def observe(self, headers: Mapping[str, str]) -> str | None:
+        """Account one event; return the organization whose line count changed, if any."""
+        unique_id = headers.get("Unique-ID")
+        if not unique_id:
+            return None
+        name = headers.get("Event-Name", "")
+        known = self._channels.get(unique_id)
+        if name in _LINE_RELEASED:
+            if known is None:
+                self._ended.setdefault(unique_id, self._clock())
+                return None
+            self._release(unique_id, self._clock())
+            return known.organization
+        if known is not None or unique_id in self._ended:
+            return None
+        # Any event can be the first to carry the line variable: a PBX call may set its
+        # accountcode in the dial plan, after CHANNEL_CREATE.
+        organization = self.organization_of(headers)
+        if organization is None:
+            return None
+        self._occupy(unique_id, _Channel(organization, ROBO_MARKER in headers, self._clock()))
+        return organization
+
+    # --- reconciliation -----------------------------------------------------------------------
+
+    def reconcile(
+        self,
+        rows: Iterable[Mapping[str, str]],
+        is_robo: Callable[[str], bool] = lambda unique_id: False,
+    ) -> set[str]:
+        """Correct the book from a ``show channels as json`` listing taken just now.
+
+        A channel in the book but absent from the listing ended unseen (its events were lost),
+        unless it is younger than the settle time. A listed channel unknown to the book whose
+        ``accountcode`` column matches a rule is added (a ringing channel's column is still empty,
+        so it is found by its events instead). Returns the organizations whose count changed.
+        """
+        now = self._clock()
+        listed: dict[str, Mapping[str, str]] = {row["uuid"]: row for row in rows if row.get("uuid")}
+        changed: set[str] = set()
+        for unique_id, channel in list(self._channels.items()):
+            if unique_id not in listed and now - channel.seen_at >= self._settle_seconds:
+                self._release(unique_id, now)
+                changed.add(channel.organization)
+        for unique_id, row in listed.items():
+            if unique_id in self._channels or unique_id in self._ended:
+                continue
+            organization = self._owner.get(("accountcode", row.get("accountcode", "")))
+            if organization is not None:
+                self._occupy(unique_id, _Channel(organization, is_robo(unique_id), now))
+                changed.add(organization)
+        self._forget_ended(now)
+        return changed
+
+    def _occupy(self, unique_id: str, channel: _Channel) -> None:
+        self._channels[unique_id] = channel
+        self._usage[channel.organization] = _counted(self.usage(channel.organization), channel, +1)
+
+    def _release(self, unique_id: str, now: float) -> None:
+        channel = self._channels.pop(unique_id)
+        self._ended[unique_id] = now
+        self._usage[channel.organization] = _counted(self.usage(channel.organization), channel, -1)
+
+    def _forget_ended(self, now: float) -> None:
+        horizon = now - 2 * self._settle_seconds
+        for unique_id in [u for u, at in self._ended.items() if at < horizon]:
+            del self._ended[unique_id]
+
+    # --- reading --------------------------------------------------------------------------------
+
+    def usage(self, organization: str) -> LineUsage:
+        """The organization's lines in use now, robo and other."""
+        return self._usage.get(organization, LineUsage())
+
+    def channel_ids(self, organization: str) -> set[str]:
+        return {u for u, c in self._channels.items() if c.organization == organization}
+
+
+def _counted(usage: LineUsage, channel: _Channel, delta: int) -> LineUsage:
+    if channel.robo:
+        return LineUsage(robo=usage.robo + delta, other=usage.other)
+    return LineUsage(robo=usage.robo, other=usage.other + delta)
