@@ -142,7 +142,7 @@ def finished(reason: FinishReason, cause: str = "") -> CallFinished:
     return CallFinished(outcome, reason, cause)
 
 
-FLOW_DONE = [Hangup(), finished(FinishReason.FLOW_DONE)]
+FLOW_DONE: list[Action] = [Hangup(), finished(FinishReason.FLOW_DONE)]
 OK = StepStatus.SUCCESS_OK
 NO_INPUT = StepStatus.ERROR_NO_INPUT
 
