@@ -138,8 +138,9 @@ class Hangup:
 class StepResult:
     """One entry of ``callFlowSteps``: how step ``step_id`` ended.
 
-    ``user_pressed_digits`` (gather only) is the input of the last try: the digits that chose a
-    branch, or the last invalid input, or ``""`` when the last try had none. ``transfer_status``
+    ``user_pressed_digits`` (gather only) is the input of the last completed try: the digits
+    that chose a branch, or the last invalid input, or ``""`` when the last try had none (or a
+    hangup came before any try completed); earlier tries' input is not kept. ``transfer_status``
     is set for a transfer that got an outcome (not for one cut by a hangup while ringing).
     ``attempts`` (gather only) is how many tries ran — an extension a B3 client ignores.
     """

@@ -124,7 +124,7 @@ class Machine:
     @property
     def attempt(self) -> int:
         """The number of the gather try that is out (1-based); 0 outside a gather."""
-        return self._attempt if isinstance(self._node, GatherNode) else 0
+        return self._attempt if self._state is State.GATHERING else 0
 
     @property
     def finished(self) -> bool:
@@ -133,10 +133,11 @@ class Machine:
 
     def legal_events(self) -> frozenset[type[Event]]:
         """The event types :meth:`feed` accepts now."""
-        legal = {event for (state, event) in TRANSITIONS if state is self._state}
         if self._state is State.ENDED:
-            legal = {CalleeHungUp} | ({self._owed_completion} if self._owed_completion else set())
-        return frozenset(legal)
+            # of the late completions in the table, only the one a hangup left owed
+            owed = {self._owed_completion} if self._owed_completion else set()
+            return frozenset({CalleeHungUp} | owed)
+        return frozenset(event for (state, event) in TRANSITIONS if state is self._state)
 
     def feed(self, event: Event) -> list[Action]:
         """Advance on ``event``; return the actions to carry out, in order.

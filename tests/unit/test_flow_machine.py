@@ -724,6 +724,13 @@ def test_attempt_counts_tries_of_the_running_gather_only() -> None:
     assert (machine.state, machine.attempt) == (State.PLAYING, 0)
 
 
+def test_attempt_is_zero_once_the_gather_ended_the_call() -> None:
+    machine = machine_after(GATHER, (CallReady(), DigitsCollected("")))
+
+    machine.feed(DigitsCollected(""))
+    assert (machine.state, machine.attempt) == (State.ENDED, 0)
+
+
 def test_finished_once_call_finished_was_emitted() -> None:
     machine = machine_after(PLAY_PLAY, AFTER_HELLO)
     assert not machine.finished
