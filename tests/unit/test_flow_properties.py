@@ -39,6 +39,7 @@ from robocall.flow.events import (
 )
 from robocall.flow.machine import Machine
 from robocall.flow.model import Branch, CallFlow, Gather, Message, Play, Step
+from tests.support.flow_expect import snapshot
 from tests.support.flows import to_extension
 
 KEYS = ["", "0", "1", "2", "9", "12", "#", "*3", "123"]
@@ -90,10 +91,6 @@ def events_of(event_type: type[Event]) -> st.SearchStrategy[Event]:
         CalleeHungUp: st.builds(CalleeHungUp, causes),
     }
     return strategies[event_type]
-
-
-def snapshot(machine: Machine) -> tuple[object, ...]:
-    return (machine.state, machine.step_id, machine.attempt, machine.legal_events())
 
 
 @settings(max_examples=300, deadline=None)
