@@ -32,10 +32,11 @@ class TransferStatus(StrEnum):
 
 @dataclass(frozen=True)
 class CallAnswered:
-    """The robo leg was answered (CHANNEL_ANSWER). Optional: nothing starts yet.
+    """The robo leg was answered (CHANNEL_ANSWER). Nothing starts yet.
 
     The leg is not in ``park()`` until ~20 ms later, and a command landing in that gap is
-    aborted, so the flow waits for :class:`CallReady`.
+    aborted, so the flow waits for :class:`CallReady`. Optional, but without it a callee who
+    hangs up inside that gap can only be reported as a :class:`CallFailed`.
     """
 
 

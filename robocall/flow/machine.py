@@ -29,7 +29,7 @@ Rules carried out here (DESIGN.md, "Contract decisions"):
   fails: the default branch if any — step status ``error_no_input``, ``call_state``
   ``ongoing`` (with a default branch only empty input can fail a try) — else the call ends
   with ``error_no_input`` (the last try had no input) or ``error_invalid_input``.
-  ``userPressedDigits`` is the last try's input in every case.
+  ``userPressedDigits`` is the last completed try's input in every case.
 - transfer: ``BridgeFinished(answered)`` ends the call ``success_ok``; busy, no answer and
   failure give ``error_transfer_failed`` with that ``transfer_status``; robocall then hangs up.
 - a hangup of the callee ends the running step with ``error_hangup`` — except while bridged
@@ -247,8 +247,9 @@ class Machine:
         return []
 
     def _on_late_completion(self, event: Event) -> list[Action]:
-        if type(event) is not self._owed_completion:
-            raise self._illegal(event, "no action was cut short by a hangup")
+        owed = self._owed_completion
+        if type(event) is not owed:
+            raise self._illegal(event, f"owed after the hangup: {owed.__name__ if owed else None}")
         self._owed_completion = None
         return []
 
