@@ -1,0 +1,516 @@
+"""One greenlet per call: the channel's events -> the call's flow machine -> actions.
+
+The dispatcher hands the runner a claimed call (a :class:`CallTicket`, already committed as
+``dialing``); the runner registers the channel's event queue, renders the first message,
+originates, and then feeds every event of that channel to a :class:`~robocall.flow.machine.Machine`,
+carrying out the actions it returns on the switch and in the store. Each call has its own
+queue, so one slow call never stalls another or the Event Socket reader.
+
+What the runner trusts (DESIGN.md, "Facts measured here"): the flow starts on the leg's park,
+not on its answer; an execution ends with the CHANNEL_EXECUTE_COMPLETE whose Application-UUID
+is the Event-UUID robocall chose; digits are read from the variable play_and_get_digits sets,
+not from read_result; a bridge's outcome is in originate_disposition; the order of
+BACKGROUND_JOB and CHANNEL_HANGUP_COMPLETE for a failed originate varies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+import uuid as uuid_module
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import gevent
+import gevent.event
+import gevent.queue
+
+from robocall.calls.dialplan import DialPlan
+from robocall.errors import RobocallError, SwitchDisconnected, SwitchError, SwitchNotConnected
+from robocall.esl import commands
+from robocall.esl.client import DISCONNECTED, EslClient
+from robocall.esl.protocol import Event
+from robocall.flow.actions import (
+    Action,
+    Bridge,
+    CallFinished,
+    CallOutcome,
+    CollectDigits,
+    Hangup,
+    PlayPrompt,
+    StartRecording,
+    StepResult,
+)
+from robocall.flow.compile import Program
+from robocall.flow.events import (
+    BridgeFinished,
+    Bridged,
+    CallAnswered,
+    CalleeHungUp,
+    CallFailed,
+    CallReady,
+    DigitsCollected,
+    PromptFinished,
+    TransferStatus,
+)
+from robocall.flow.machine import Machine
+from robocall.flow.model import Message, TransferKind
+
+log = logging.getLogger(__name__)
+
+DIGITS_VARIABLE = "robocall_digits"
+# Any keys: the flow machine, not FreeSWITCH, decides what the input means.
+ANY_KEYS = "[0-9*#]+"
+# Played by play_and_get_digits after invalid input; the machine replays the real prompt.
+NO_INVALID_PROMPT = "silence_stream://250"
+
+# FreeSWITCH's originate_disposition after a bridge, as a transfer_status.
+_BRIDGE_OUTCOMES = {
+    "SUCCESS": TransferStatus.ANSWERED,
+    "USER_BUSY": TransferStatus.BUSY,
+    "NO_ANSWER": TransferStatus.NO_ANSWER,
+    "NO_USER_RESPONSE": TransferStatus.NO_ANSWER,
+    "ORIGINATOR_CANCEL": TransferStatus.NO_ANSWER,
+    "ALLOTTED_TIMEOUT": TransferStatus.NO_ANSWER,
+}
+
+# A failed originate's "-ERR CAUSE" when the switch never created the channel.
+_UNREACHED_CAUSE = "NORMAL_TEMPORARY_FAILURE"
+
+
+@dataclass(frozen=True)
+class CallTicket:
+    """One call the dispatcher claimed: committed as ``dialing`` before it is dialled."""
+
+    call_id: int
+    request_id: str  # the client's requestId
+    organization_id: str
+    phone: str
+    caller: str
+    properties: Mapping[str, str]
+    channel_uuid: str  # origination_uuid, chosen (and stored) before the originate is sent
+    line_variable: tuple[str, str]  # marks the channel as one of the organization's lines
+    record: bool
+
+
+class CallLog(Protocol):
+    """What the runner writes as the call goes (``robocall.store.repo.Repo`` implements it)."""
+
+    def call_leg(self, call_id: int, leg: Mapping[str, str]) -> None:
+        """Append one ``monitorData`` entry: ``uuid``, ``type`` (call|transfer), ``dest``."""
+
+    def call_answered(self, call_id: int, answered_at: float) -> None:
+        """The callee answered: the call is ``onProgress``."""
+
+    def call_step(self, call_id: int, entry: Mapping[str, Any]) -> None:
+        """Append one ``callFlowSteps`` entry."""
+
+    def call_ended(
+        self,
+        call_id: int,
+        *,
+        status: str,
+        hangup_cause: str,
+        ended_at: float,
+        duration_seconds: float | None,
+    ) -> None:
+        """The call is final: ``completed`` or ``failed``, with FreeSWITCH's hangup cause."""
+
+    def call_not_dialled(self, call_id: int) -> None:
+        """The originate was provably never sent: the call goes back to ``queued``."""
+
+
+class Prompts(Protocol):
+    """Turns a message into audio FreeSWITCH can play (``robocall.calls.prompts``)."""
+
+    def audio(self, message: Message, properties: Mapping[str, str]) -> str:
+        """A file path or URL for ``playback``; renders (or finds in the cache) as needed."""
+
+
+@dataclass(frozen=True)
+class RunnerSettings:
+    originate_timeout_seconds: int = 30
+    transfer_timeout_seconds: int = 30
+    recordings_dir: Path = Path("robocall-data/recordings")
+    # Bounds on silence from the switch: a call whose events stop longer than this is ended.
+    max_call_seconds: float = 4 * 3600.0
+    reconnect_wait_seconds: float = 120.0
+
+
+class CallRunner:
+    """Runs calls: one greenlet each, fed by that channel's event queue."""
+
+    def __init__(
+        self,
+        switch: EslClient,
+        log_store: CallLog,
+        prompts: Prompts,
+        dial_plan: DialPlan,
+        settings: RunnerSettings = RunnerSettings(),
+        *,
+        clock: Callable[[], float] = time.time,
+        new_uuid: Callable[[], str] = lambda: str(uuid_module.uuid4()),
+    ) -> None:
+        self.switch = switch
+        self.log_store = log_store
+        self.prompts = prompts
+        self.dial_plan = dial_plan
+        self.settings = settings
+        self.clock = clock
+        self.new_uuid = new_uuid
+
+    def spawn(
+        self,
+        ticket: CallTicket,
+        program: Program,
+        on_done: Callable[[CallTicket, str], None] | None = None,
+    ) -> gevent.Greenlet:
+        """Run one call in its own greenlet; ``on_done(ticket, status)`` when it is final."""
+
+        def run() -> str:
+            status = "failed"
+            try:
+                status = self.run(ticket, program)
+            finally:
+                if on_done is not None:
+                    on_done(ticket, status)
+            return status
+
+        return gevent.spawn(run)
+
+    def run(self, ticket: CallTicket, program: Program) -> str:
+        """Run one call to its end; returns its final status (or ``queued`` if never sent)."""
+        return _ActiveCall(self, ticket, program).run()
+
+
+@dataclass
+class _Pending:
+    """The execution the machine waits on: its Event-UUID and what it was."""
+
+    event_uuid: str
+    action: PlayPrompt | CollectDigits | Bridge
+
+
+@dataclass
+class _ActiveCall:
+    runner: CallRunner
+    ticket: CallTicket
+    program: Program
+    machine: Machine = field(init=False)
+    queue: gevent.queue.Queue = field(init=False)
+    answered_at: float | None = None
+    channel_created: bool = False
+    ready: bool = False
+    pending: _Pending | None = None
+    outcome: CallFinished | None = None
+    hangup_cause: str = ""
+    hangup_cause_final: bool = False  # CHANNEL_HANGUP_COMPLETE seen: the channel is gone
+    rendering: dict[str, gevent.Greenlet] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.machine = Machine(self.program, record=self.ticket.record)
+
+    # --- the whole call ---------------------------------------------------------------------
+
+    def run(self) -> str:
+        ticket = self.ticket
+        switch = self.runner.switch
+        # Registered before the originate: the first events follow the command at once.
+        self.queue = switch.channel_queue(ticket.channel_uuid)
+        try:
+            self._render_ahead()
+            if not self._originate():
+                return "queued"
+            self._follow()
+            return self._finish()
+        finally:
+            switch.release_channel(ticket.channel_uuid)
+            for greenlet in self.rendering.values():
+                greenlet.kill(block=False)
+
+    def _originate(self) -> bool:
+        ticket = self.ticket
+        runner = self.runner
+        command = commands.originate(
+            uuid=ticket.channel_uuid,
+            dial_string=runner.dial_plan.number(ticket.phone),
+            caller_id_number=ticket.caller,
+            timeout_seconds=runner.settings.originate_timeout_seconds,
+            line_variable=ticket.line_variable,
+            call_id=str(ticket.call_id),
+            request_id=ticket.request_id,
+            # A busy transfer target must not hang the robo leg up before robocall records the
+            # outcome; after a bridge the leg returns to park and the flow machine decides.
+            extra_variables=(("continue_on_fail", "true"), ("hangup_after_bridge", "false")),
+        )
+        try:
+            job = runner.switch.bgapi(command)
+        except SwitchNotConnected:
+            # Nothing reached the switch: the call can go back to the queue, dialled by no one.
+            runner.log_store.call_not_dialled(ticket.call_id)
+            return False
+        except SwitchError as err:
+            # The command may have left: only the switch can say whether a channel exists, so
+            # follow it as after a disconnect. Without that proof nobody dials it again.
+            log.warning("call %s: originate unconfirmed: %s", ticket.call_id, err)
+            self.queue.put_nowait(DISCONNECTED)
+            return True
+        gevent.spawn(self._wait_job, job)
+        return True
+
+    def _wait_job(self, job: Any) -> None:
+        try:
+            body = job.wait(self.runner.settings.originate_timeout_seconds + 30)
+        except RobocallError as err:
+            body = f"-ERR {err}"
+        self.queue.put_nowait(_JobResult(body))
+
+    def _follow(self) -> None:
+        """Feed events to the machine until the channel is gone (or never existed)."""
+        limit = self.runner.settings.max_call_seconds
+        while True:
+            try:
+                item = self.queue.get(timeout=limit)
+            except gevent.queue.Empty:
+                log.error("call %s: no event in %s s, ending it", self.ticket.call_id, limit)
+                self._kill("RECOVERY_ON_TIMER_EXPIRE")
+                self.hangup_cause = self.hangup_cause or "RECOVERY_ON_TIMER_EXPIRE"
+                self._feed_end()
+                return
+            if item is DISCONNECTED:
+                if self._resync_after_disconnect():
+                    continue
+                return
+            if isinstance(item, _JobResult):
+                if self._on_job(item.body):
+                    return
+                continue
+            if self._on_event(item):
+                return
+
+    # --- events -------------------------------------------------------------------------------
+
+    def _on_job(self, body: str) -> bool:
+        """The originate's result; True when the call is over."""
+        text = body.strip()
+        if text.startswith("+OK"):
+            return False
+        cause = text[4:].split()[0] if text.startswith("-ERR") and len(text) > 4 else "FAILURE"
+        self.hangup_cause = self.hangup_cause or cause
+        if self.answered_at is None and not self.machine.finished:
+            self._apply(self.machine.feed(CallFailed(cause)))
+        # Busy: the HANGUP_COMPLETE came first. Unreached: there will be none.
+        return not self.channel_created or self.hangup_cause_final
+
+    def _on_event(self, event: Event) -> bool:
+        """One event of this channel; True when the channel is gone."""
+        name = event.name
+        if name == "CHANNEL_CREATE":
+            self.channel_created = True
+            self.runner.log_store.call_leg(
+                self.ticket.call_id,
+                {"uuid": self.ticket.channel_uuid, "type": "call", "dest": self.ticket.phone},
+            )
+        elif name == "CHANNEL_ANSWER":
+            if self.answered_at is None:
+                self.answered_at = self.runner.clock()
+                self.runner.log_store.call_answered(self.ticket.call_id, self.answered_at)
+                self._apply(self.machine.feed(CallAnswered()))
+        elif name == "CHANNEL_PARK" or (
+            name == "CHANNEL_EXECUTE" and event.get("Application") == "park"
+        ):
+            if self.answered_at is not None and not self.ready:
+                self.ready = True
+                self._apply(self.machine.feed(CallReady()))
+        elif name == "CHANNEL_BRIDGE":
+            self._on_bridged(event)
+        elif name == "CHANNEL_EXECUTE_COMPLETE":
+            self._on_execute_complete(event)
+        elif name == "CHANNEL_HANGUP_COMPLETE":
+            self.hangup_cause = event.get("Hangup-Cause") or self.hangup_cause or "UNKNOWN"
+            self.hangup_cause_final = True
+            self._feed_end()
+            return True
+        return False
+
+    def _on_bridged(self, event: Event) -> None:
+        pending = self.pending
+        if pending is None or not isinstance(pending.action, Bridge):
+            return
+        transfer = pending.action.transfer
+        other = event.get("Other-Leg-Unique-ID") or event.get("Bridge-B-Unique-ID") or ""
+        dest = transfer.target
+        self.runner.log_store.call_leg(
+            self.ticket.call_id, {"uuid": other, "type": "transfer", "dest": dest}
+        )
+        self._apply(self.machine.feed(Bridged()))
+
+    def _on_execute_complete(self, event: Event) -> None:
+        pending = self.pending
+        if pending is None or event.application_uuid != pending.event_uuid:
+            return
+        self.pending = None
+        action = pending.action
+        if isinstance(action, PlayPrompt):
+            played = event.get("Application-Response") == "FILE PLAYED"
+            self._apply(self.machine.feed(PromptFinished(ok=played)))
+        elif isinstance(action, CollectDigits):
+            digits = event.get(f"variable_{DIGITS_VARIABLE}") or ""
+            self._apply(self.machine.feed(DigitsCollected(digits)))
+        else:
+            disposition = event.get("variable_originate_disposition") or ""
+            outcome = _BRIDGE_OUTCOMES.get(disposition, TransferStatus.FAILED)
+            self._apply(self.machine.feed(BridgeFinished(outcome)))
+
+    def _feed_end(self) -> None:
+        """The channel is gone: tell the machine, if it still runs."""
+        if self.machine.finished:
+            return
+        cause = self.hangup_cause or "UNKNOWN"
+        event = CalleeHungUp(cause) if self.answered_at is not None else CallFailed(cause)
+        self._apply(self.machine.feed(event))
+
+    def _resync_after_disconnect(self) -> bool:
+        """The Event Socket dropped: events may be lost. True to keep following the call."""
+        switch = self.runner.switch
+        try:
+            switch.wait_connected(self.runner.settings.reconnect_wait_seconds)
+            exists = switch.api(f"uuid_exists {self.ticket.channel_uuid}").strip() == "true"
+        except SwitchError as err:
+            log.error("call %s: switch unreachable, result unknown: %s", self.ticket.call_id, err)
+            exists = False
+        if exists:
+            if self.pending is not None or not self.ready:
+                # What happened meanwhile (an answer, an execution's end) may be lost with the
+                # connection: end the channel cleanly rather than wait for events that will
+                # not come. Its CHANNEL_HANGUP_COMPLETE ends the call here.
+                self._kill("NORMAL_CLEARING")
+            return True
+        self.hangup_cause = self.hangup_cause or "SWITCH_CONNECTION_LOST"
+        self._feed_end()
+        return False
+
+    # --- actions ------------------------------------------------------------------------------
+
+    def _apply(self, actions: list[Action]) -> None:
+        for action in actions:
+            if isinstance(action, StepResult):
+                self.runner.log_store.call_step(self.ticket.call_id, action.as_status_entry())
+            elif isinstance(action, CallFinished):
+                self.outcome = action
+            elif isinstance(action, Hangup):
+                self._hangup(action.cause)
+            elif isinstance(action, StartRecording):
+                self._start_recording()
+            else:
+                self._execute(action)
+
+    def _execute(self, action: PlayPrompt | CollectDigits | Bridge) -> None:
+        app, arg = self._application(action)
+        event_uuid = self.runner.new_uuid()
+        # Registered before sending: the completion can follow the command at once.
+        self.pending = _Pending(event_uuid, action)
+        try:
+            self.runner.switch.execute(self.ticket.channel_uuid, app, arg, event_uuid)
+        except SwitchError as err:
+            log.warning("call %s: %s failed to start: %s", self.ticket.call_id, app, err)
+            self.pending = None
+            if not isinstance(err, SwitchDisconnected):
+                self._kill("NORMAL_TEMPORARY_FAILURE")
+
+    def _application(self, action: PlayPrompt | CollectDigits | Bridge) -> tuple[str, str]:
+        if isinstance(action, PlayPrompt):
+            return "playback", self._audio(action.step_id, action.message)
+        if isinstance(action, CollectDigits):
+            prompt = self._audio(action.step_id, action.message)
+            return "play_and_get_digits", commands.play_and_get_digits_arg(
+                min_digits=action.min_digits,
+                max_digits=action.max_digits,
+                tries=1,
+                timeout_ms=action.timeout_ms,
+                terminators=action.terminators or "none",
+                prompt=prompt,
+                invalid_prompt=NO_INVALID_PROMPT,
+                variable=DIGITS_VARIABLE,
+                digits_regex=ANY_KEYS,
+                digit_timeout_ms=action.digit_timeout_ms,
+            )
+        return "bridge", self._bridge_target(action)
+
+    def _bridge_target(self, action: Bridge) -> str:
+        ticket = self.ticket
+        transfer = action.transfer
+        variables: list[tuple[str, str]] = [
+            ("origination_caller_id_number", ticket.caller),
+            ("originate_timeout", str(self.runner.settings.transfer_timeout_seconds)),
+            ("robocall_call_id", str(ticket.call_id)),
+            ("robocall_request_id", ticket.request_id),
+        ]
+        if transfer.kind is TransferKind.NUMBER:
+            # A transfer to a number takes a second line of the organization's.
+            variables.append(ticket.line_variable)
+        dial = self.runner.dial_plan.transfer(transfer)
+        return commands.channel_variables(variables) + dial
+
+    def _audio(self, step_id: str, message: Message) -> str:
+        greenlet = self.rendering.pop(step_id, None)
+        if greenlet is not None:
+            return str(greenlet.get())
+        return self.runner.prompts.audio(message, self.ticket.properties)
+
+    def _render_ahead(self) -> None:
+        """Start rendering what may play next, so no one hears dead air waiting for TTS."""
+        for upcoming in self.machine.upcoming_messages():
+            if upcoming.step_id not in self.rendering:
+                self.rendering[upcoming.step_id] = gevent.spawn(
+                    self.runner.prompts.audio, upcoming.message, self.ticket.properties
+                )
+
+    def _start_recording(self) -> None:
+        path = self.runner.settings.recordings_dir.resolve() / f"{self.ticket.call_id}.wav"
+        try:
+            self.runner.switch.execute(
+                self.ticket.channel_uuid, "record_session", str(path), self.runner.new_uuid()
+            )
+        except SwitchError as err:
+            log.warning("call %s: recording did not start: %s", self.ticket.call_id, err)
+
+    def _hangup(self, cause: str) -> None:
+        try:
+            self.runner.switch.hangup(self.ticket.channel_uuid, cause)
+        except SwitchError as err:
+            log.info("call %s: hangup: %s", self.ticket.call_id, err)
+
+    def _kill(self, cause: str) -> None:
+        with contextlib.suppress(SwitchError):
+            self.runner.switch.api(commands.uuid_kill(self.ticket.channel_uuid, cause))
+
+    # --- the end ------------------------------------------------------------------------------
+
+    def _finish(self) -> str:
+        ticket = self.ticket
+        now = self.runner.clock()
+        outcome = self.outcome
+        if outcome is None:
+            status = CallOutcome.COMPLETED if self.answered_at is not None else CallOutcome.FAILED
+        else:
+            status = outcome.status
+        duration = None if self.answered_at is None else max(0.0, now - self.answered_at)
+        self.runner.log_store.call_ended(
+            ticket.call_id,
+            status=status.value,
+            hangup_cause=self.hangup_cause or (outcome.cause if outcome else "") or "UNKNOWN",
+            ended_at=now,
+            duration_seconds=duration,
+        )
+        return status.value
+
+
+@dataclass(frozen=True)
+class _JobResult:
+    """The originate's BACKGROUND_JOB body, put on the call's own queue."""
+
+    body: str
