@@ -1,0 +1,96 @@
+"""The HTTP resources: thin — read the request, call validation and the store, shape the answer."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import falcon
+import orjson
+
+from robocall.api import views
+from robocall.api.schema import openapi_document, validate_call_request
+from robocall.errors import Conflict, InputError, PayloadTooLarge
+from robocall.flow.parse import parse_call_request
+from robocall.store.repo import Repo
+
+
+@dataclass
+class CallResource:
+    """``POST /v1/call``: validate, store atomically, answer the first page of the status."""
+
+    repo: Repo
+    languages: frozenset[str]
+    max_destinations: int
+    max_body_bytes: int
+
+    def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        body = self._read_json(req)
+        validate_call_request(body)
+        org_id = req.context.organization.id
+        body_hash = canonical_hash(body)
+        existing = self.repo.find_request(org_id, body["requestId"])
+        if existing is None:
+            # an identical retry skips re-checking 100,000 destinations: it passed before
+            request = parse_call_request(
+                body, languages=self.languages, max_destinations=self.max_destinations
+            )
+            call_flow_json = orjson.dumps(body["callFlow"]).decode()
+            self.repo.submit_request(
+                org_id, request, call_flow_json=call_flow_json, body_hash=body_hash
+            )
+        elif existing.body_hash != body_hash:
+            raise Conflict(f"requestId: {existing.request_id!r} was used with another body")
+        page = self.repo.request_status(org_id, body["requestId"], limit=views.DEFAULT_PAGE)
+        resp.media = views.status_body(page)
+
+    def _read_json(self, req: falcon.Request) -> Any:
+        # refuse by the declared length before reading a byte, and cap the read for bodies
+        # without one (chunked) or that lie about it
+        if req.content_length is not None and req.content_length > self.max_body_bytes:
+            raise PayloadTooLarge(_too_large(self.max_body_bytes))
+        data = req.bounded_stream.read(self.max_body_bytes + 1)
+        if len(data) > self.max_body_bytes:
+            raise PayloadTooLarge(_too_large(self.max_body_bytes))
+        if not data:
+            raise InputError("body", "is empty; send the call request as JSON")
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError as err:
+            raise InputError("body", f"is not valid JSON ({err})") from err
+
+
+@dataclass
+class StatusResource:
+    """``GET /v1/status/{requestId}``: the request, counts per call status, one page of calls."""
+
+    repo: Repo
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response, request_id: str) -> None:
+        limit = views.page_limit(req.get_param("limit"))
+        cursor = req.get_param("cursor")
+        after = views.decode_cursor(cursor) if cursor is not None else None
+        page = self.repo.request_status(
+            req.context.organization.id, request_id, limit=limit, after_call_id=after
+        )
+        resp.media = views.status_body(page)
+
+
+class OpenApiResource:
+    """``GET /v1/openapi.json``: the contract document requests are validated against."""
+
+    public = True
+
+    def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        resp.media = openapi_document()
+
+
+def canonical_hash(body: Any) -> str:
+    """SHA-256 of the body with sorted keys and no spacing: equal JSON, equal hash."""
+    return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _too_large(limit: int) -> str:
+    return f"body: larger than {limit} bytes; split the destinations over several requests"
+
