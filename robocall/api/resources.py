@@ -50,7 +50,7 @@ class CallResource:
         # without one (chunked) or that lie about it
         if req.content_length is not None and req.content_length > self.max_body_bytes:
             raise PayloadTooLarge(_too_large(self.max_body_bytes))
-        data = req.bounded_stream.read(self.max_body_bytes + 1)
+        data = _read_at_most(req, self.max_body_bytes + 1)
         if len(data) > self.max_body_bytes:
             raise PayloadTooLarge(_too_large(self.max_body_bytes))
         if not data:
@@ -89,6 +89,23 @@ class OpenApiResource:
 def canonical_hash(body: Any) -> str:
     """SHA-256 of the body with sorted keys and no spacing: equal JSON, equal hash."""
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _read_at_most(req: falcon.Request, limit: int) -> bytes:
+    """Up to ``limit`` bytes of the body, declared length or chunked."""
+    if req.content_length is not None:
+        return bytes(req.bounded_stream.read(min(limit, req.content_length)))
+    # chunked: Falcon's bounded stream reads nothing without a length; the server's input
+    # decodes the chunks, and may return fewer bytes than asked per read
+    parts: list[bytes] = []
+    received = 0
+    while received < limit:
+        part = req.stream.read(min(limit - received, 65536))
+        if not part:
+            break
+        parts.append(part)
+        received += len(part)
+    return b"".join(parts)
 
 
 def _too_large(limit: int) -> str:
