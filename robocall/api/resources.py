@@ -11,7 +11,7 @@ import orjson
 
 from robocall.api import views
 from robocall.api.schema import openapi_document, validate_call_request
-from robocall.errors import Conflict, InputError, PayloadTooLarge
+from robocall.errors import Conflict, InputError, NotFound, PayloadTooLarge
 from robocall.flow.parse import parse_call_request
 from robocall.store.repo import Repo
 
@@ -26,8 +26,9 @@ class CallResource:
     max_body_bytes: int
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
-        body = self._read_json(req)
-        validate_call_request(body)
+        raw = self._read_body(req)
+        body = _parse_json(raw)
+        validate_call_request(body, raw)
         org_id = req.context.organization.id
         body_hash = canonical_hash(body)
         existing = self.repo.find_request(org_id, body["requestId"])
@@ -45,7 +46,7 @@ class CallResource:
         page = self.repo.request_status(org_id, body["requestId"], limit=views.DEFAULT_PAGE)
         resp.media = views.status_body(page)
 
-    def _read_json(self, req: falcon.Request) -> Any:
+    def _read_body(self, req: falcon.Request) -> bytes:
         # refuse by the declared length before reading a byte, and cap the read for bodies
         # without one (chunked) or that lie about it
         if req.content_length is not None and req.content_length > self.max_body_bytes:
@@ -53,12 +54,7 @@ class CallResource:
         data = _read_at_most(req, self.max_body_bytes + 1)
         if len(data) > self.max_body_bytes:
             raise PayloadTooLarge(_too_large(self.max_body_bytes))
-        if not data:
-            raise InputError("body", "is empty; send the call request as JSON")
-        try:
-            return orjson.loads(data)
-        except orjson.JSONDecodeError as err:
-            raise InputError("body", f"is not valid JSON ({err})") from err
+        return data
 
 
 @dataclass
@@ -68,6 +64,8 @@ class StatusResource:
     repo: Repo
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, request_id: str) -> None:
+        if "\x00" in request_id:  # no stored requestId holds one (they are refused)
+            raise NotFound(f"no request {request_id!r}")
         limit = views.page_limit(req.get_param("limit"))
         cursor = req.get_param("cursor")
         after = views.decode_cursor(cursor) if cursor is not None else None
@@ -89,6 +87,15 @@ class OpenApiResource:
 def canonical_hash(body: Any) -> str:
     """SHA-256 of the body with sorted keys and no spacing: equal JSON, equal hash."""
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def _parse_json(data: bytes) -> Any:
+    if not data:
+        raise InputError("body", "is empty; send the call request as JSON")
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as err:
+        raise InputError("body", f"is not valid JSON ({err})") from err
 
 
 def _read_at_most(req: falcon.Request, limit: int) -> bytes:

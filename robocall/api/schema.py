@@ -43,8 +43,16 @@ def _validator(component: str) -> Any:
     return jsonschema_rs.validator_for(root)
 
 
-def validate_call_request(body: Any) -> None:
-    """Raise InputError naming the first fault if ``body`` breaks the CallRequest schema."""
+def validate_call_request(body: Any, raw: bytes = b"") -> None:
+    """Raise InputError naming the first fault if ``body`` breaks the CallRequest schema.
+
+    ``raw`` is the body's JSON text, to look for NUL characters cheaply: PostgreSQL cannot
+    store them in text, so they are refused on every database alike.
+    """
+    if b"\\u0000" in raw:  # rare: only then walk the body to name where
+        path = _nul_path(body, [])
+        if path is not None:
+            raise InputError(format_path(path), "text may not contain the NUL character")
     validator = _validator("CallRequest")
     if validator.is_valid(body):
         return
@@ -84,6 +92,24 @@ def _step_error(instance: Any, path: list[str | int], context: Sequence[Any]) ->
             f"{json.dumps(name)} is not one of play, gather, transfer",
         )
     return _input_error(context[_STEP_SCHEMAS[name]][0])
+
+
+def _nul_path(value: Any, path: list[str | int]) -> list[str | int] | None:
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if "\x00" in key:
+                return [*path, key.replace("\x00", "\\u0000")]
+            found = _nul_path(item, [*path, key])
+            if found is not None:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _nul_path(item, [*path, index])
+            if found is not None:
+                return found
+    return None
 
 
 def format_path(parts: Sequence[str | int]) -> str:

@@ -221,3 +221,17 @@ def test_a_key_over_its_rate_is_told_to_slow_down(start_api: Callable[..., Runni
     assert [a.status_code for a in answers] == [404, 404, 429]
     assert answers[2].json()["status"] == "error"
     assert answers[2].headers["Retry-After"] == "30"
+
+
+def test_text_with_a_nul_character_is_refused_on_every_database(api: RunningApi):
+    # PostgreSQL cannot store NUL in text; SQLite could, so the edge refuses it for both
+    body = seed_with("nul")
+    body["destinations"][1]["properties"]["name"] = "Al\x00ex"
+    assert _refused(api, body) == (
+        "destinations[1].properties.name: text may not contain the NUL character"
+    )
+
+
+def test_a_status_request_id_with_a_nul_character_is_not_found(api: RunningApi):
+    _, key = api.new_key()
+    assert api.status(key, "a\x00b").status_code == 404
