@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +29,10 @@ class CallResource:
     max_body_bytes: int
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
+        with _cyclic_gc_paused():
+            self._submit(req, resp)
+
+    def _submit(self, req: falcon.Request, resp: falcon.Response) -> None:
         raw = self._read_body(req)
         body = _parse_json(raw)
         validate_call_request(body, raw)
@@ -82,6 +89,32 @@ class OpenApiResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.media = openapi_document()
+
+
+_gc_pauses = 0
+
+
+@contextmanager
+def _cyclic_gc_paused() -> Iterator[None]:
+    """Hold off the cyclic garbage collector while a request is ingested.
+
+    A 100,000-destination body is a million new objects; the collector, triggered every 700
+    allocations, rescans them again and again: 0.36 s of a 0.5 s parse here, 0.14 s without.
+    Nothing ingest builds is cyclic; reference counting frees it all, and the collector runs
+    again as soon as the last concurrent ingest ends.
+    """
+    global _gc_pauses
+    if _gc_pauses == 0 and not gc.isenabled():
+        yield  # someone else turned it off; not ours to turn back on
+        return
+    _gc_pauses += 1
+    gc.disable()
+    try:
+        yield
+    finally:
+        _gc_pauses -= 1
+        if _gc_pauses == 0:
+            gc.enable()
 
 
 def canonical_hash(body: Any) -> str:

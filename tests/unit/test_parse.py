@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from robocall.errors import InputError
-from robocall.flow.model import Gather, Gender, Play, Transfer, TransferKind
+from robocall.flow.model import Destination, Gather, Gender, Play, Transfer, TransferKind
 from robocall.flow.parse import parse_call_flow, parse_call_request
 
 SEED = json.loads((Path(__file__).parents[1] / "support" / "seed_example_request.json").read_text())
@@ -129,3 +129,14 @@ def test_depth_is_counted_through_branches():
         _parse(body)
     body["callFlow"] = flow["steps"][0]["branches"][0]["callFlow"]  # 10 levels
     assert _parse(body).call_flow.steps[0].name == "gather"
+
+
+def test_parsed_destinations_equal_ones_built_the_usual_way():
+    # parse fills Destination instances directly for speed; they must be the same values
+    parsed = _parse(_seed()).destinations[0]
+    built = Destination(phone="+84917660247", caller="+6582674904",
+                        properties=SEED["destinations"][0]["properties"])
+    assert parsed == built
+    assert type(parsed) is Destination
+    with pytest.raises(AttributeError):
+        parsed.phone = "+1"  # type: ignore[misc]  # still frozen
