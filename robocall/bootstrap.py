@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import falcon
 
@@ -42,7 +43,7 @@ class Api:
     """The running parts of the API: its store and its WSGI app."""
 
     repo: Repo
-    app: falcon.App
+    app: falcon.App[Any, Any]
 
 
 def open_repo(

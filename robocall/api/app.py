@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import falcon
 
 from robocall.api import errors
@@ -17,7 +19,7 @@ def create_app(
     max_destinations: int,
     max_body_bytes: int,
     limiter: RateLimiter,
-) -> falcon.App:
+) -> falcon.App[Any, Any]:
     """A WSGI app serving the Robo call API over ``repo``.
 
     ``languages`` are those the TTS engines speak (``lang`` is checked against them);

@@ -34,7 +34,7 @@ def status_for(error: errors.RobocallError) -> int:
     return 500
 
 
-def install(app: falcon.App) -> None:
+def install(app: falcon.App[Any, Any]) -> None:
     """Register the handlers on ``app`` (the most specific class wins in Falcon)."""
     app.add_error_handler(Exception, _unexpected)
     app.add_error_handler(falcon.HTTPError, _falcon_error)

@@ -19,7 +19,7 @@ from robocall.errors import ConfigError
 log = logging.getLogger(__name__)
 
 
-class NoDelayWSGIServer(pywsgi.WSGIServer):
+class NoDelayWSGIServer(pywsgi.WSGIServer):  # type: ignore[misc]  # gevent is untyped
     """``pywsgi.WSGIServer`` that disables Nagle on each connection it accepts."""
 
     def handle(self, sock: socket.socket, address: Any) -> None:

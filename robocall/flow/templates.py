@@ -65,7 +65,7 @@ class MessageTemplate:
         if not self.names:
             return self.text
         try:
-            return _compiled(self.text).render(**properties)
+            return str(_compiled(self.text).render(**properties))
         except UndefinedError as err:
             raise InputError("", f"placeholder missing: {err.message}") from err
 

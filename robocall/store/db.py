@@ -35,19 +35,20 @@ def open_database(url: str) -> peewee.Database:
         if not path:
             raise ConfigError(f"{url}: a SQLite URL needs a file path (sqlite:///robocall.db)")
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        return PooledSqliteDatabase(
+        sqlite: peewee.Database = PooledSqliteDatabase(
             path,
             pragmas=SQLITE_PRAGMAS,
             max_connections=POOL_SIZE,
             stale_timeout=POOL_STALE_SECONDS,
             check_same_thread=False,
         )
+        return sqlite
     if parts.scheme in ("postgresql", "postgres"):
         _make_psycopg_cooperative()
         name = unquote(parts.path.lstrip("/"))
         if not name:
             raise ConfigError(f"{url}: a PostgreSQL URL needs a database name")
-        return PooledPostgresqlDatabase(
+        postgresql: peewee.Database = PooledPostgresqlDatabase(
             name,
             host=parts.hostname or "127.0.0.1",
             port=parts.port or 5432,
@@ -56,6 +57,7 @@ def open_database(url: str) -> peewee.Database:
             max_connections=POOL_SIZE,
             stale_timeout=POOL_STALE_SECONDS,
         )
+        return postgresql
     raise ConfigError(f"{url}: the database URL must start with sqlite:// or postgresql://")
 
 

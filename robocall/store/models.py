@@ -8,19 +8,20 @@ rebinding the other's tables. Only ``robocall.store.repo`` and the migrations us
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import peewee
 
 
 @dataclass(frozen=True)
 class Tables:
-    """The model classes of one database."""
+    """The model classes of one database (typed Any: peewee builds their fields at run time)."""
 
-    organization: type[peewee.Model]
-    api_key: type[peewee.Model]
-    call_request: type[peewee.Model]
-    call: type[peewee.Model]
-    request_count: type[peewee.Model]
+    organization: Any
+    api_key: Any
+    call_request: Any
+    call: Any
+    request_count: Any
 
     def all(self) -> list[type[peewee.Model]]:
         return [self.organization, self.api_key, self.call_request, self.call, self.request_count]

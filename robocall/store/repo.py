@@ -67,8 +67,8 @@ class Repo:
         return self._db
 
     def close(self) -> None:
-        """Close every pooled connection."""
-        self._db.close_all()
+        """Close every pooled connection (or the one connection of an unpooled database)."""
+        getattr(self._db, "close_all", self._db.close)()
 
     # --- organizations and keys ---------------------------------------------------------------
 
