@@ -9,7 +9,7 @@ languages and the limits are arguments.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from robocall.errors import InputError
@@ -34,14 +34,29 @@ from robocall.flow.templates import MessageTemplate, compile_template
 
 _new_destination = object.__new__
 MAX_FLOW_DEPTH = 10
+PAUSE_EVERY = 10_000  # destinations between two calls of ``pause``
+
+
+def _no_pause() -> None:
+    return None
+
+
 MAX_MESSAGE_CHARS = 1000
 EXTENSION_PREFIX = "Ext:"
 
 
 def parse_call_request(
-    body: Mapping[str, Any], *, languages: Iterable[str], max_destinations: int
+    body: Mapping[str, Any],
+    *,
+    languages: Iterable[str],
+    max_destinations: int,
+    pause: Callable[[], None] = _no_pause,
 ) -> CallRequest:
-    """Check a schema-valid request body's meaning and return it as a ``CallRequest``."""
+    """Check a schema-valid request body's meaning and return it as a ``CallRequest``.
+
+    ``pause`` is called after every ``PAUSE_EVERY`` destinations: the caller's chance to let
+    others run (the API passes a yield to the gevent hub) without this module doing I/O.
+    """
     raw_destinations: Sequence[Mapping[str, Any]] = body["destinations"]
     if len(raw_destinations) > max_destinations:
         raise InputError(
@@ -50,11 +65,14 @@ def parse_call_request(
         )
     templates: list[tuple[str, MessageTemplate]] = []
     call_flow = _parse_flow(body["callFlow"], "callFlow", 1, frozenset(languages), templates)
-    destinations = tuple(_destination(raw) for raw in raw_destinations)
-    check_placeholders(destinations, templates)
+    destinations: list[Destination] = []
+    for start in range(0, len(raw_destinations), PAUSE_EVERY):
+        destinations += map(_destination, raw_destinations[start:start + PAUSE_EVERY])
+        pause()
+    check_placeholders(destinations, templates, pause=pause)
     return CallRequest(
         request_id=body["requestId"],
-        destinations=destinations,
+        destinations=tuple(destinations),
         call_flow=call_flow,
         enable_call_recording=bool(body.get("enableCallRecording", False)),
     )
@@ -66,7 +84,10 @@ def parse_call_flow(raw: Mapping[str, Any], *, languages: Iterable[str]) -> Call
 
 
 def check_placeholders(
-    destinations: Sequence[Destination], templates: Sequence[tuple[str, MessageTemplate]]
+    destinations: Sequence[Destination],
+    templates: Sequence[tuple[str, MessageTemplate]],
+    *,
+    pause: Callable[[], None] = _no_pause,
 ) -> None:
     """Every destination fills every placeholder, and no filled message exceeds the limit."""
     with_names = [(path, template) for path, template in templates if template.names]
@@ -80,6 +101,8 @@ def check_placeholders(
         max(template.names.count(name) for name in template.names) for _, template in with_names
     )
     for index, destination in enumerate(destinations):
+        if index % PAUSE_EVERY == PAUSE_EVERY - 1:
+            pause()
         properties = destination.properties
         if not needed <= properties.keys():
             _raise_missing(index, properties, with_names)

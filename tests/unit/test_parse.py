@@ -140,3 +140,16 @@ def test_parsed_destinations_equal_ones_built_the_usual_way():
     assert type(parsed) is Destination
     with pytest.raises(AttributeError):
         parsed.phone = "+1"  # type: ignore[misc]  # still frozen
+
+
+def test_a_large_request_pauses_between_chunks_of_destinations():
+    # given a request of 25,000 destinations and a pause that counts its calls
+    body = _seed()
+    body["destinations"] = body["destinations"] * 12_500
+    pauses: list[int] = []
+    # when it is parsed
+    request = parse_call_request(body, languages=LANGUAGES, max_destinations=100_000,
+                                 pause=lambda: pauses.append(1))
+    # then the caller got its chance to run others several times along the way
+    assert len(request.destinations) == 25_000
+    assert len(pauses) >= 4
