@@ -1,0 +1,44 @@
+"""The Falcon application factory: routes, authentication, error mapping. No globals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import falcon
+
+from robocall.api import errors
+from robocall.api.auth import AuthMiddleware, RateLimiter
+from robocall.api.resources import CallResource, OpenApiResource, StatusResource
+from robocall.store.repo import Repo
+
+
+def create_app(
+    *,
+    repo: Repo,
+    languages: frozenset[str],
+    max_destinations: int,
+    max_body_bytes: int,
+    limiter: RateLimiter,
+) -> falcon.App[Any, Any]:
+    """A WSGI app serving the Robo call API over ``repo``.
+
+    ``languages`` are those the TTS engines speak (``lang`` is checked against them);
+    ``limiter`` holds the per-key request budget.
+    """
+    app = falcon.App(
+        middleware=[AuthMiddleware(organization_for_key=repo.organization_for_key, limiter=limiter)]
+    )
+    app.req_options.strip_url_path_trailing_slash = True
+    app.add_route(
+        "/v1/call",
+        CallResource(
+            repo=repo,
+            languages=languages,
+            max_destinations=max_destinations,
+            max_body_bytes=max_body_bytes,
+        ),
+    )
+    app.add_route("/v1/status/{request_id}", StatusResource(repo=repo))
+    app.add_route("/v1/openapi.json", OpenApiResource())
+    errors.install(app)
+    return app

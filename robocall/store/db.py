@@ -1,0 +1,73 @@
+"""One database URL -> a peewee database: ``sqlite:///path`` (default) or ``postgresql://...``.
+
+SQLite runs in WAL mode with ``synchronous=FULL``: the commit that marks a call ``dialing``
+before its originate is sent must survive a power cut (DESIGN "Reliability"); a busy timeout
+lets a second process (the CLI) wait for the server's write. PostgreSQL under gevent needs
+psycogreen, or every query blocks the whole hub (DESIGN facts).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import peewee
+from playhouse.pool import PooledPostgresqlDatabase, PooledSqliteDatabase
+
+from robocall.errors import ConfigError
+
+SQLITE_PRAGMAS = (
+    ("journal_mode", "wal"),
+    ("synchronous", "full"),
+    ("busy_timeout", 5000),
+    ("foreign_keys", 1),
+)
+POOL_SIZE = 32
+POOL_STALE_SECONDS = 300
+
+
+def open_database(url: str) -> peewee.Database:
+    """A pooled peewee database for ``url`` (nothing is connected until first use)."""
+    parts = urlsplit(url)
+    if parts.scheme == "sqlite":
+        # sqlite:///relative/path and sqlite:////absolute/path, as SQLAlchemy and peewee read them
+        path = unquote(parts.path[1:] if parts.path.startswith("/") else parts.path)
+        if not path:
+            raise ConfigError(f"{url}: a SQLite URL needs a file path (sqlite:///robocall.db)")
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        sqlite: peewee.Database = PooledSqliteDatabase(
+            path,
+            pragmas=SQLITE_PRAGMAS,
+            max_connections=POOL_SIZE,
+            stale_timeout=POOL_STALE_SECONDS,
+            check_same_thread=False,
+        )
+        return sqlite
+    if parts.scheme in ("postgresql", "postgres"):
+        _make_psycopg_cooperative()
+        name = unquote(parts.path.lstrip("/"))
+        if not name:
+            raise ConfigError(f"{url}: a PostgreSQL URL needs a database name")
+        postgresql: peewee.Database = PooledPostgresqlDatabase(
+            name,
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or 5432,
+            user=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            max_connections=POOL_SIZE,
+            stale_timeout=POOL_STALE_SECONDS,
+        )
+        return postgresql
+    raise ConfigError(f"{url}: the database URL must start with sqlite:// or postgresql://")
+
+
+def is_postgresql(database: peewee.Database) -> bool:
+    """Whether ``database`` is PostgreSQL (else SQLite)."""
+    return isinstance(database, peewee.PostgresqlDatabase)
+
+
+def _make_psycopg_cooperative() -> None:
+    # psycogreen installs a wait callback so psycopg2 waits on the gevent hub, not the OS
+    from psycogreen.gevent import patch_psycopg
+
+    patch_psycopg()

@@ -1,0 +1,106 @@
+"""Schema versions: a ``schema_version`` table and an ordered list of migrations.
+
+Run on start (``robocall serve``) or by ``robocall migrate``. Each migration runs in its own
+transaction with its version row, so a failed one leaves the schema at the last good version.
+On PostgreSQL an advisory lock keeps two nodes starting at once from migrating twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import peewee
+
+from robocall.errors import StoreError
+from robocall.store.db import is_postgresql
+from robocall.store.models import Tables, bind_models
+
+MIGRATION_LOCK_KEY = 0x726F626F  # "robo": any constant all robocall nodes share
+
+
+# Counting 100,000 calls by status on every poll costs tens of milliseconds; a trigger keeps
+# request_counts exact whichever module changes a call's status, at one upsert per change.
+_SQLITE_COUNT_TRIGGER = """
+CREATE TRIGGER calls_status_count AFTER UPDATE OF status ON calls
+WHEN OLD.status <> NEW.status
+BEGIN
+    UPDATE request_counts SET count = count - 1
+        WHERE request_seq = OLD.request_seq AND status = OLD.status;
+    INSERT INTO request_counts (request_seq, status, count) VALUES (NEW.request_seq, NEW.status, 1)
+        ON CONFLICT (request_seq, status) DO UPDATE SET count = count + 1;
+END
+"""
+_POSTGRESQL_COUNT_FUNCTION = """
+CREATE FUNCTION calls_status_count() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE request_counts SET count = count - 1
+        WHERE request_seq = OLD.request_seq AND status = OLD.status;
+    INSERT INTO request_counts (request_seq, status, count) VALUES (NEW.request_seq, NEW.status, 1)
+        ON CONFLICT (request_seq, status) DO UPDATE SET count = request_counts.count + 1;
+    RETURN NEW;
+END
+$$
+"""
+_POSTGRESQL_COUNT_TRIGGER = """
+CREATE TRIGGER calls_status_count AFTER UPDATE OF status ON calls
+FOR EACH ROW WHEN (OLD.status IS DISTINCT FROM NEW.status)
+EXECUTE FUNCTION calls_status_count()
+"""
+
+
+def _v1_initial(database: peewee.Database, tables: Tables) -> None:
+    database.create_tables(tables.all(), safe=False)
+    if is_postgresql(database):
+        database.execute_sql(_POSTGRESQL_COUNT_FUNCTION)
+        database.execute_sql(_POSTGRESQL_COUNT_TRIGGER)
+    else:
+        database.execute_sql(_SQLITE_COUNT_TRIGGER)
+
+
+# (version, what it does, how); append only — a released migration never changes
+MIGRATIONS: tuple[tuple[int, str, Callable[[peewee.Database, Tables], None]], ...] = (
+    (1, "organizations, api keys, call requests, calls", _v1_initial),
+)
+
+
+def current_version(database: peewee.Database) -> int:
+    """The schema version ``database`` is at (0 for an empty database)."""
+    if not database.table_exists("schema_version"):
+        return 0
+    row = database.execute_sql("SELECT MAX(version) FROM schema_version").fetchone()
+    return int(row[0] or 0)
+
+
+def migrate(database: peewee.Database) -> list[int]:
+    """Apply every migration newer than the database's version; return the versions applied."""
+    tables = bind_models(database)
+    applied: list[int] = []
+    try:
+        with database.connection_context():
+            with database.atomic():
+                if is_postgresql(database):
+                    database.execute_sql("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
+                database.execute_sql(
+                    "CREATE TABLE IF NOT EXISTS schema_version "
+                    "(version INTEGER PRIMARY KEY, description TEXT NOT NULL,"
+                    " applied_at TEXT NOT NULL)"
+                )
+            for version, description, apply in MIGRATIONS:
+                with database.atomic():
+                    if is_postgresql(database):
+                        database.execute_sql(
+                            "SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,)
+                        )
+                    if version <= current_version(database):
+                        continue
+                    apply(database, tables)
+                    database.execute_sql(
+                        "INSERT INTO schema_version (version, description, applied_at) "
+                        f"VALUES ({database.param}, {database.param}, {database.param})",
+                        (version, description, datetime.now(UTC).isoformat()),
+                    )
+                    applied.append(version)
+    except peewee.PeeweeException as err:
+        raise StoreError(f"migration failed: {err}") from err
+    return applied

@@ -1,0 +1,72 @@
+"""What the store hands out: plain frozen values, never live model rows."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class RequestStatus(StrEnum):
+    SUBMITTED = "submitted"
+    ON_PROGRESS = "onProgress"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+class CallStatus(StrEnum):
+    QUEUED = "queued"
+    DIALING = "dialing"
+    ON_PROGRESS = "onProgress"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True)
+class Organization:
+    id: str
+    name: str
+    max_concurrent_calls: int
+    cps: float
+    line_variable: str
+    line_value: str
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    seq: int  # the submission sequence (FIFO order across requests)
+    org_id: str
+    request_id: str
+    body_hash: str
+    status: RequestStatus
+    total: int
+    enable_call_recording: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    id: int
+    request_id: str
+    position: int
+    phone: str
+    caller: str
+    status: CallStatus
+    hangup_cause: str | None
+    answered_at: datetime | None
+    duration_seconds: float | None
+    steps: list[dict[str, Any]]
+    monitor: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class StatusPage:
+    """A request, its call counts per status, and one page of its calls."""
+
+    request: RequestRecord
+    counts: Mapping[str, int]
+    calls: list[CallRecord] = field(default_factory=list)
+    next_after_id: int | None = None  # the last call id of this page if more follow

@@ -1,0 +1,3 @@
+"""Fixtures shared by the integration tests (defined in ``tests.support``, exposed here)."""
+
+from tests.support.api_server import api, database_url, repo, start_api  # noqa: F401

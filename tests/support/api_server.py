@@ -1,0 +1,117 @@
+"""Fixtures for storage and API tests: the same suite on SQLite and on PostgreSQL.
+
+Test modules import the fixtures they use from here (``from tests.support.api_server import
+...``). PostgreSQL is the server at ``ROBOCALL_TEST_PG`` (default ``127.0.0.1:5432``, user
+postgres, trust auth); each test session creates a uniquely named database and drops it at
+the end. The API runs for real: gevent's WSGI server on 127.0.0.1, port 0, spoken to over HTTP.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg2
+import pytest
+import requests
+
+from robocall import bootstrap
+from robocall.api.auth import API_KEY_HEADER
+from robocall.api.server import make_server
+from robocall.config import Settings
+from robocall.store.db import open_database
+from robocall.store.migrations import migrate
+from robocall.store.repo import Repo
+
+TEST_LANGUAGES = frozenset({"en", "vi"})
+PG_ADDRESS = os.environ.get("ROBOCALL_TEST_PG", "127.0.0.1:5432")
+
+
+def _admin_connection() -> Any:
+    host, _, port = PG_ADDRESS.partition(":")
+    connection = psycopg2.connect(host=host, port=int(port or 5432), user="postgres",
+                                  dbname="postgres", connect_timeout=5)
+    connection.autocommit = True
+    return connection
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+                 ) -> Iterator[str]:
+    """A fresh, empty database for this session, on each backend in turn."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'robocall.db'}"
+        return
+    name = f"robocall_test_{os.getpid()}_{secrets.token_hex(4)}"
+    admin = _admin_connection()
+    with admin.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql://postgres@{PG_ADDRESS}/{name}"
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+@pytest.fixture(scope="session")
+def repo(database_url: str) -> Iterator[Repo]:
+    """The repository over the session's database, migrated."""
+    database = open_database(database_url)
+    migrate(database)
+    store = Repo(database)
+    yield store
+    store.close()
+
+
+@dataclass
+class RunningApi:
+    """A live API server and a client that speaks to it."""
+
+    base_url: str
+    repo: Repo
+
+    def url(self, path: str) -> str:
+        return f"{self.base_url}{path}"
+
+    def new_key(self, lines: int = 4) -> tuple[str, str]:
+        """A new organization and a key for it: ``(org_id, key)``."""
+        org = bootstrap.create_organization(self.repo, f"org {secrets.token_hex(3)}", lines=lines)
+        return org.id, bootstrap.create_api_key(self.repo, org.id)
+
+    def post_call(self, key: str, body: Any, **kwargs: Any) -> requests.Response:
+        return requests.post(self.url("/v1/call"), json=body, headers={API_KEY_HEADER: key},
+                             timeout=60, **kwargs)
+
+    def status(self, key: str, request_id: str, **params: Any) -> requests.Response:
+        return requests.get(self.url(f"/v1/status/{request_id}"), params=params,
+                            headers={API_KEY_HEADER: key}, timeout=60)
+
+
+@pytest.fixture
+def start_api(repo: Repo) -> Iterator[Callable[..., RunningApi]]:
+    """Start the real API (optionally with settings overrides); stopped after the test."""
+    servers = []
+
+    def start(*, monotonic: Callable[[], float] | None = None, **overrides: Any) -> RunningApi:
+        settings = Settings().with_overrides(**overrides)
+        extra = {"monotonic": monotonic} if monotonic is not None else {}
+        api = bootstrap.build_api(settings, languages=TEST_LANGUAGES, repo=repo, **extra)
+        server = make_server(api.app, "127.0.0.1:0")
+        server.start()
+        servers.append(server)
+        host, port = server.address[:2]
+        return RunningApi(base_url=f"http://{host}:{port}", repo=repo)
+
+    yield start
+    for server in servers:
+        server.stop(timeout=2)
+
+
+@pytest.fixture
+def api(start_api: Callable[..., RunningApi]) -> RunningApi:
+    """The API with default settings."""
+    return start_api()
