@@ -174,6 +174,7 @@ class FrameParser:
                         raise ProtocolError(
                             f"no end of headers within {self._max_header_bytes} bytes"
                         )
+                    _check_first_line(buffer, position)
                     break
                 if end - position > self._max_header_bytes:
                     raise ProtocolError(f"header block over {self._max_header_bytes} bytes")
@@ -210,6 +211,15 @@ def _parse_outer_headers(block: bytes) -> dict[str, str]:
     if "Content-Type" not in headers:
         raise ProtocolError(f"frame without Content-Type: {text[:120]!r}")
     return headers
+
+
+def _check_first_line(buffer: bytearray, position: int) -> None:
+    """Refuse a stream that is not ESL as soon as its first line is in, not at the header limit."""
+    line_end = buffer.find(b"\n", position)
+    if line_end >= 0:
+        name, separator, _ = bytes(buffer[position:line_end]).partition(b": ")
+        if not separator or not name:
+            raise ProtocolError(f"not a header line: {bytes(buffer[position:line_end])[:80]!r}")
 
 
 def _content_length(headers: Mapping[str, str], max_body_bytes: int) -> int:

@@ -246,3 +246,9 @@ def test_a_partial_frame_waits_for_the_rest() -> None:
     assert parser.feed(b"Content-Type: api/response\nContent-Length: 5\n\n+OK") == []
     (frame,) = parser.feed(b"\n\n")
     assert frame.text == "+OK\n\n"
+
+
+def test_a_stream_that_is_not_esl_fails_at_its_first_line() -> None:
+    # given an HTTP answer, whose CRLF lines never give an ESL end of headers
+    with pytest.raises(ProtocolError):
+        FrameParser().feed(b"HTTP/1.1 400 Bad Request\r\nServer: x\r\n")
