@@ -160,9 +160,20 @@ class EslClient:
         if self._closed:
             raise SwitchDisconnected("client is closed")
         if self._supervisor is not None:
-            raise SwitchError("connect() was already called")
+            raise SwitchError("the client was already started")
         connection = self._open()
         self._supervisor = gevent.spawn(self._supervise, connection)
+
+    def start(self) -> None:
+        """Connect in the background, retrying with backoff until FreeSWITCH is reachable.
+
+        For a process that must come up before its switch does; :meth:`wait_connected` or
+        ``on_connected`` tell when it is up."""
+        if self._closed:
+            raise SwitchDisconnected("client is closed")
+        if self._supervisor is not None:
+            raise SwitchError("the client was already started")
+        self._supervisor = gevent.spawn(self._supervise, None)
 
     @property
     def connected(self) -> bool:
@@ -236,27 +247,37 @@ class EslClient:
             pending.extend(parser.feed(data))
         return pending.popleft()
 
-    def _supervise(self, connection: _Connection) -> None:
-        backoff = self.backoff_initial
+    def _supervise(self, connection: _Connection | None) -> None:
+        """Keep a connection up until close(): announce it, wait for its end, reconnect."""
+        first_delay = 0.0  # start(): the first attempt is immediate
         while True:
+            if connection is None:
+                connection = self._reconnect(first_delay)
+                if connection is None:
+                    return
             self._notify(self._on_connected, "on_connected")
             connection.closed.wait()
             self._notify(self._on_disconnected, "on_disconnected")
-            while not self._closed:
-                gevent.sleep(backoff)
-                if self._closed:
-                    return
-                try:
-                    connection = self._open()
-                except SwitchError as err:
-                    backoff = min(backoff * 2, self.backoff_max)
-                    log.warning("reconnect to %s:%s failed: %s", self.host, self.port, err)
-                    continue
-                backoff = self.backoff_initial
-                log.info("reconnected to FreeSWITCH at %s:%s", self.host, self.port)
+            connection = None
+            first_delay = self.backoff_initial
+
+    def _reconnect(self, delay: float) -> _Connection | None:
+        """Open a connection, retrying with exponential backoff; None once the client is closed."""
+        backoff = self.backoff_initial
+        while not self._closed:
+            if delay:
+                gevent.sleep(delay)
+            if self._closed:
                 break
-            else:
-                return
+            try:
+                connection = self._open()
+            except SwitchError as err:
+                log.warning("connecting to %s:%s failed: %s", self.host, self.port, err)
+                delay, backoff = backoff, min(backoff * 2, self.backoff_max)
+                continue
+            log.info("connected to FreeSWITCH at %s:%s", self.host, self.port)
+            return connection
+        return None
 
     def _notify(self, callback: Callable[[EslClient], None] | None, what: str) -> None:
         if callback is None or self._closed:

@@ -307,3 +307,44 @@ def test_close_stops_for_good(lifecycle: Lifecycle, connected: tuple[EslClient, 
     with pytest.raises(SwitchDisconnected):
         client.api("status")
     assert lifecycle.calls == ["connected"]
+
+
+def test_a_refused_reconnect_is_retried_with_backoff(
+    switch: ScriptedSwitch, lifecycle: Lifecycle, connected: tuple[EslClient, Peer]
+) -> None:
+    # given a dropped connection
+    client, peer = connected
+    peer.close()
+
+    # when the first reconnect is refused (the switch restarted with its ESL not ready)
+    switch.next_peer().handshake(password="not-yet")
+
+    # then the client tries again and gets in
+    reconnect(switch, lifecycle, client)
+    assert len(switch.accepted) == 3
+
+
+def test_start_connects_once_the_switch_answers(
+    switch: ScriptedSwitch, lifecycle: Lifecycle
+) -> None:
+    # given a client started while the switch still refuses it
+    client = EslClient(
+        "127.0.0.1",
+        switch.port,
+        "ClueCon",
+        on_connected=lifecycle.connected,
+        **FAST,  # type: ignore[arg-type]
+    )
+    client.start()
+    try:
+        refused = switch.next_peer()
+        assert refused.handshake(password="not-yet") == [b"auth ClueCon\n\n"]
+
+        # when the switch accepts the next attempt
+        switch.next_peer().handshake()
+
+        # then the client is connected and announced it
+        client.wait_connected(timeout=5)
+        lifecycle.wait_for(["connected"])
+    finally:
+        client.close()
