@@ -321,3 +321,63 @@ def test_a_released_channel_gets_no_more_events(connected: tuple[EslClient, Peer
     assert client.api("status") == "ok"
     assert [event.unique_id for event in seen] == ["call-a"]
     assert queue.empty()
+
+
+def _issue(client: EslClient, sent: bytes) -> gevent.Greenlet:
+    """Send one recorded command through the client's own API, in a greenlet of its own."""
+    lines = sent.decode().rstrip("\n").split("\n")
+    verb, _, rest = lines[0].partition(" ")
+    fields = dict(line.split(": ", 1) for line in lines[1:])
+    if verb == "api":
+        return gevent.spawn(client.api, rest)
+    if verb == "bgapi":
+        return gevent.spawn(lambda: client.bgapi(rest, fields["Job-UUID"]).wait(timeout=5))
+    if fields["call-command"] == "hangup":
+        return gevent.spawn(client.hangup, rest, fields["hangup-cause"])
+    return gevent.spawn(
+        lambda: client.execute(
+            rest,
+            fields["execute-app-name"],
+            fields["execute-app-arg"],
+            fields["Event-UUID"],
+            event_lock="event-lock" in fields,
+        ).wait(timeout=5)
+    )
+
+
+def test_a_recorded_pipelined_session_replays_through_the_client(
+    connected: tuple[EslClient, Peer],
+) -> None:
+    # given the recorded session in which commands were written back to back (cases 3 and 4)
+    client, peer = connected
+    recording = transcripts.load("esl-pipelined-commands.txt")
+    start = next(i for i, item in enumerate(recording.items) if b"msleep 3000" in item.raw) - 1
+    items = [i for i in recording.items[start:] if i.raw != b"exit\n\n"]
+    items = items[: next(n for n, i in enumerate(items) if b"+OK bye" in i.raw)]
+    calls = {"60291065-f067-4c03-9890-339c7b6aae33", "d3111d08-baf5-49ed-ab53-dcb0d53e019c"}
+    queues = {call: client.channel_queue(call) for call in calls}
+
+    # when the client sends the same commands at once and the switch answers as it did
+    issued = [_issue(client, item.raw) for item in items if isinstance(item, transcripts.Sent)]
+
+    def play_switch() -> None:
+        for item in items:
+            if isinstance(item, transcripts.Sent):
+                assert peer.read_command() == item.raw
+            else:
+                peer.send(item.raw)
+
+    gevent.spawn(play_switch).get(timeout=10)
+
+    # then every command got its own recorded outcome, in order
+    outcomes = [greenlet.get(timeout=5) for greenlet in issued]
+    assert outcomes[0] == "+OK 60291065-f067-4c03-9890-339c7b6aae33\n"  # bgapi originate
+    assert outcomes[1:3] == ["+OK", "\n0 total.\n"]  # api msleep, api show channels count
+    assert outcomes[3] == "+OK d3111d08-baf5-49ed-ab53-dcb0d53e019c\n"
+    assert outcomes[4].get("Application-Response") == "FILE PLAYED"  # the playback's complete
+    assert outcomes[5] == "org-test"  # uuid_getvar accountcode
+    assert outcomes[6] is None  # hangup: +OK
+    # and each call's queue holds its recorded events, from CHANNEL_CREATE to CHANNEL_DESTROY
+    for queue in queues.values():
+        names = [queue.get(timeout=5).name for _ in range(queue.qsize())]
+        assert names[0] == "CHANNEL_CREATE" and names[-1] == "CHANNEL_DESTROY"
