@@ -71,6 +71,7 @@ def test_answered_call_parks_plays_and_hangs_up(
     assert "CHANNEL_ANSWER" in [event.name for event in seen]
     assert park.get("variable_robocall_call_id") == f"c-{call[:8]}"
     assert park.get("variable_accountcode") == "org-lab"
+    assert call in [row["uuid"] for row in lab_client.show_channels()]
 
     # and a tone and a silence play to their end, each found by its own Event-UUID
     tone = lab_client.execute(call, "playback", "tone_stream://%(500,0,440)")
