@@ -56,6 +56,15 @@ def wait_for(
                 return event, seen
 
 
+def listed_eventually(client: EslClient, call: str, attempts: int = 50) -> bool:
+    """Whether ``show channels`` lists the call within ``attempts`` tries 0.1 s apart."""
+    for _ in range(attempts):
+        if call in [row["uuid"] for row in client.show_channels()]:
+            return True
+        gevent.sleep(0.1)
+    return False
+
+
 def test_answered_call_parks_plays_and_hangs_up(
     lab_client: EslClient, sipp: Callable[[str], int]
 ) -> None:
@@ -71,7 +80,8 @@ def test_answered_call_parks_plays_and_hangs_up(
     assert "CHANNEL_ANSWER" in [event.name for event in seen]
     assert park.get("variable_robocall_call_id") == f"c-{call[:8]}"
     assert park.get("variable_accountcode") == "org-lab"
-    assert call in [row["uuid"] for row in lab_client.show_channels()]
+    # `show channels` reads FreeSWITCH's core db, written after the events (~0.1 s here)
+    assert listed_eventually(lab_client, call)
 
     # and a tone and a silence play to their end, each found by its own Event-UUID
     tone = lab_client.execute(call, "playback", "tone_stream://%(500,0,440)")
