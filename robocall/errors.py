@@ -74,6 +74,10 @@ class SwitchDisconnected(SwitchError):
     """The Event Socket connection is gone; pending commands fail with this."""
 
 
+class SwitchNotConnected(SwitchDisconnected):
+    """There is no Event Socket connection: the command was never sent."""
+
+
 class SwitchTimeout(SwitchError):
     """FreeSWITCH did not answer a command within its deadline."""
 

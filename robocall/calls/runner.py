@@ -46,8 +46,8 @@ from robocall.flow.actions import (
 )
 from robocall.flow.compile import Program
 from robocall.flow.events import (
-    BridgeFinished,
     Bridged,
+    BridgeFinished,
     CallAnswered,
     CalleeHungUp,
     CallFailed,
@@ -58,6 +58,7 @@ from robocall.flow.events import (
 )
 from robocall.flow.machine import Machine
 from robocall.flow.model import Message, TransferKind
+from robocall.store.records import CallTicket
 
 log = logging.getLogger(__name__)
 
@@ -79,21 +80,6 @@ _BRIDGE_OUTCOMES = {
 
 # A failed originate's "-ERR CAUSE" when the switch never created the channel.
 _UNREACHED_CAUSE = "NORMAL_TEMPORARY_FAILURE"
-
-
-@dataclass(frozen=True)
-class CallTicket:
-    """One call the dispatcher claimed: committed as ``dialing`` before it is dialled."""
-
-    call_id: int
-    request_id: str  # the client's requestId
-    organization_id: str
-    phone: str
-    caller: str
-    properties: Mapping[str, str]
-    channel_uuid: str  # origination_uuid, chosen (and stored) before the originate is sent
-    line_variable: tuple[str, str]  # marks the channel as one of the organization's lines
-    record: bool
 
 
 class CallLog(Protocol):
@@ -241,7 +227,7 @@ class _ActiveCall:
             timeout_seconds=runner.settings.originate_timeout_seconds,
             line_variable=ticket.line_variable,
             call_id=str(ticket.call_id),
-            request_id=ticket.request_id,
+            request_id=commands.channel_text(ticket.request_id),
             # A busy transfer target must not hang the robo leg up before robocall records the
             # outcome; after a bridge the leg returns to park and the flow machine decides.
             extra_variables=(("continue_on_fail", "true"), ("hangup_after_bridge", "false")),
@@ -447,7 +433,7 @@ class _ActiveCall:
             ("origination_caller_id_number", ticket.caller),
             ("originate_timeout", str(self.runner.settings.transfer_timeout_seconds)),
             ("robocall_call_id", str(ticket.call_id)),
-            ("robocall_request_id", ticket.request_id),
+            ("robocall_request_id", commands.channel_text(ticket.request_id)),
         ]
         if transfer.kind is TransferKind.NUMBER:
             # A transfer to a number takes a second line of the organization's.

@@ -22,12 +22,13 @@ from typing import Protocol
 import gevent
 import gevent.event
 
-from robocall.calls.runner import CallRunner, CallTicket
+from robocall.calls.runner import CallRunner
 from robocall.dispatch.lines import LineBook, LineRule, LineUsage
 from robocall.dispatch.pacing import TokenBucket, dials_allowed, free_lines
 from robocall.esl.client import EslClient
 from robocall.esl.protocol import Event
 from robocall.flow.compile import Program
+from robocall.store.records import CallTicket, ClaimedCall, OrganizationLines
 
 log = logging.getLogger(__name__)
 
@@ -35,25 +36,6 @@ log = logging.getLogger(__name__)
 # too); robocall stays below it so the switch never answers "Throttle Error".
 DEFAULT_SWITCH_CPS = 25.0
 _LINE_EVENTS = frozenset({"CHANNEL_HANGUP_COMPLETE", "CHANNEL_DESTROY"})
-
-
-@dataclass(frozen=True)
-class OrganizationLines:
-    """An organization as the dispatcher needs it: its lines, pace and line rule."""
-
-    id: str
-    max_concurrent_calls: int
-    cps: float
-    line_rule: LineRule
-
-
-@dataclass(frozen=True)
-class ClaimedCall:
-    """A call the store committed as ``dialing`` for this dispatcher, with its request's data."""
-
-    ticket: CallTicket
-    request_seq: int
-    call_flow_json: str
 
 
 class DispatchStore(Protocol):
@@ -117,7 +99,9 @@ class Dispatcher:
         self.clock = clock
         self.new_uuid = new_uuid
         self.tick_seconds = tick_seconds
-        self.switch_bucket = TokenBucket(rate=switch_cps, burst=max(1.0, switch_cps / 5), clock=clock)
+        self.switch_bucket = TokenBucket(
+            rate=switch_cps, burst=max(1.0, switch_cps / 5), clock=clock
+        )
         self._organizations: dict[str, _Organization] = {}
         self._dirty: set[str] = set()
         self._woken = gevent.event.Event()
@@ -165,7 +149,7 @@ class Dispatcher:
                 if (current.lines.cps, current.bucket.burst) != (lines.cps, burst):
                     current.bucket.set_rate(lines.cps, burst)
                 current.lines = lines
-            self.lines.set_rule(lines.id, lines.line_rule)
+            self.lines.set_rule(lines.id, LineRule(lines.line_variable, lines.line_value))
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -220,7 +204,9 @@ class Dispatcher:
                     self._dispatch(organization_id)
                 except Exception:
                     # One organization's failure (a busy database) must not stop the others.
-                    log.exception("dispatch for %s failed; retrying on the next tick", organization_id)
+                    log.exception(
+                        "dispatch for %s failed; retrying on the next tick", organization_id
+                    )
                     self._dirty.add(organization_id)
 
     def _safety_net(self) -> None:
@@ -280,4 +266,3 @@ class Dispatcher:
     def _wake_later(self, organization_id: str, bucket: TokenBucket) -> None:
         delay = max(bucket.seconds_until(1), self.switch_bucket.seconds_until(1), 0.001)
         gevent.spawn_later(delay, self.wake, organization_id)
-

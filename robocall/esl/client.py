@@ -34,6 +34,7 @@ from robocall.errors import (
     SwitchAuthError,
     SwitchDisconnected,
     SwitchError,
+    SwitchNotConnected,
     SwitchTimeout,
 )
 from robocall.esl import commands
@@ -394,13 +395,13 @@ class EslClient:
         limit = self.command_timeout if timeout is None else timeout
         connection = self._connection
         if connection is None or not connection.alive:
-            raise SwitchDisconnected("not connected to FreeSWITCH")
+            raise SwitchNotConnected("not connected to FreeSWITCH")
         reply = gevent.event.AsyncResult()
         if not connection.send_lock.acquire(timeout=limit):
             raise SwitchTimeout(f"could not send within {limit} s (another send is stuck)")
         try:
             if not connection.alive:
-                raise SwitchDisconnected("not connected to FreeSWITCH")
+                raise SwitchNotConnected("not connected to FreeSWITCH")
             # Appended before the bytes leave, in send order: replies come back in this order.
             connection.replies.append(reply)
             try:
@@ -490,7 +491,7 @@ class EslClient:
     def _require_connection(self) -> _Connection:
         connection = self._connection
         if connection is None or not connection.alive:
-            raise SwitchDisconnected("not connected to FreeSWITCH")
+            raise SwitchNotConnected("not connected to FreeSWITCH")
         return connection
 
     # --- routing -----------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from typing import Final
+from urllib.parse import quote
 
 from robocall.errors import UnsafeValue
 
@@ -132,6 +133,7 @@ def originate(
     line_variable: tuple[str, str] | None = None,
     call_id: str,
     request_id: str,
+    extra_variables: Iterable[tuple[str, str]] = (),
 ) -> str:
     """The ``originate`` command text (send it with :func:`bgapi`): dial, then ``&park()``.
 
@@ -150,8 +152,15 @@ def originate(
     if line_variable is not None:
         variables.append(line_variable)
     variables += [("robocall_call_id", call_id), ("robocall_request_id", request_id)]
+    variables += list(extra_variables)
     dial = check_word(dial_string, "dial string")
     return f"originate {channel_variables(variables)}{dial} &park()"
+
+
+def channel_text(value: str) -> str:
+    """Free client text (a requestId) made fit for a channel variable: characters that could
+    leave the braces or split a word are percent-encoded; ordinary ids stay as they are."""
+    return quote(value, safe="-_.:@+")
 
 
 def channel_variables(variables: Iterable[tuple[str, str]] | Mapping[str, str]) -> str:

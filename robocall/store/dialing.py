@@ -10,18 +10,21 @@ fsync that costs ~4 ms a commit here and would stall the gevent hub at high call
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any
 
 import peewee
 
-from robocall.calls.runner import CallTicket
-from robocall.dispatch.dispatcher import ClaimedCall, OrganizationLines
-from robocall.dispatch.lines import LineRule
 from robocall.store.models import Tables
-from robocall.store.records import CallStatus, RequestStatus
+from robocall.store.records import (
+    CallStatus,
+    CallTicket,
+    ClaimedCall,
+    OrganizationLines,
+    RequestStatus,
+)
 
 _LIVE = (CallStatus.QUEUED.value, CallStatus.DIALING.value, CallStatus.ON_PROGRESS.value)
 
@@ -48,7 +51,8 @@ class DialingQueries:
                 id=row.id,
                 max_concurrent_calls=row.max_concurrent_calls,
                 cps=row.cps,
-                line_rule=LineRule(row.line_variable, row.line_value),
+                line_variable=row.line_variable,
+                line_value=row.line_value,
             )
             for row in rows
         ]
@@ -58,11 +62,16 @@ class DialingQueries:
         organization, call = self._tables.organization, self._tables.call
         waiting = (
             call.select(call.id)
-            .where((call.organization == organization.id) & (call.status == CallStatus.QUEUED.value))
+            .where(
+                (call.organization == organization.id) & (call.status == CallStatus.QUEUED.value)
+            )
             .limit(1)
         )
         with self._session():
-            return {row.id for row in organization.select(organization.id).where(peewee.fn.EXISTS(waiting))}
+            return {
+                row.id
+                for row in organization.select(organization.id).where(peewee.fn.EXISTS(waiting))
+            }
 
     # --- the claim: durable before the originate -----------------------------------------------
 
@@ -92,7 +101,9 @@ class DialingQueries:
                 request.enable_call_recording,
             )
             .join(request, on=(call.request == request.id))
-            .where((call.organization == organization_id) & (call.status == CallStatus.QUEUED.value))
+            .where(
+                (call.organization == organization_id) & (call.status == CallStatus.QUEUED.value)
+            )
             .order_by(call.request, call.position)
             .limit(len(channel_uuids))
         )
@@ -149,7 +160,7 @@ class DialingQueries:
     def call_answered(self, call_id: int, answered_at: float) -> None:
         """The callee answered: the call is ``onProgress``."""
         call = self._tables.call
-        with self._writing():
+        with self._writing(durable=False):
             call.update(
                 status=CallStatus.ON_PROGRESS.value,
                 answered_at=_stamp(answered_at),
@@ -172,9 +183,9 @@ class DialingQueries:
             self._tables.request_count,
         )
         final = CallStatus(status)
-        with self._writing():
-            row = call.get_or_none(call.id == call_id)
-            if row is None:
+        with self._writing(durable=False):
+            request_seq = call.select(call.request).where(call.id == call_id).scalar()
+            if request_seq is None:
                 return
             call.update(
                 status=final.value,
@@ -185,12 +196,12 @@ class DialingQueries:
             ).where(call.id == call_id).execute()
             live = (
                 counts.select(peewee.fn.COALESCE(peewee.fn.SUM(counts.count), 0))
-                .where((counts.request == row.request_id) & counts.status.in_(_LIVE))
+                .where((counts.request == request_seq) & counts.status.in_(_LIVE))
                 .scalar()
             )
             if not live:
                 request.update(status=RequestStatus.COMPLETED.value, updated_at=self._now()).where(
-                    (request.id == row.request_id)
+                    (request.id == request_seq)
                     & request.status.in_(
                         (RequestStatus.SUBMITTED.value, RequestStatus.ON_PROGRESS.value)
                     )
@@ -210,7 +221,7 @@ class DialingQueries:
     def _append_json(self, call_id: int, column: str, entry: dict[str, Any]) -> None:
         call = self._tables.call
         field = getattr(call, column)
-        with self._writing():
+        with self._writing(durable=False):
             current = call.select(field).where(call.id == call_id).scalar()
             if current is None:
                 return
@@ -224,8 +235,3 @@ class DialingQueries:
 def _stamp(epoch_seconds: float) -> datetime:
     # stored naive in UTC, as every timestamp of the store
     return datetime.fromtimestamp(epoch_seconds, UTC).replace(tzinfo=None)
-
-
-def iter_chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]

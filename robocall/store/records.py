@@ -70,3 +70,42 @@ class StatusPage:
     counts: Mapping[str, int]
     calls: list[CallRecord] = field(default_factory=list)
     next_after_id: int | None = None  # the last call id of this page if more follow
+
+
+# --- what the dispatcher claims and the call runner runs ------------------------------------
+
+
+@dataclass(frozen=True)
+class OrganizationLines:
+    """An organization as the dispatcher needs it: its lines, its pace, and which channels are
+    its lines (those whose channel variable ``line_variable`` equals ``line_value``)."""
+
+    id: str
+    max_concurrent_calls: int
+    cps: float
+    line_variable: str
+    line_value: str
+
+
+@dataclass(frozen=True)
+class CallTicket:
+    """One call claimed for dialing: committed as ``dialing`` before it is dialled."""
+
+    call_id: int
+    request_id: str  # the client's requestId
+    organization_id: str
+    phone: str
+    caller: str
+    properties: Mapping[str, str]
+    channel_uuid: str  # origination_uuid, chosen and stored before the originate is sent
+    line_variable: tuple[str, str]  # marks the channel as one of the organization's lines
+    record: bool
+
+
+@dataclass(frozen=True)
+class ClaimedCall:
+    """A claimed call with what its request's flow needs."""
+
+    ticket: CallTicket
+    request_seq: int
+    call_flow_json: str

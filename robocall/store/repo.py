@@ -23,6 +23,7 @@ import peewee
 from robocall.errors import Conflict, NotFound, StoreError
 from robocall.flow.model import CallRequest, Destination
 from robocall.store.db import is_postgresql
+from robocall.store.dialing import DialingQueries
 from robocall.store.models import bind_models
 from robocall.store.records import (
     CallRecord,
@@ -50,8 +51,8 @@ def hash_api_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-class Repo:
-    """Every query robocall makes, over one peewee database."""
+class Repo(DialingQueries):
+    """Every query robocall makes, over one peewee database (dialing's in ``store.dialing``)."""
 
     def __init__(self, database: peewee.Database, *, clock: Callable[[], datetime] = utc_now):
         self._db = database
@@ -280,9 +281,14 @@ class Repo:
                 self._db.close()
 
     @contextmanager
-    def _writing(self) -> Iterator[None]:
-        with self._write_lock, self._session(), self._db.atomic():
-            yield
+    def _writing(self, *, durable: bool = True) -> Iterator[None]:
+        """One write transaction. ``durable=False`` lets SQLite skip the commit's fsync (WAL
+        with synchronous=NORMAL: a power cut may lose it, a crash of robocall cannot)."""
+        with self._write_lock, self._session():
+            if not self._postgresql:
+                self._db.execute_sql(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+            with self._db.atomic():
+                yield
 
 
 def _same_body(existing: RequestRecord, body_hash: str) -> RequestRecord:
