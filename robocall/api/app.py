@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import falcon
@@ -19,11 +20,13 @@ def create_app(
     max_destinations: int,
     max_body_bytes: int,
     limiter: RateLimiter,
+    on_request_stored: Callable[[str], None] = lambda org_id: None,
 ) -> falcon.App[Any, Any]:
     """A WSGI app serving the Robo call API over ``repo``.
 
     ``languages`` are those the TTS engines speak (``lang`` is checked against them);
-    ``limiter`` holds the per-key request budget.
+    ``limiter`` holds the per-key request budget; ``on_request_stored(org_id)`` is called once
+    a new request is committed (the dispatcher's wake-up).
     """
     app = falcon.App(
         middleware=[AuthMiddleware(organization_for_key=repo.organization_for_key, limiter=limiter)]
@@ -36,6 +39,7 @@ def create_app(
             languages=languages,
             max_destinations=max_destinations,
             max_body_bytes=max_body_bytes,
+            on_request_stored=on_request_stored,
         ),
     )
     app.add_route("/v1/status/{request_id}", StatusResource(repo=repo))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +28,7 @@ class CallResource:
     languages: frozenset[str]
     max_destinations: int
     max_body_bytes: int
+    on_request_stored: Callable[[str], None]
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         with _cyclic_gc_paused():
@@ -40,6 +41,7 @@ class CallResource:
         org_id = req.context.organization.id
         body_hash = canonical_hash(body)
         existing = self.repo.find_request(org_id, body["requestId"])
+        created = False
         if existing is None:
             # an identical retry skips re-checking 100,000 destinations: it passed before
             request = parse_call_request(
@@ -49,13 +51,16 @@ class CallResource:
                 pause=_yield_to_hub,
             )
             call_flow_json = orjson.dumps(body["callFlow"]).decode()
-            self.repo.submit_request(
+            _, created = self.repo.submit_request(
                 org_id, request, call_flow_json=call_flow_json, body_hash=body_hash
             )
         elif existing.body_hash != body_hash:
             raise Conflict(f"requestId: {existing.request_id!r} was used with another body")
         page = self.repo.request_status(org_id, body["requestId"], limit=views.DEFAULT_PAGE)
         resp.media = views.status_body(page)
+        if created:
+            # After the answer is taken: it shows the request as submitted, nothing dialled yet.
+            self.on_request_stored(org_id)
 
     def _read_body(self, req: falcon.Request) -> bytes:
         # refuse by the declared length before reading a byte, and cap the read for bodies

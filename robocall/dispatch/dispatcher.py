@@ -25,6 +25,7 @@ import gevent.event
 from robocall.calls.runner import CallRunner
 from robocall.dispatch.lines import LineBook, LineRule, LineUsage
 from robocall.dispatch.pacing import TokenBucket, dials_allowed, free_lines
+from robocall.errors import RobocallError
 from robocall.esl.client import EslClient
 from robocall.esl.protocol import Event
 from robocall.flow.compile import Program
@@ -48,6 +49,16 @@ class DispatchStore(Protocol):
     def claim_calls(
         self, organization_id: str, channel_uuids: Sequence[str]
     ) -> list[ClaimedCall]: ...
+
+    def call_ended(
+        self,
+        call_id: int,
+        *,
+        status: str,
+        hangup_cause: str,
+        ended_at: float,
+        duration_seconds: float | None,
+    ) -> None: ...
 
 
 class Programs(Protocol):
@@ -89,6 +100,7 @@ class Dispatcher:
         switch_cps: float = DEFAULT_SWITCH_CPS,
         tick_seconds: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
         new_uuid: Callable[[], str] = lambda: str(uuid_module.uuid4()),
     ) -> None:
         self.store = store
@@ -97,6 +109,7 @@ class Dispatcher:
         self.programs = programs
         self.lines = lines or LineBook(clock=clock)
         self.clock = clock
+        self.wall_clock = wall_clock
         self.new_uuid = new_uuid
         self.tick_seconds = tick_seconds
         self.switch_bucket = TokenBucket(
@@ -242,7 +255,20 @@ class Dispatcher:
 
     def _dial(self, organization: _Organization, call: ClaimedCall) -> None:
         ticket = call.ticket
-        program = self.programs.program(call.request_seq, call.call_flow_json)
+        try:
+            program = self.programs.program(call.request_seq, call.call_flow_json)
+        except RobocallError as err:
+            # Validated at submission, but e.g. a TTS language removed since: fail the call
+            # with a cause that says so rather than dial someone robocall cannot talk to.
+            log.error("call %s: its call flow no longer compiles: %s", ticket.call_id, err)
+            self.store.call_ended(
+                ticket.call_id,
+                status="failed",
+                hangup_cause="INVALID_CALL_FLOW",
+                ended_at=self.wall_clock(),
+                duration_seconds=None,
+            )
+            return
         organization.bucket.take()
         self.switch_bucket.take()
         organization.in_flight.add(ticket.channel_uuid)
