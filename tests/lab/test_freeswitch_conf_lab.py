@@ -148,7 +148,9 @@ def switch(lab_address: tuple[str, int, str]) -> Iterator[LabSwitch]:
     try:
         connection = LabSwitch(host, port, password)
     except OSError as err:
-        pytest.fail(f"ROBOCALL_LAB_ESL points at {host}:{port}, which cannot be reached: {err}")
+        pytest.fail(
+            f"ROBOCALL_LAB_ESL is set, but FreeSWITCH at {host}:{port} cannot be used: {err}"
+        )
     yield connection
     connection.close()
 
@@ -391,3 +393,4 @@ def test_calls_that_arrive_on_the_robocall_profile_are_not_answered(switch: LabS
     ended = answered_and_parked(switch, channel)
     assert ended["Event-Name"] == "CHANNEL_HANGUP_COMPLETE"
     assert ended.get("variable_endpoint_disposition") != "ANSWER"
+    assert ended.get("Hangup-Cause") == "CALL_REJECTED"
