@@ -12,11 +12,16 @@ blocking the hub.
 
 from __future__ import annotations
 
+import array
 import functools
 import os
 import subprocess
+import sys
 import tempfile
+import wave
 from pathlib import Path
+from subprocess import DEVNULL
+from typing import Any
 
 from robocall.errors import TtsError
 from robocall.tts.voices import ESPEAK, FLITE, Voice, engine_options, select_voice, sox_pitch_cents
@@ -26,6 +31,7 @@ SAMPLE_RATES = (8000, 16000)
 DEFAULT_SAMPLE_RATE = 8000
 DEFAULT_TIMEOUT_SECONDS = 30.0  # per subprocess; 1000 characters take about 1 s here
 HEADROOM_DB = 3  # peak level after normalising, below full scale
+SILENCE_PEAK = 64  # 16-bit units; engines write exact zeros for what they cannot say
 MAX_ERROR_CHARS = 300  # how much of an engine's stderr goes into an error message
 
 
@@ -79,14 +85,38 @@ def render_voice(
             # -b 1: the text is UTF-8 whatever the locale; --stdin: all of it, not line by line.
             command = [ESPEAK, *options, "-b", "1", "-w", str(spoken), "--stdin"]
             _run(command, timeout=timeout, stdin=text.encode("utf-8"))
-        if not spoken.exists() or spoken.stat().st_size == 0:
-            raise TtsError(f"{voice.engine} wrote no audio for voice {voice.name}")
+        if not _holds_sound(spoken):
+            # Dead air is worse than an error the flow can report (error_playback): espeak-ng
+            # says nothing for text it has no rules for, such as digits in cv, he or tk.
+            raise TtsError(f"{voice.engine} voice {voice.name} said nothing for this text")
+        made_output = output is None
         if output is None:
             handle, name = tempfile.mkstemp(prefix="robocall-tts-", suffix=".wav")
             os.close(handle)
             output = Path(name)
-        _run(sox_command(spoken, output, sample_rate, sox_pitch_cents(voice, pitch)), timeout)
+        command = sox_command(spoken, output, sample_rate, sox_pitch_cents(voice, pitch))
+        try:
+            _run(command, timeout)
+        except TtsError:
+            if made_output:
+                output.unlink(missing_ok=True)
+            raise
     return output
+
+
+def _holds_sound(wav_path: Path) -> bool:
+    """Whether a 16-bit WAV file has any sample above the engines' digital silence."""
+    try:
+        with wave.open(str(wav_path), "rb") as wav:
+            if wav.getsampwidth() != 2:
+                return wav.getnframes() > 0
+            samples = array.array("h", wav.readframes(wav.getnframes()))
+    except (OSError, EOFError, wave.Error):
+        return False
+    if sys.byteorder == "big":
+        samples.byteswap()  # WAV is little-endian
+    # any() stops at the first loud sample, a fraction of a second into speech
+    return any(abs(sample) > SILENCE_PEAK for sample in samples)
 
 
 def sox_command(source: Path, target: Path, sample_rate: int, pitch_cents: int) -> list[str]:
@@ -95,8 +125,9 @@ def sox_command(source: Path, target: Path, sample_rate: int, pitch_cents: int) 
     if pitch_cents:
         effects += ["pitch", str(pitch_cents)]
     effects += ["rate", "-h", str(sample_rate)]
+    # -R: repeatable dither, so the same message always makes the same bytes
     return [
-        SOX, "-V1", "--no-show-progress", str(source),
+        SOX, "-R", "-V1", "--no-show-progress", str(source),
         "-t", "wav", "-e", "signed-integer", "-b", "16", "-c", "1", str(target),
         *effects,
     ]  # fmt: skip
@@ -118,13 +149,10 @@ def _run(
 ) -> subprocess.CompletedProcess[bytes]:
     program = command[0]
     try:
+        # gevent's run refuses `stdin` next to `input` even when it is None
+        feed: dict[str, Any] = {"input": stdin} if stdin is not None else {"stdin": DEVNULL}
         completed = subprocess.run(
-            command,
-            input=stdin,
-            stdin=None if stdin is not None else subprocess.DEVNULL,
-            capture_output=True,
-            timeout=timeout,
-            check=False,
+            command, capture_output=True, timeout=timeout, check=False, **feed
         )
     except FileNotFoundError as err:
         raise TtsError(f"{program} is not installed (apt-get install {program})") from err

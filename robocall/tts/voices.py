@@ -6,7 +6,8 @@ validation checks ``lang`` against. Everything below the listings is pure.
 
 Pitch and rate run 0-9 with 5 the voice's natural value (nothing is passed for 5, so a message at
 5/5 sounds exactly as the engine speaks by default). Each step is a fixed ratio, chosen so one
-step is audible: pitch ~1.5 semitones, rate 10 %.
+step is audible: pitch ~1.2 semitones, rate 10 %. Pitch 0 stays above ~65 Hz for the
+lowest male voice (kal, 95 Hz natural), where a voice still sounds like speech.
 """
 
 from __future__ import annotations
@@ -24,10 +25,10 @@ ESPEAK = "espeak-ng"
 
 NATURAL = 5
 LEVELS = range(10)
-SEMITONES_PER_PITCH_STEP = 1.5
+SEMITONES_PER_PITCH_STEP = 1.2
 SPEED_RATIO_PER_RATE_STEP = 1.1
 ESPEAK_NATURAL_PITCH = 50  # espeak-ng -p default (0-99)
-ESPEAK_PITCH_PER_STEP = 8  # measured: 8 units of -p move f0 ~1.6 semitones
+ESPEAK_PITCH_PER_STEP = 6  # measured: 6 units of -p move f0 ~1.2 semitones
 ESPEAK_NATURAL_WPM = 175  # espeak-ng -s default
 
 # When a message gives no gender. Female because slt is flite's clearest voice.
