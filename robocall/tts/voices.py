@@ -81,10 +81,16 @@ ESPEAK_VARIANT_BY_GENDER = {"male": "", "female": "+f3"}
 def available_languages() -> frozenset[str]:
     """Language codes some installed engine can speak (e.g. ``en``, ``vi``, ``cmn``)."""
     languages: set[str] = set()
-    if shutil.which(FLITE):
+    if flite_installed():
         languages.add("en")
     languages.update(espeak_languages())
     return frozenset(languages)
+
+
+@functools.cache
+def flite_installed() -> bool:
+    """Whether flite is on the PATH (asked once: a cache hit should not search the PATH)."""
+    return shutil.which(FLITE) is not None
 
 
 def espeak_languages() -> frozenset[str]:
@@ -133,7 +139,7 @@ def select_voice(lang: str, gender: str | None) -> Voice:
     chosen_gender = DEFAULT_GENDER if gender is None else str(getattr(gender, "value", gender))
     if chosen_gender not in ENGLISH_BY_GENDER:
         raise TtsError(f"gender {chosen_gender!r}: expected male or female")
-    if lang == "en" and shutil.which(FLITE):
+    if lang == "en" and flite_installed():
         return ENGLISH_BY_GENDER[chosen_gender]
     voice_files = espeak_voice_files()
     if lang not in voice_files:

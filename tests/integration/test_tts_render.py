@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from robocall.errors import TtsError
+from robocall.flow.model import Gender
 from robocall.tts.render import render, render_voice
 from robocall.tts.voices import ESPEAK, FLITE_VOICES, available_languages, select_voice
 from tests.support.audio import median_f0_hz, read_wav
@@ -98,6 +99,13 @@ def test_16k_output_for_wideband_calls(tmp_path: Path) -> None:
                           sample_rate=16000))  # fmt: skip
     assert (wav.sample_rate, wav.channels, wav.sample_width_bytes) == (16000, 1, 2)
     assert wav.rms > AUDIBLE_RMS
+
+
+def test_the_flow_models_gender_chooses_the_voice() -> None:
+    assert select_voice("en", Gender.MALE) == FLITE_VOICES["rms"]
+    assert select_voice("en", Gender.FEMALE) == FLITE_VOICES["slt"]
+    assert select_voice("vi", Gender.FEMALE).name.endswith("+f3")
+    assert "+" not in select_voice("vi", Gender.MALE).name  # espeak-ng's own voices are male
 
 
 def test_without_gender_english_speaks_as_slt(tmp_path: Path) -> None:
