@@ -1,9 +1,11 @@
 """A content-addressed cache of rendered messages, and where FreeSWITCH fetches them from.
 
-A message's key is the SHA-256 of everything that shapes its audio: the render recipe's version,
-the engine's and sox's versions, the voice, pitch, rate, sample rate and the text. The same key
-is always the same file (``<directory>/<key[:2]>/<key>.wav``), so a campaign that says the same
-words to 100,000 people renders them once.
+A message's key is an HMAC-SHA256 of everything that shapes its audio: the render recipe's
+version, the engine's and sox's versions, the voice, pitch, rate, sample rate and the text. The
+same key is always the same file (``<directory>/<key[:2]>/<key>.wav``), so a campaign that says
+the same words to 100,000 people renders them once. The HMAC's secret is made once per cache
+directory (``.key-secret``): keys served over HTTP (``/v1/tts/<key>.wav``) cannot be computed
+from a guessed text, so a key neither confirms what was said to whom nor lets anyone fetch it.
 
 A render writes a temporary file beside its final path and renames it into place: a reader sees
 the whole file or none, also across processes sharing the directory. Within a process, renders
@@ -16,9 +18,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import json
 import os
 import re
+import secrets
 import tempfile
 import threading
 import time
@@ -45,6 +49,8 @@ DEFAULT_MAX_CONCURRENT = 2
 KEY_PATTERN = re.compile(r"[0-9a-f]{64}")
 HTTP_ROUTE = "/v1/tts/"
 TEMP_SUFFIX = ".partial"
+SECRET_FILE = ".key-secret"
+SECRET_BYTES = 32
 # Characters that must not reach an Event Socket command (DESIGN "Security"); whitespace too,
 # because play_and_get_digits separates its arguments with spaces and cannot quote a path.
 UNSAFE_IN_REF = re.compile(r"[\s,{}]|\$\{")
@@ -90,6 +96,7 @@ class TtsCache:
         self._key_locks: dict[str, tuple[threading.Lock, int]] = {}
         self._key_locks_guard = threading.Lock()
         self._counters_guard = threading.Lock()
+        self._secret: bytes | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TtsCache:
@@ -120,7 +127,10 @@ class TtsCache:
             self.sample_rate,
             text,
         ]
-        return hashlib.sha256(json.dumps(recipe, ensure_ascii=False).encode()).hexdigest()
+        if self._secret is None:
+            self._secret = load_or_create_secret(self.directory)
+        encoded = json.dumps(recipe, ensure_ascii=False).encode()
+        return hmac.new(self._secret, encoded, hashlib.sha256).hexdigest()
 
     def path_for_key(self, key: str) -> Path:
         """Where the file of ``key`` lives (whether or not it exists yet)."""
@@ -223,6 +233,26 @@ class TtsCache:
                     del self._key_locks[key]
                 else:
                     self._key_locks[key] = (lock, users - 1)
+
+
+def load_or_create_secret(directory: Path) -> bytes:
+    """The cache directory's key secret, made on first use (the first process to make it wins)."""
+    path = directory / SECRET_FILE
+    if not path.exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        handle, candidate = tempfile.mkstemp(dir=directory, prefix=SECRET_FILE, suffix=TEMP_SUFFIX)
+        try:
+            with os.fdopen(handle, "wb") as file:
+                file.write(secrets.token_bytes(SECRET_BYTES))
+            # link, unlike rename, fails when another process linked its secret first
+            with contextlib.suppress(FileExistsError):
+                os.link(candidate, path)
+        finally:
+            os.unlink(candidate)
+    secret = path.read_bytes()
+    if len(secret) != SECRET_BYTES:
+        raise ConfigError(f"{path} is damaged: delete it (and the cache files keyed by it)")
+    return secret
 
 
 def audio_ref(path: Path, base_url: str = "") -> str:

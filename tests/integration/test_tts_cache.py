@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -10,8 +11,8 @@ from pathlib import Path
 import gevent
 import pytest
 
-from robocall.errors import TtsError
-from robocall.tts.cache import TEMP_SUFFIX, TtsCache
+from robocall.errors import ConfigError, TtsError
+from robocall.tts.cache import SECRET_FILE, TEMP_SUFFIX, TtsCache
 from robocall.tts.render import render_voice
 from robocall.tts.voices import Voice
 from tests.support.audio import read_wav
@@ -83,6 +84,30 @@ def test_any_difference_that_changes_the_audio_is_another_file(cache: TtsCache) 
     assert len(paths) == len(variants)
     other_rate = TtsCache(cache.directory, sample_rate=16000)
     assert other_rate.key(*variants[0]) != cache.key(*variants[0])
+
+
+def test_keys_come_from_a_secret_kept_in_the_directory(cache: TtsCache, tmp_path: Path) -> None:
+    # Given a cache that rendered a message
+    path = cache.get_or_render(TEXT, "en", "male", 5, 5)
+    key = path.stem
+    # then a restarted process on the same directory finds it under the same key
+    assert TtsCache(cache.directory).key(TEXT, "en", "male", 5, 5) == key
+    # while the plain hash of the text (or another directory's key) does not name it
+    assert TtsCache(tmp_path / "elsewhere").key(TEXT, "en", "male", 5, 5) != key
+    assert hashlib.sha256(TEXT.encode()).hexdigest() != key
+    # and the secret is private to robocall's user and never pruned
+    secret = cache.directory / SECRET_FILE
+    assert secret.stat().st_mode & 0o077 == 0
+    long_ago = secret.stat().st_mtime - 3 * 86400
+    os.utime(secret, (long_ago, long_ago))
+    cache.prune(86400)
+    assert secret.exists()
+
+
+def test_a_damaged_secret_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / SECRET_FILE).write_bytes(b"short")
+    with pytest.raises(ConfigError, match="is damaged: delete it"):
+        TtsCache(tmp_path).key(TEXT, "en", "male", 5, 5)
 
 
 def test_no_gender_and_female_share_one_file(cache: TtsCache, log: RenderLog) -> None:
