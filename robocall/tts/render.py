@@ -48,9 +48,10 @@ def render(
 ) -> Path:
     """Speak ``text`` into a WAV file (mono, 16-bit, ``sample_rate`` Hz) and return its path.
 
-    ``output`` is written (replaced) when given, else a new temporary file is made. Raises
-    TtsError when the language, gender, pitch or rate is unknown, the text is blank, or an engine
-    fails or overruns ``timeout``.
+    ``gender`` None is the default voice (``voices.DEFAULT_GENDER``, female). ``output`` is
+    written (replaced) when given, else a new temporary file is made. Raises
+    TtsError when the language, gender, pitch or rate is unknown, the text is blank or unsayable
+    (the engine produced silence), or an engine fails or overruns ``timeout``.
     """
     voice = select_voice(lang, gender)
     return render_voice(
