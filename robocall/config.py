@@ -33,6 +33,11 @@ class Settings:
     max_body_bytes: int = 64 * 1024 * 1024  # ROBOCALL_MAX_BODY_BYTES
     rate_limit_per_minute: int = 600  # ROBOCALL_RATE_LIMIT: requests per API key per minute
     log_json: bool = False  # ROBOCALL_LOG_JSON
+    # ROBOCALL_TTS_BASE_URL: http://HOST:PORT where FreeSWITCH fetches rendered messages
+    # (GET /v1/tts/<key>.wav through mod_http_cache); empty: it reads them from the shared disk.
+    tts_base_url: str = ""
+    tts_sample_rate: int = 8000  # ROBOCALL_TTS_SAMPLE_RATE: 8000 or 16000
+    tts_concurrency: int = 2  # ROBOCALL_TTS_CONCURRENCY: renders at once (one per core)
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -69,6 +74,9 @@ _ENV: dict[str, tuple[str, type]] = {
     "ROBOCALL_MAX_BODY_BYTES": ("max_body_bytes", int),
     "ROBOCALL_RATE_LIMIT": ("rate_limit_per_minute", int),
     "ROBOCALL_LOG_JSON": ("log_json", bool),
+    "ROBOCALL_TTS_BASE_URL": ("tts_base_url", str),
+    "ROBOCALL_TTS_SAMPLE_RATE": ("tts_sample_rate", int),
+    "ROBOCALL_TTS_CONCURRENCY": ("tts_concurrency", int),
 }
 
 

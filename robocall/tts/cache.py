@@ -1,0 +1,285 @@
+"""A content-addressed cache of rendered messages, and where FreeSWITCH fetches them from.
+
+A message's key is an HMAC-SHA256 of everything that shapes its audio: the render recipe's
+version, the engine's and sox's versions, the voice, pitch, rate, sample rate and the text. The
+same key is always the same file (``<directory>/<key[:2]>/<key>.wav``), so a campaign that says
+the same words to 100,000 people renders them once. The HMAC's secret is made once per cache
+directory (``.key-secret``), so the URLs FreeSWITCH fetches (``/v1/tts/<key>.wav``) cannot be
+computed from a guessed text: knowing what someone may have been told gives neither its URL nor
+a way to confirm it was said.
+
+A render writes a temporary file beside its final path and renames it into place: a reader sees
+the whole file or none, also across processes sharing the directory. Within a process, renders
+of one key are joined (the second caller waits for the first), and at most ``max_concurrent``
+renders run at once (the machine's cores). The locks are ``threading``'s, which are gevent's
+under monkey patching.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Protocol
+
+from robocall.config import Settings
+from robocall.errors import ConfigError, TtsError, UnsafeValue
+from robocall.tts.render import (
+    DEFAULT_SAMPLE_RATE,
+    DEFAULT_TIMEOUT_SECONDS,
+    SAMPLE_RATES,
+    SOX,
+    engine_version,
+    render_voice,
+)
+from robocall.tts.voices import Voice, check_level, select_voice
+
+# Bump when the way text becomes audio changes (pitch/rate mapping, sox effects), so old files
+# are no longer found under the new keys.
+RECIPE_VERSION = 1
+DEFAULT_MAX_CONCURRENT = 2
+KEY_PATTERN = re.compile(r"[0-9a-f]{64}")
+HTTP_ROUTE = "/v1/tts/"
+TEMP_SUFFIX = ".partial"
+SECRET_FILE = ".key-secret"
+SECRET_BYTES = 32
+# Characters that must not reach an Event Socket command (DESIGN "Security"); whitespace too,
+# because play_and_get_digits separates its arguments with spaces and cannot quote a path.
+UNSAFE_IN_REF = re.compile(r"[\s,{}]|\$\{")
+
+
+class Renderer(Protocol):
+    """What the cache calls to make a file: :func:`robocall.tts.render.render_voice`'s shape."""
+
+    def __call__(
+        self, text: str, voice: Voice, pitch: int, rate: int, *,
+        output: Path, sample_rate: int, timeout: float,
+    ) -> Path: ...  # fmt: skip
+
+
+class TtsCache:
+    """Rendered messages on disk, keyed by content; ``get_or_render`` is the one way in."""
+
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        sample_rate: int = DEFAULT_SAMPLE_RATE,
+        max_concurrent: int = DEFAULT_MAX_CONCURRENT,
+        base_url: str = "",
+        timeout: float = DEFAULT_TIMEOUT_SECONDS,
+        renderer: Renderer = render_voice,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if sample_rate not in SAMPLE_RATES:
+            raise ConfigError(f"TTS sample rate {sample_rate}: expected one of {SAMPLE_RATES}")
+        if max_concurrent < 1:
+            raise ConfigError(f"TTS concurrency {max_concurrent}: expected at least 1")
+        check_base_url(base_url)
+        self.directory = Path(directory).resolve()
+        self.sample_rate = sample_rate
+        self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
+        self.renders = 0  # files this cache rendered
+        self.hits = 0  # requests answered by a file already on disk
+        self._renderer = renderer
+        self._clock = clock
+        self._render_slots = threading.BoundedSemaphore(max_concurrent)
+        self._key_locks: dict[str, tuple[threading.Lock, int]] = {}
+        self._key_locks_guard = threading.Lock()
+        self._counters_guard = threading.Lock()
+        self._secret: bytes | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TtsCache:
+        """The cache a robocall process uses, as its settings describe it."""
+        return cls(
+            settings.tts_cache_dir,
+            sample_rate=settings.tts_sample_rate,
+            max_concurrent=settings.tts_concurrency,
+            base_url=settings.tts_base_url,
+        )
+
+    def key(self, text: str, lang: str, gender: str | None, pitch: int, rate: int) -> str:
+        """The content key of a message (raises TtsError for an unknown language or level)."""
+        return self.key_for_voice(text, select_voice(lang, gender), pitch, rate)
+
+    def key_for_voice(self, text: str, voice: Voice, pitch: int, rate: int) -> str:
+        """The content key of a message for a voice already chosen."""
+        check_level("pitch", pitch)
+        check_level("rate", rate)
+        recipe = [
+            RECIPE_VERSION,
+            engine_version(voice.engine),
+            engine_version(SOX),
+            voice.engine,
+            voice.name,
+            pitch,
+            rate,
+            self.sample_rate,
+            text,
+        ]
+        if self._secret is None:
+            self._secret = load_or_create_secret(self.directory)
+        encoded = json.dumps(recipe, ensure_ascii=False).encode()
+        return hmac.new(self._secret, encoded, hashlib.sha256).hexdigest()
+
+    def path_for_key(self, key: str) -> Path:
+        """Where the file of ``key`` lives (whether or not it exists yet)."""
+        if not KEY_PATTERN.fullmatch(key):
+            raise TtsError(f"not a TTS cache key: {key[:80]!r}")
+        return self.directory / key[:2] / f"{key}.wav"
+
+    def lookup(self, key: str) -> Path | None:
+        """The file of ``key`` (``<key>`` or ``<key>.wav``) if it has been rendered, else None.
+
+        Anything that is not a key (``..``, slashes, upper case) is None, so an HTTP route can
+        hand its path segment straight in.
+        """
+        key = key.removesuffix(".wav")
+        if not KEY_PATTERN.fullmatch(key):
+            return None
+        path = self.path_for_key(key)
+        return path if path.is_file() else None
+
+    def get_or_render(
+        self, text: str, lang: str, gender: str | None, pitch: int, rate: int
+    ) -> Path:
+        """The WAV file of this message, rendered now unless the cache already holds it."""
+        voice = select_voice(lang, gender)
+        key = self.key_for_voice(text, voice, pitch, rate)
+        path = self.path_for_key(key)
+        if self._hit(path):
+            return path
+        with self._key_lock(key):
+            if self._hit(path):  # another greenlet rendered it while this one waited
+                return path
+            with self._render_slots:
+                self._render_into(path, text, voice, pitch, rate)
+            with self._counters_guard:
+                self.renders += 1
+        return path
+
+    def audio_ref(self, path: Path) -> str:
+        """What FreeSWITCH is told to play for a cached file (see :func:`audio_ref`)."""
+        return audio_ref(path, self.base_url)
+
+    def prune(self, max_idle_seconds: float) -> int:
+        """Delete files not rendered or used for ``max_idle_seconds``; returns how many.
+
+        Leftovers of renders that died midway are deleted by the same rule.
+        """
+        oldest_kept = self._clock() - max_idle_seconds
+        removed = 0
+        if not self.directory.is_dir():
+            return 0
+        for entry in self.directory.glob("??/*"):
+            with contextlib.suppress(FileNotFoundError):  # a concurrent prune got there first
+                if entry.stat().st_mtime < oldest_kept:
+                    entry.unlink()
+                    removed += 1
+        return removed
+
+    def _hit(self, path: Path) -> bool:
+        try:
+            # The mtime says when a file was last used, which is what prune goes by.
+            now = self._clock()
+            os.utime(path, (now, now))
+        except FileNotFoundError:
+            return False
+        with self._counters_guard:
+            self.hits += 1
+        return True
+
+    def _render_into(self, path: Path, text: str, voice: Voice, pitch: int, rate: int) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, partial_name = tempfile.mkstemp(
+            dir=path.parent, prefix=f".{path.stem}.", suffix=TEMP_SUFFIX
+        )
+        os.close(handle)
+        partial = Path(partial_name)
+        try:
+            self._renderer(
+                text, voice, pitch, rate,
+                output=partial, sample_rate=self.sample_rate, timeout=self.timeout,
+            )  # fmt: skip
+            partial.chmod(0o644)  # FreeSWITCH may run as another user; mkstemp made it 0600
+            now = self._clock()
+            os.utime(partial, (now, now))
+            os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)
+
+    @contextlib.contextmanager
+    def _key_lock(self, key: str) -> Iterator[None]:
+        with self._key_locks_guard:
+            lock, users = self._key_locks.get(key, (threading.Lock(), 0))
+            self._key_locks[key] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._key_locks_guard:
+                lock, users = self._key_locks[key]
+                if users == 1:
+                    del self._key_locks[key]
+                else:
+                    self._key_locks[key] = (lock, users - 1)
+
+
+def load_or_create_secret(directory: Path) -> bytes:
+    """The cache directory's key secret, made on first use (the first process to make it wins)."""
+    path = directory / SECRET_FILE
+    if not path.exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        handle, candidate = tempfile.mkstemp(dir=directory, prefix=SECRET_FILE, suffix=TEMP_SUFFIX)
+        try:
+            with os.fdopen(handle, "wb") as file:
+                file.write(secrets.token_bytes(SECRET_BYTES))
+            # link, unlike rename, fails when another process linked its secret first
+            with contextlib.suppress(FileExistsError):
+                os.link(candidate, path)
+        finally:
+            os.unlink(candidate)
+    secret = path.read_bytes()
+    if len(secret) != SECRET_BYTES:
+        raise ConfigError(f"{path} is damaged: delete it (and the cache files keyed by it)")
+    return secret
+
+
+def audio_ref(path: Path, base_url: str = "") -> str:
+    """What FreeSWITCH is told to play: the file's absolute path when it shares robocall's disk,
+    or ``http_cache://<base_url>/v1/tts/<key>.wav`` (mod_http_cache) when ``base_url`` is set.
+
+    Raises UnsafeValue when the result could not travel in an Event Socket command.
+    """
+    if base_url:
+        check_base_url(base_url)
+        ref = f"http_cache://{base_url.rstrip('/')}{HTTP_ROUTE}{Path(path).name}"
+    else:
+        ref = str(Path(path).resolve())
+    if UNSAFE_IN_REF.search(ref):
+        raise UnsafeValue(
+            f"TTS audio reference {ref!r} holds whitespace, a comma, a brace or '${{': "
+            "choose a cache directory / base URL without them"
+        )
+    return ref
+
+
+def check_base_url(base_url: str) -> None:
+    """Raise ConfigError unless ``base_url`` is empty or an http(s) URL FreeSWITCH can fetch."""
+    if not base_url:
+        return
+    if not re.fullmatch(r"https?://[^/\s]+(/\S*)?", base_url) or UNSAFE_IN_REF.search(base_url):
+        raise ConfigError(
+            f"TTS base URL {base_url!r}: expected http://HOST:PORT (no spaces, commas or braces)"
+        )
