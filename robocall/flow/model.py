@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import ClassVar
 
 DEFAULT_LANG = "en"
@@ -18,7 +18,7 @@ NATURAL_RATE = 5
 DEFAULT_MAX_RETRIES = 3
 
 
-class Gender(str, Enum):
+class Gender(StrEnum):
     MALE = "male"
     FEMALE = "female"
 
@@ -69,7 +69,7 @@ class Gather:
         return next((b for b in self.branches if b.digits == digits), None)
 
 
-class TransferKind(str, Enum):
+class TransferKind(StrEnum):
     EXTENSION = "extension"  # "Ext:1000": a PBX extension, not a second line
     NUMBER = "number"  # an E.164 number: a second line on the trunk
 
