@@ -1,29 +1,46 @@
-"""The composition root: Settings -> database -> repository -> Falcon app.
+"""The composition root: Settings -> database -> repository -> switch -> dispatcher -> app.
 
 Everything else receives its dependencies from here (clocks and id generators included), so
-tests build the same objects with their own. The switch connection and the dispatcher
-(``robocall.esl``, ``robocall.dispatch``) are wired here when they exist; until then
-``robocall serve`` stores requests and answers status, and nothing dials.
+tests build the same objects with their own. ``build_api`` is the REST layer alone (what the
+API tests run); ``build_service`` is all of robocall in one process: the API and the dialer
+share one gevent hub, and there is one dialer per process (DESIGN "The way data flows").
 """
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlsplit
 
 import falcon
+import gevent
 
 from robocall.api.app import create_app
 from robocall.api.auth import RateLimiter
+from robocall.calls.dialplan import DialPlan
+from robocall.calls.programs import ProgramCache
+from robocall.calls.prompts import Prompts
+from robocall.calls.runner import CallRunner, RunnerSettings
 from robocall.config import Settings
+from robocall.dispatch.dispatcher import Dispatcher
+from robocall.errors import ConfigError
+from robocall.esl.client import EslClient
 from robocall.store.db import open_database
 from robocall.store.migrations import migrate
 from robocall.store.records import Organization
 from robocall.store.repo import Repo, utc_now
+from robocall.tts.cache import TtsCache
+
+if TYPE_CHECKING:
+    from robocall.testing import FakeSwitch
+
+log = logging.getLogger(__name__)
 
 DEFAULT_CPS = 5.0
 
@@ -63,6 +80,8 @@ def build_api(
     clock: Callable[[], datetime] = utc_now,
     monotonic: Callable[[], float] = time.monotonic,
     repo: Repo | None = None,
+    on_request_stored: Callable[[str], None] = lambda org_id: None,
+    prompt_lookup: Callable[[str], Path | None] | None = None,
 ) -> Api:
     """The API over ``settings``' database (or ``repo``), checking ``lang`` against ``languages``.
 
@@ -76,6 +95,9 @@ def build_api(
         max_destinations=settings.max_destinations,
         max_body_bytes=settings.max_body_bytes,
         limiter=RateLimiter(settings.rate_limit_per_minute, clock=monotonic),
+        on_request_stored=on_request_stored,
+        recordings_dir=settings.recordings_dir,
+        prompt_lookup=prompt_lookup,
     )
     return Api(repo=repo, app=app)
 
@@ -97,3 +119,128 @@ def create_api_key(repo: Repo, org_id: str, *, new_key: Callable[[], str] = new_
     key = new_key()
     repo.add_api_key(org_id, key)
     return key
+
+
+@dataclass(frozen=True)
+class SwitchAddress:
+    host: str
+    port: int
+    password: str
+
+
+def parse_switch_url(url: str) -> SwitchAddress:
+    """``esl://:PASSWORD@HOST:PORT`` -> where and how to reach FreeSWITCH's Event Socket."""
+    parts = urlsplit(url)
+    if parts.scheme != "esl" or not parts.hostname or parts.password is None:
+        raise ConfigError(f"--switch {url!r}: expected fake or esl://:PASSWORD@HOST:PORT")
+    try:
+        port = parts.port or 8021
+    except ValueError as err:
+        raise ConfigError(f"--switch {url!r}: the port is not a number") from err
+    return SwitchAddress(parts.hostname, port, unquote(parts.password))
+
+
+@dataclass
+class Service:
+    """All of robocall in one process: the API, the switch connection, the dispatcher."""
+
+    settings: Settings
+    api: Api
+    switch: EslClient
+    dispatcher: Dispatcher
+    tts: TtsCache
+    fake_switch: FakeSwitch | None = None
+
+    def start(self) -> None:
+        """Connect to the switch (in the background, with backoff) and start dispatching."""
+        self.switch.start()
+        self.dispatcher.start()
+
+    def stop(self, grace_seconds: float = 10.0) -> None:
+        """Stop dialling, let live calls finish for up to ``grace_seconds``, close everything."""
+        self.dispatcher.stop(grace_seconds)
+        self.switch.close()
+        if self.fake_switch is not None:
+            self.fake_switch.stop()
+        self.api.repo.close()
+
+
+def build_service(
+    settings: Settings,
+    *,
+    languages: Iterable[str],
+    fake_switch: FakeSwitch | None = None,
+    tts: TtsCache | None = None,
+    repo: Repo | None = None,
+    clock: Callable[[], float] = time.time,
+    monotonic: Callable[[], float] = time.monotonic,
+) -> Service:
+    """Wire robocall over ``settings``. ``--switch fake`` runs a FakeSwitch in-process (its
+    callees from ``--callees``); tests may pass their own ``fake_switch`` and ``tts``."""
+    languages = frozenset(languages)
+    repo = repo if repo is not None else open_repo(settings)
+    if settings.switch == "fake" and fake_switch is None:
+        fake_switch = _start_fake_switch(settings)
+    address = (
+        SwitchAddress(*fake_switch.address, fake_switch.password)
+        if settings.switch == "fake" and fake_switch is not None
+        else parse_switch_url(settings.switch)
+    )
+    settings.recordings_dir.mkdir(parents=True, exist_ok=True)
+    tts = tts if tts is not None else TtsCache.from_settings(settings)
+    dispatcher_box: list[Dispatcher] = []
+
+    def connected(_client: EslClient) -> None:
+        # The supervisor greenlet must not wait on a command: resync in a greenlet of its own.
+        if dispatcher_box:
+            gevent.spawn(dispatcher_box[0].resync)
+
+    switch = EslClient(address.host, address.port, address.password, on_connected=connected)
+    dial_plan = DialPlan(
+        number_template=settings.dial_template,
+        extension_template=settings.extension_template,
+        gateway=settings.gateway,
+        domain=settings.domain,
+    )
+    runner = CallRunner(
+        switch,
+        repo,
+        Prompts(tts),
+        dial_plan,
+        RunnerSettings(
+            originate_timeout_seconds=settings.originate_timeout_seconds,
+            transfer_timeout_seconds=settings.transfer_timeout_seconds,
+            recordings_dir=settings.recordings_dir,
+        ),
+        clock=clock,
+    )
+    dispatcher = Dispatcher(
+        repo,
+        switch,
+        runner,
+        ProgramCache(languages),
+        switch_cps=settings.switch_cps,
+        clock=monotonic,
+        wall_clock=clock,
+    )
+    dispatcher_box.append(dispatcher)
+    api = build_api(
+        settings,
+        languages=languages,
+        repo=repo,
+        monotonic=monotonic,
+        on_request_stored=dispatcher.wake,
+        prompt_lookup=tts.lookup,
+    )
+    return Service(settings, api, switch, dispatcher, tts, fake_switch)
+
+
+def _start_fake_switch(settings: Settings) -> FakeSwitch:
+    from robocall.testing import CalleeBook, FakeSwitch
+
+    callees = CalleeBook.from_file(settings.callees_file) if settings.callees_file else None
+    fake = FakeSwitch(callees=callees).start()
+    log.info("FakeSwitch (scripted callees, no real calls) on %s:%s", *fake.address)
+    return fake
+
+

@@ -35,6 +35,9 @@ class Settings:
     log_json: bool = False  # ROBOCALL_LOG_JSON
     # ROBOCALL_TTS_BASE_URL: http://HOST:PORT where FreeSWITCH fetches rendered messages
     # (GET /v1/tts/<key>.wav through mod_http_cache); empty: it reads them from the shared disk.
+    originate_timeout_seconds: int = 30  # ROBOCALL_ORIGINATE_TIMEOUT: ring this long at most
+    transfer_timeout_seconds: int = 30  # ROBOCALL_TRANSFER_TIMEOUT: a transfer rings this long
+    switch_cps: float = 25.0  # ROBOCALL_SWITCH_CPS: legs per second, below FreeSWITCH's 30
     tts_base_url: str = ""
     tts_sample_rate: int = 8000  # ROBOCALL_TTS_SAMPLE_RATE: 8000 or 16000
     tts_concurrency: int = 2  # ROBOCALL_TTS_CONCURRENCY: renders at once (one per core)
@@ -74,6 +77,9 @@ _ENV: dict[str, tuple[str, type]] = {
     "ROBOCALL_MAX_BODY_BYTES": ("max_body_bytes", int),
     "ROBOCALL_RATE_LIMIT": ("rate_limit_per_minute", int),
     "ROBOCALL_LOG_JSON": ("log_json", bool),
+    "ROBOCALL_ORIGINATE_TIMEOUT": ("originate_timeout_seconds", int),
+    "ROBOCALL_TRANSFER_TIMEOUT": ("transfer_timeout_seconds", int),
+    "ROBOCALL_SWITCH_CPS": ("switch_cps", float),
     "ROBOCALL_TTS_BASE_URL": ("tts_base_url", str),
     "ROBOCALL_TTS_SAMPLE_RATE": ("tts_sample_rate", int),
     "ROBOCALL_TTS_CONCURRENCY": ("tts_concurrency", int),
@@ -108,4 +114,12 @@ def _convert(variable: str, raw: str, kind: type) -> Any:
         if value <= 0:
             raise ConfigError(f"{variable}={raw!r}: must be positive")
         return value
+    if kind is float:
+        try:
+            number = float(raw)
+        except ValueError as err:
+            raise ConfigError(f"{variable}={raw!r}: expected a number") from err
+        if number <= 0:
+            raise ConfigError(f"{variable}={raw!r}: must be positive")
+        return number
     return kind(raw)

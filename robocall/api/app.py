@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import falcon
 
 from robocall.api import errors
 from robocall.api.auth import AuthMiddleware, RateLimiter
+from robocall.api.media import PromptAudioResource, RecordingResource
 from robocall.api.resources import CallResource, OpenApiResource, StatusResource
 from robocall.store.repo import Repo
 
@@ -21,12 +23,15 @@ def create_app(
     max_body_bytes: int,
     limiter: RateLimiter,
     on_request_stored: Callable[[str], None] = lambda org_id: None,
+    recordings_dir: Path | None = None,
+    prompt_lookup: Callable[[str], Path | None] | None = None,
 ) -> falcon.App[Any, Any]:
     """A WSGI app serving the Robo call API over ``repo``.
 
     ``languages`` are those the TTS engines speak (``lang`` is checked against them);
     ``limiter`` holds the per-key request budget; ``on_request_stored(org_id)`` is called once
-    a new request is committed (the dispatcher's wake-up).
+    a new request is committed (the dispatcher's wake-up). Recordings are served from
+    ``recordings_dir`` and rendered prompts through ``prompt_lookup``, when given.
     """
     app = falcon.App(
         middleware=[AuthMiddleware(organization_for_key=repo.organization_for_key, limiter=limiter)]
@@ -44,5 +49,12 @@ def create_app(
     )
     app.add_route("/v1/status/{request_id}", StatusResource(repo=repo))
     app.add_route("/v1/openapi.json", OpenApiResource())
+    if recordings_dir is not None:
+        app.add_route(
+            "/v1/recordings/{call_id}",
+            RecordingResource(call_belongs_to=repo.call_belongs_to, recordings_dir=recordings_dir),
+        )
+    if prompt_lookup is not None:
+        app.add_route("/v1/tts/{name}", PromptAudioResource(lookup=prompt_lookup))
     errors.install(app)
     return app

@@ -25,7 +25,7 @@ import gevent.event
 from robocall.calls.runner import CallRunner
 from robocall.dispatch.lines import LineBook, LineRule, LineUsage
 from robocall.dispatch.pacing import TokenBucket, dials_allowed, free_lines
-from robocall.errors import RobocallError
+from robocall.errors import RobocallError, SwitchError
 from robocall.esl.client import EslClient
 from robocall.esl.protocol import Event
 from robocall.flow.compile import Program
@@ -99,6 +99,7 @@ class Dispatcher:
         lines: LineBook | None = None,
         switch_cps: float = DEFAULT_SWITCH_CPS,
         tick_seconds: float = 1.0,
+        reconcile_seconds: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         new_uuid: Callable[[], str] = lambda: str(uuid_module.uuid4()),
@@ -112,6 +113,7 @@ class Dispatcher:
         self.wall_clock = wall_clock
         self.new_uuid = new_uuid
         self.tick_seconds = tick_seconds
+        self.reconcile_seconds = reconcile_seconds
         self.switch_bucket = TokenBucket(
             rate=switch_cps, burst=max(1.0, switch_cps / 5), clock=clock
         )
@@ -121,6 +123,7 @@ class Dispatcher:
         self._stopping = False
         self._loop: gevent.Greenlet | None = None
         self._calls: set[gevent.Greenlet] = set()
+        self._live_channels: set[str] = set()  # channel uuids of robo calls being run
         # Measured by the dispatch benchmark: hangup seen -> next originate handed to the runner.
         self.on_dispatch: Callable[[str, int], None] | None = None
 
@@ -164,6 +167,19 @@ class Dispatcher:
                 current.lines = lines
             self.lines.set_rule(lines.id, LineRule(lines.line_variable, lines.line_value))
 
+    def resync(self) -> None:
+        """Reconcile the line book with the switch's channel listing (on every (re)connect and
+        periodically: events lost with a connection must not leak or hide lines)."""
+        try:
+            rows = self.switch.show_channels()
+        except SwitchError as err:
+            log.warning("could not list the switch's channels: %s", err)
+            return
+        changed = self.lines.reconcile(rows, is_robo=self._live_channels.__contains__)
+        if changed:
+            log.info("line counts corrected from the switch's listing for %s", sorted(changed))
+        self.wake()
+
     # --- reading ------------------------------------------------------------------------------
 
     def report(self, organization_id: str) -> LineReport | None:
@@ -200,6 +216,7 @@ class Dispatcher:
 
     def _run(self) -> None:
         next_refresh = self.clock()
+        next_reconcile = self.clock() + self.reconcile_seconds
         while not self._stopping:
             self._woken.wait(timeout=self.tick_seconds)
             self._woken.clear()
@@ -209,6 +226,9 @@ class Dispatcher:
             if now >= next_refresh:
                 next_refresh = now + self.tick_seconds
                 self._safety_net()
+            if now >= next_reconcile and self.switch.connected:
+                next_reconcile = now + self.reconcile_seconds
+                gevent.spawn(self.resync)
             if not self.switch.connected:
                 continue  # dispatch pauses; the reconnect wakes everyone
             dirty, self._dirty = self._dirty, set()
@@ -273,6 +293,7 @@ class Dispatcher:
         self.switch_bucket.take()
         organization.in_flight.add(ticket.channel_uuid)
         organization.live_calls += 1
+        self._live_channels.add(ticket.channel_uuid)
         greenlet = self.runner.spawn(ticket, program, on_done=self._call_done)
         self._calls.add(greenlet)
         greenlet.link(self._calls.discard)
@@ -280,6 +301,7 @@ class Dispatcher:
             self.on_dispatch(organization.lines.id, ticket.call_id)
 
     def _call_done(self, ticket: CallTicket, status: str) -> None:
+        self._live_channels.discard(ticket.channel_uuid)
         organization = self._organizations.get(ticket.organization_id)
         if organization is None:
             return

@@ -147,6 +147,13 @@ class DialingQueries:
                 ).execute()
         return claimed
 
+    def call_belongs_to(self, call_id: int, organization_id: str) -> bool:
+        """Whether call ``call_id`` is one of the organization's."""
+        call = self._tables.call
+        with self._session():
+            owner = call.select(call.organization).where(call.id == call_id).scalar()
+        return owner == organization_id
+
     # --- a call's progress (the runner's CallLog) ----------------------------------------------
 
     def call_leg(self, call_id: int, leg: Mapping[str, str]) -> None:
