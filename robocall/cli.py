@@ -12,9 +12,13 @@ monkey.patch_all()
 
 import argparse  # noqa: E402
 import logging  # noqa: E402
+import signal  # noqa: E402
 import sys  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 from pathlib import Path  # noqa: E402
+
+import gevent  # noqa: E402
+import gevent.event  # noqa: E402
 
 from robocall import bootstrap, config  # noqa: E402
 from robocall.api.server import make_server  # noqa: E402
@@ -25,6 +29,7 @@ log = logging.getLogger("robocall")
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+SHUTDOWN_GRACE_SECONDS = 30.0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -48,20 +53,29 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _serve(args: argparse.Namespace, settings: config.Settings) -> int:
     from robocall.tts.voices import available_languages
 
-    settings = settings.with_overrides(listen=args.listen, switch=args.switch)
+    settings = settings.with_overrides(
+        listen=args.listen, switch=args.switch, callees_file=args.callees
+    )
     _check_switch(settings.switch)
-    api = bootstrap.build_api(settings, languages=available_languages())
-    server = make_server(api.app, settings.listen, access_log=True)
+    if settings.callees_file is not None and settings.switch != "fake":
+        raise ConfigError("--callees scripts FakeSwitch's callees: use it with --switch fake")
+    service = bootstrap.build_service(settings, languages=available_languages())
+    server = make_server(service.api.app, settings.listen, access_log=True)
     host, port = server.address[:2]
     log.info("robocall API on http://%s:%s (database %s)", host, port, _safe_url(settings))
-    log.warning("dialing is not wired into this build yet: requests are stored and stay queued")
+    if service.fake_switch is not None:
+        log.warning("--switch fake: calls go to FakeSwitch's scripted callees, no one is dialled")
+    stopping = gevent.event.Event()
+    gevent.signal_handler(signal.SIGTERM, stopping.set)
+    gevent.signal_handler(signal.SIGINT, stopping.set)
+    service.start()
+    server.start()
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        log.info("stopping")
+        stopping.wait()
+        log.info("stopping: no new calls; live calls get %s s to finish", SHUTDOWN_GRACE_SECONDS)
     finally:
         server.stop(timeout=5)
-        api.repo.close()
+        service.stop(SHUTDOWN_GRACE_SECONDS)
     return 0
 
 
@@ -101,8 +115,8 @@ def _key_create(args: argparse.Namespace, settings: config.Settings) -> int:
 
 
 def _check_switch(switch: str) -> None:
-    if switch != "fake" and not switch.startswith("esl://"):
-        raise ConfigError(f"--switch {switch!r}: expected fake or esl://:PASSWORD@HOST:PORT")
+    if switch != "fake":
+        bootstrap.parse_switch_url(switch)
 
 
 def _safe_url(settings: config.Settings) -> str:
@@ -124,6 +138,9 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", parents=[common], help="run the API")
     serve.add_argument("--listen", metavar="HOST:PORT", help="default 127.0.0.1:8080")
     serve.add_argument("--switch", metavar="fake|esl://:PASSWORD@HOST:PORT")
+    serve.add_argument(
+        "--callees", type=Path, metavar="FILE", help="FakeSwitch's scripted callees (JSON)"
+    )
     serve.set_defaults(run=_serve)
 
     migrate = commands.add_parser("migrate", parents=[common], help="bring the schema up to date")
