@@ -20,7 +20,6 @@ from robocall.testing.channels import Channel, Message
 _ALWAYS_CONTINUE = {"NO_ANSWER", "NO_USER_RESPONSE", "ORIGINATOR_CANCEL"}
 _DIALSTATUS = {"SUCCESS": "SUCCESS", "USER_BUSY": "BUSY", "NO_ANSWER": "NOANSWER",
                "NO_USER_RESPONSE": "NOANSWER", "ORIGINATOR_CANCEL": "CANCEL"}
-SPEAK_MS_PER_CHAR = 65  # flite speaks about 15 characters a second (esl-transcript.txt)
 FRAME_MS = 20  # FreeSWITCH acts on a queued message at the next 20 ms media frame
 
 AppResult = Callable[[], None] | None
@@ -127,9 +126,9 @@ def playback(channel: Channel, argument: str) -> AppResult:
 
 
 def speak(channel: Channel, argument: str) -> AppResult:
-    """speak engine|voice|text: no PLAYBACK events (as recorded), about 65 ms per character."""
+    """speak engine|voice|text: no PLAYBACK events (as recorded), about 70 ms per character."""
     text = argument.split("|", 2)[-1]
-    channel.wait(len(text) * SPEAK_MS_PER_CHAR)
+    channel.wait(len(text) * media.TTS_MS_PER_CHAR)
     return None
 
 

@@ -37,8 +37,9 @@ def run_bridge(a_leg: Channel, dial: DialString) -> Callable[[], None] | None:
     variables = {"origination_caller_id_number": a_leg.profile.caller_id_number,
                  **dial.variables, "signal_bond": a_leg.uuid}
     b_leg = switch.new_channel(str(uuid.uuid4()), dial.channel_name, dial.number, variables,
-                               switch.callees.lookup(dial.number), kind="bleg")
+                               switch.callees.lookup(dial.number, dial.endpoint), kind="bleg")
     b_leg.other, b_leg.other_type, b_leg.call_uuid = a_leg, "originator", a_leg.uuid
+    b_leg.other_callee_name = bool(a_leg.profile.callee_id_name)
     b_leg.create()
     callee = b_leg.callee
     if callee.refusal:
@@ -53,6 +54,7 @@ def run_bridge(a_leg: Channel, dial: DialString) -> Callable[[], None] | None:
         return None
     if callee.ring:
         b_leg.progress()
+        a_leg.profile.callee_id_name = "Outbound Call"
     timeout_ms = timeout_s * 1000
     answers = callee.outcome == "answer" and callee.answer_after_ms < timeout_ms
     if not a_leg.wait(callee.answer_after_ms if answers else timeout_ms):
@@ -81,6 +83,8 @@ def run_bridge(a_leg: Channel, dial: DialString) -> Callable[[], None] | None:
 
 def _bridged(a_leg: Channel, b_leg: Channel) -> None:
     b_leg.answer()
+    a_leg.profile.callee_id_name = "Outbound Call"
+    b_leg.variables.update({"bridge_uuid": a_leg.uuid, "last_bridge_to": a_leg.uuid})
     b_leg.state, b_leg.state_number, b_leg.call_state = "CS_EXCHANGE_MEDIA", 5, "ACTIVE"
     now = a_leg.switch.factory.micros()
     a_leg.times.bridged = b_leg.times.bridged = now

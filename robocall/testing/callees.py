@@ -92,11 +92,16 @@ class CalleeBook:
     callees: dict[str, Callee] = field(default_factory=dict)
     default: Callee = field(default_factory=Callee)
 
-    def lookup(self, number: str) -> Callee:
-        """The callee for a number; ``+65...`` and ``65...`` are the same number."""
-        if number in self.callees:
-            return self.callees[number]
-        return self.callees.get(number.lstrip("+"), self.callees.get("+" + number, self.default))
+    def lookup(self, number: str, endpoint: str = "") -> Callee:
+        """The callee for a dial string's endpoint (exact key) or else its number.
+
+        ``+65...`` and ``65...`` are the same number. Keying by the whole endpoint
+        (``sofia/internal/1000@127.0.0.1:5071``) tells apart callees that share a number.
+        """
+        for key in (endpoint, number, number.lstrip("+"), "+" + number.lstrip("+")):
+            if key and key in self.callees:
+                return self.callees[key]
+        return self.default
 
     def set(self, number: str, callee: Callee) -> None:
         """Script one number (tests may re-script it between calls)."""

@@ -40,6 +40,7 @@ class Profile:
     caller_id_name: str = ""
     logical_direction: str = "outbound"
     cid_flipped: bool = False
+    callee_id_name: str = ""
 
 
 @dataclass
@@ -96,6 +97,7 @@ class Channel:
         self.network_addr = kind == "bleg"
         self.other: Channel | None = None
         self.other_type: str | None = None
+        self.other_callee_name = False  # the other leg had a callee name when this one began
         self.hangup_cause: str | None = None
         self.disposition = ""
         self.application = ""

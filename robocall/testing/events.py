@@ -162,8 +162,13 @@ def caller_profile(channel: Channel) -> Headers:
         # After the originate completes, the A leg's caller and callee ids swap (cid flip).
         headers += [("Caller-Caller-ID-Name", "Outbound Call"),
                     ("Caller-Caller-ID-Number", p.destination),
-                    ("Caller-Orig-Caller-ID-Number", p.caller_id_number),
-                    ("Caller-Callee-ID-Number", p.caller_id_number)]
+                    ("Caller-Orig-Caller-ID-Number", p.caller_id_number)]
+        if p.callee_id_name:
+            # Set once a bridged callee rang or answered (esl-transfer-answered/noanswer.txt).
+            headers += [("Caller-Callee-ID-Name", p.callee_id_name),
+                        ("Caller-Callee-ID-Number", p.destination)]
+        else:
+            headers.append(("Caller-Callee-ID-Number", p.caller_id_number))
     else:
         if p.caller_id_name:
             headers.append(("Caller-Caller-ID-Name", p.caller_id_name))
@@ -207,7 +212,12 @@ def other_leg(channel: Channel) -> Headers:
         ("Other-Leg-Caller-ID-Name", p.caller_id_name or "Outbound Call"),
         ("Other-Leg-Caller-ID-Number", p.caller_id_number),
         ("Other-Leg-Orig-Caller-ID-Number", p.caller_id_number),
-        ("Other-Leg-Callee-ID-Name", "Outbound Call"),
+    ]
+    # A B leg's Other-Leg block is the A leg's profile as it was when B was created; an A leg
+    # has a callee name only once a bridged callee rang (see caller_profile).
+    if other.kind == "bleg" or channel.other_callee_name:
+        headers.append(("Other-Leg-Callee-ID-Name", "Outbound Call"))
+    headers += [
         ("Other-Leg-Callee-ID-Number", p.destination),
         ("Other-Leg-Network-Addr", "127.0.0.1"), ("Other-Leg-ANI", p.caller_id_number),
         ("Other-Leg-Destination-Number", p.destination), ("Other-Leg-Unique-ID", other.uuid),

@@ -2,8 +2,9 @@
 
 Lengths are scripted milliseconds (the switch's time scale turns them into real sleeps):
 a WAV file's real length when the path exists, ``silence_stream://N`` is N ms,
-``tone_stream://`` sums its ``%(on,off,freq)`` segments times ``loops``, and anything else
-(tts://, a missing file, http_cache://) takes ``DEFAULT_PLAY_MS``.
+``tone_stream://`` sums its ``%(on,off,freq)`` segments times ``loops``, ``tts://`` takes
+about 70 ms a character, and anything else
+(a missing file, http_cache://) takes ``DEFAULT_PLAY_MS``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_PLAY_MS = 1000
+TTS_MS_PER_CHAR = 70
 _TONE_SEGMENT = re.compile(r"%\((\d+),(\d+),[^)]*\)")
 _LOOPS = re.compile(r"loops=(-?\d+)")
 
@@ -33,6 +35,9 @@ def play_length_ms(target: str) -> int:
         count = int(loops.group(1)) if loops else 1
         # loops=-1 repeats forever; a long finite stand-in keeps the fake bounded.
         return once * (count if count > 0 else 3600)
+    if target.startswith("tts://"):
+        # tts://engine|voice|text: flite speaks about 14 characters a second.
+        return len(target.split("|", 2)[-1]) * TTS_MS_PER_CHAR
     return wav_length_ms(target) or DEFAULT_PLAY_MS
 
 
@@ -88,7 +93,11 @@ class PagdArgs:
 
 def parse_pagd(argument: str) -> PagdArgs:
     """Parse play_and_get_digits' argument; quoted prompts may hold spaces."""
-    words = shlex.split(argument)
+    lexer = shlex.shlex(argument, posix=True)
+    lexer.whitespace_split = True
+    lexer.commenters = ""  # '#' is the usual terminator, not a comment
+    lexer.escape = ""  # a backslash belongs to the regexp (\d+), as FreeSWITCH reads it
+    words = list(lexer)
     if len(words) < 6:
         raise ValueError(f"play_and_get_digits needs at least 6 arguments: {argument!r}")
     words += [""] * (10 - len(words))

@@ -138,7 +138,7 @@ class Switch:
         channel_uuid = variables.get("origination_uuid") or str(uuid.uuid4())
         number = args.dial.number
         channel = self.new_channel(channel_uuid, args.dial.channel_name, number, variables,
-                                   self.callees.lookup(number), kind="robo")
+                                   self.callees.lookup(number, args.dial.endpoint), kind="robo")
         self._dial(channel, _seconds(variables.get("originate_timeout")) * 1000, report)
 
     def _dial(self, channel: Channel, timeout_ms: int, report: Callable[[str], None]) -> None:
@@ -147,6 +147,8 @@ class Switch:
         if not channel.wait(FRAME_MS):
             return self._fail(channel, report)
         if callee.refusal:
+            # A SIP error response came from the callee's address; a network failure has none.
+            channel.network_addr = callee.outcome != "network_failure"
             channel.hangup(callee.refusal[0], "recv_refuse")
             return self._fail(channel, report)
         if callee.ring:
