@@ -151,7 +151,9 @@ class Connection:
                 commands, buffer = split_commands(buffer + data)
                 with self.lock:
                     for command in commands:
-                        if not self.open or not self.handle(command):
+                        if self.open and not self.handle(command):
+                            self.close()  # exit, or a wrong password: FreeSWITCH hangs up
+                        if not self.open:
                             break
         finally:
             self.close()

@@ -72,19 +72,26 @@ def _book(name: str) -> CalleeBook:
     return CalleeBook({SIPP + port: callee for port, callee in CALLEES[name].items()})
 
 
-def _replay(name: str) -> tuple[transcripts.Transcript, list[WireFrame]]:
-    """Send the transcript's commands to a fake at the recorded points; all frames received."""
+def _replay(name: str) -> tuple[transcripts.Transcript, list[WireFrame], bool]:
+    """Send the transcript's commands to a fake at the recorded points.
+
+    Returns the record, every frame the fake sent, and whether it closed the connection
+    (as FreeSWITCH does after ``exit``) rather than falling silent.
+    """
     record = transcripts.load(name)
     fake = FakeSwitch(_book(name), time_scale=TIME_SCALE).start()
     client = EslWire(fake.address, timeout=5)
+    closed = False
     try:
         _drive(record, client)
-    except (TimeoutError, EOFError):
-        pass  # the fake fell silent or closed early: the comparison shows where
+    except EOFError:
+        closed = True
+    except TimeoutError:
+        pass  # the fake fell silent: the comparison shows where
     finally:
         client.close()
         fake.stop()
-    return record, client.frames
+    return record, client.frames, closed
 
 
 def _drive(record: transcripts.Transcript, client: EslWire) -> None:
@@ -209,13 +216,15 @@ def _compare(name: str, real: list[bytes], fake: list[bytes]) -> list[str]:
 @pytest.mark.parametrize("name", sorted(CALLEES))
 def test_fake_matches_recorded_session(name: str) -> None:
     # Given the commands of a recorded session and callees scripted like its SIPp callees
-    record, frames = _replay(name)
+    record, frames, closed = _replay(name)
 
     # When the fake's frames are compared with the real switch's
     faults = _compare(name, [f.raw for f in record.frames()], [f.raw for f in frames])
 
-    # Then they agree on replies, per-channel event orders, header names and framing
+    # Then they agree on replies, per-channel event orders, header names and framing,
+    # and the fake hung up after `exit` as the real one did
     assert not faults, f"{name}:\n" + "\n".join(faults)
+    assert closed
 
 
 def test_every_transcript_is_replayed_or_covered() -> None:
