@@ -163,6 +163,7 @@ class Channel:
         self.network_addr = True
         self.times.progress = self.switch.factory.micros()
         self.emit("CHANNEL_PROGRESS")
+        self.call_state = "RINGING"  # the event still says DOWN; later ones say RINGING
 
     def answer(self) -> None:
         """The callee answered: CHANNEL_ANSWER, media up."""
