@@ -51,7 +51,7 @@ CALLING: dict[str, tuple[str, str, str]] = {
     "SHUTDOWN": ("switch_core.c", "switch_core_destroy", "3033"),
 }
 
-# Events whose Hangup-Cause sits before the state block, and those where it follows Answer-State.
+# Events whose Hangup-Cause also sits before the state block (it follows Answer-State in all).
 _CAUSE_FIRST = {"CHANNEL_HANGUP_COMPLETE"}
 # Events that carry no channel variables at all (DTMF, as recorded).
 _NO_VARIABLES = {"DTMF"}
@@ -140,7 +140,7 @@ class EventFactory:
             ("Channel-HIT-Dialplan", "true" if channel.hit_dialplan else "false"),
             ("Channel-Call-UUID", channel.call_uuid), ("Answer-State", channel.answer_state),
         ]
-        if cause and name not in _CAUSE_FIRST:
+        if cause:
             headers.append(("Hangup-Cause", cause))
         if channel.media_up:
             headers += _CODEC
@@ -243,14 +243,18 @@ def other_leg(channel: Channel) -> Headers:
 
 def encode_json(event: Event) -> bytes:
     """``text/event-json``: Content-Length before Content-Type, compact JSON, body as ``_body``."""
-    data: dict[str, str] = {}
-    for key, value in event.headers:
-        data.setdefault(key, value)
+    pairs = list(event.headers)
     if event.body:
-        data["Content-Length"] = str(len(event.body.encode()))
-        data["_body"] = event.body
-    payload = json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
+        pairs += [("Content-Length", str(len(event.body.encode()))), ("_body", event.body)]
+    # Written pair by pair: FreeSWITCH repeats a key when the event has it twice
+    # (Hangup-Cause in CHANNEL_HANGUP_COMPLETE), and so does this.
+    payload = ("{" + ",".join(f"{_json(k)}:{_json(v)}" for k, v in pairs) + "}").encode()
     return b"Content-Length: %d\nContent-Type: text/event-json\n\n" % len(payload) + payload
+
+
+def _json(value: str | list[str]) -> str:
+    # A multi-valued variable is a JSON array (variable_originated_legs), compact like the rest.
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 def encode_plain(event: Event) -> bytes:
