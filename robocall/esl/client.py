@@ -1,0 +1,518 @@
+"""gevent transport for the FreeSWITCH Event Socket (inbound mode).
+
+One :class:`EslClient` keeps one authenticated connection alive. A single reader greenlet only
+parses frames and routes them: command replies to the waiting command (FreeSWITCH answers a
+connection's commands strictly in order, so a FIFO matches them), BACKGROUND_JOB results to the
+bgapi that chose the Job-UUID, CHANNEL_EXECUTE_COMPLETE to the execute that chose the Event-UUID,
+every event to the queue of its channel (``Unique-ID``) and to the listeners. The reader never
+waits on a consumer: FreeSWITCH drops a listener that falls 500 events behind.
+
+Every wait is bounded (:class:`SwitchTimeout`); when the connection goes, every pending waiter
+fails at once with :class:`SwitchDisconnected`, channel queues get :data:`DISCONNECTED`, and the
+client reconnects with exponential backoff until :meth:`EslClient.close`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import socket
+import uuid as uuid_module
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Final
+
+import gevent
+import gevent.event
+import gevent.lock
+import gevent.queue
+
+from robocall.errors import (
+    CommandFailed,
+    ProtocolError,
+    SwitchAuthError,
+    SwitchDisconnected,
+    SwitchError,
+    SwitchTimeout,
+)
+from robocall.esl import commands
+from robocall.esl.protocol import (
+    API_RESPONSE,
+    AUTH_REQUEST,
+    COMMAND_REPLY,
+    DISCONNECT_NOTICE,
+    RUDE_REJECTION,
+    Event,
+    Frame,
+    FrameParser,
+)
+
+log = logging.getLogger(__name__)
+
+_RECV_BYTES: Final = 256 * 1024
+
+
+class _DisconnectMarker:
+    """Put on every channel queue when the connection drops: events may have been missed."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "DISCONNECTED"
+
+
+DISCONNECTED: Final = _DisconnectMarker()
+
+EventListener = Callable[[Event], None]
+
+
+class BackgroundJob:
+    """A bgapi command in flight; :meth:`wait` gives its BACKGROUND_JOB result."""
+
+    def __init__(self, job_uuid: str, result: gevent.event.AsyncResult) -> None:
+        self.job_uuid = job_uuid
+        self._result = result
+
+    def wait(self, timeout: float) -> str:
+        """The job's result text (``+OK ...`` or ``-ERR USER_BUSY``...); an ``-ERR`` is an outcome
+        here, not an exception, because a failed originate is a normal call result."""
+        return str(_wait(self._result, timeout, f"BACKGROUND_JOB {self.job_uuid}"))
+
+
+class Execution:
+    """A sendmsg execute in flight; :meth:`wait` gives its CHANNEL_EXECUTE_COMPLETE event."""
+
+    def __init__(
+        self, channel_uuid: str, event_uuid: str, result: gevent.event.AsyncResult
+    ) -> None:
+        self.channel_uuid = channel_uuid
+        self.event_uuid = event_uuid
+        self._result = result
+
+    def wait(self, timeout: float) -> Event:
+        """The CHANNEL_EXECUTE_COMPLETE whose Application-UUID is this execution's Event-UUID."""
+        event = _wait(self._result, timeout, f"execution {self.event_uuid}")
+        assert isinstance(event, Event)
+        return event
+
+
+def _wait(result: gevent.event.AsyncResult, timeout: float, what: str) -> Any:
+    try:
+        return result.get(timeout=timeout)
+    except gevent.Timeout as err:
+        raise SwitchTimeout(f"no answer to {what} within {timeout} s") from err
+
+
+class _Connection:
+    """One socket's state: everything here fails together when the socket goes."""
+
+    def __init__(self, sock: socket.socket, parser: FrameParser) -> None:
+        self.sock = sock
+        self.parser = parser
+        self.alive = True
+        self.send_lock = gevent.lock.Semaphore()
+        self.replies: deque[gevent.event.AsyncResult] = deque()
+        self.jobs: dict[str, gevent.event.AsyncResult] = {}
+        self.executions: dict[str, tuple[str, gevent.event.AsyncResult]] = {}
+        self.closed = gevent.event.Event()
+        self.reader: gevent.Greenlet | None = None
+
+
+class EslClient:
+    """A self-healing inbound Event Socket connection to one FreeSWITCH."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        password: str,
+        *,
+        command_timeout: float = 5.0,
+        connect_timeout: float = 5.0,
+        backoff_initial: float = 0.5,
+        backoff_max: float = 30.0,
+        on_connected: Callable[[EslClient], None] | None = None,
+        on_disconnected: Callable[[EslClient], None] | None = None,
+        events: tuple[str, ...] = commands.ROBOCALL_EVENTS,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.command_timeout = command_timeout
+        self.connect_timeout = connect_timeout
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self._auth_command = commands.auth(password).encode()
+        self._subscribe_command = commands.event_json(events).encode()
+        self._on_connected = on_connected
+        self._on_disconnected = on_disconnected
+        self._connection: _Connection | None = None
+        self._queues: dict[str, gevent.queue.Queue] = {}
+        self._listeners: list[EventListener] = []
+        self._closed = False
+        self._supervisor: gevent.Greenlet | None = None
+        self._connected = gevent.event.Event()
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def connect(self) -> None:
+        """Connect, authenticate and subscribe now (errors raise here), then keep it alive."""
+        if self._closed:
+            raise SwitchDisconnected("client is closed")
+        if self._supervisor is not None:
+            raise SwitchError("the client was already started")
+        connection = self._open()
+        self._supervisor = gevent.spawn(self._supervise, connection)
+
+    def start(self) -> None:
+        """Connect in the background, retrying with backoff until FreeSWITCH is reachable.
+
+        For a process that must come up before its switch does; :meth:`wait_connected` or
+        ``on_connected`` tell when it is up."""
+        if self._closed:
+            raise SwitchDisconnected("client is closed")
+        if self._supervisor is not None:
+            raise SwitchError("the client was already started")
+        self._supervisor = gevent.spawn(self._supervise, None)
+
+    @property
+    def connected(self) -> bool:
+        """Whether a connection is up and subscribed right now."""
+        return self._connection is not None and self._connection.alive
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` was called (the client never reconnects again)."""
+        return self._closed
+
+    def wait_connected(self, timeout: float) -> None:
+        """Block until a connection is up (after a drop, until the reconnect succeeded)."""
+        if not self._connected.wait(timeout):
+            raise SwitchTimeout(f"not connected to {self.host}:{self.port} within {timeout} s")
+
+    def close(self) -> None:
+        """Stop for good: drop the connection, fail every waiter, never reconnect."""
+        self._closed = True
+        connection = self._connection
+        if connection is not None:
+            self._drop(connection, "client closed")
+        if self._supervisor is not None and self._supervisor is not gevent.getcurrent():
+            self._supervisor.kill(block=False)
+
+    def _open(self) -> _Connection:
+        try:
+            sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
+        except OSError as err:
+            raise SwitchDisconnected(f"cannot connect to {self.host}:{self.port}: {err}") from err
+        try:
+            # Commands are small writes answered at once: Nagle would hold each ~40 ms.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+            parser = FrameParser()
+            pending: deque[Frame] = deque()
+            greeting = self._read_frame(sock, parser, pending)
+            if greeting.content_type == RUDE_REJECTION:
+                raise SwitchAuthError(f"FreeSWITCH refused the connection: {greeting.text.strip()}")
+            if greeting.content_type != AUTH_REQUEST:
+                raise ProtocolError(f"expected auth/request, got {greeting.content_type}")
+            sock.sendall(self._auth_command)
+            reply = self._read_frame(sock, parser, pending)
+            if not reply.text.startswith("+OK"):
+                raise SwitchAuthError(f"FreeSWITCH refused the password: {reply.text}")
+            sock.sendall(self._subscribe_command)
+            reply = self._read_frame(sock, parser, pending)
+            if not reply.text.startswith("+OK"):
+                raise CommandFailed(reply.text)
+            sock.settimeout(None)
+        except BaseException as err:
+            sock.close()
+            if isinstance(err, OSError):
+                raise SwitchDisconnected(f"connection to FreeSWITCH failed: {err}") from err
+            raise
+        connection = _Connection(sock, parser)
+        self._connection = connection
+        connection.reader = gevent.spawn(self._read, connection, list(pending))
+        self._connected.set()
+        return connection
+
+    def _read_frame(self, sock: socket.socket, parser: FrameParser, pending: deque[Frame]) -> Frame:
+        """During the handshake: the next frame, within connect_timeout (socket timeout)."""
+        while not pending:
+            try:
+                data = sock.recv(_RECV_BYTES)
+            except TimeoutError as err:
+                raise SwitchTimeout("FreeSWITCH did not answer the handshake in time") from err
+            if not data:
+                raise SwitchDisconnected("FreeSWITCH closed the connection during the handshake")
+            pending.extend(parser.feed(data))
+        return pending.popleft()
+
+    def _supervise(self, connection: _Connection | None) -> None:
+        """Keep a connection up until close(): announce it, wait for its end, reconnect."""
+        first_delay = 0.0  # start(): the first attempt is immediate
+        while True:
+            if connection is None:
+                connection = self._reconnect(first_delay)
+                if connection is None:
+                    return
+            self._notify(self._on_connected, "on_connected")
+            connection.closed.wait()
+            self._notify(self._on_disconnected, "on_disconnected")
+            connection = None
+            first_delay = self.backoff_initial
+
+    def _reconnect(self, delay: float) -> _Connection | None:
+        """Open a connection, retrying with exponential backoff; None once the client is closed."""
+        backoff = self.backoff_initial
+        while not self._closed:
+            if delay:
+                gevent.sleep(delay)
+            if self._closed:
+                break
+            try:
+                connection = self._open()
+            except SwitchError as err:
+                log.warning("connecting to %s:%s failed: %s", self.host, self.port, err)
+                delay, backoff = backoff, min(backoff * 2, self.backoff_max)
+                continue
+            log.info("connected to FreeSWITCH at %s:%s", self.host, self.port)
+            return connection
+        return None
+
+    def _notify(self, callback: Callable[[EslClient], None] | None, what: str) -> None:
+        if callback is None or self._closed:
+            return
+        try:
+            callback(self)
+        except Exception:
+            log.exception("%s callback failed", what)
+
+    # --- the reader ----------------------------------------------------------------------------
+
+    def _read(self, connection: _Connection, early: list[Frame]) -> None:
+        reason = "connection closed by FreeSWITCH"
+        try:
+            if self._dispatch(connection, early):
+                return
+            sock = connection.sock
+            parser = connection.parser
+            while connection.alive:
+                data = sock.recv(_RECV_BYTES)
+                if not data:
+                    return
+                if self._dispatch(connection, parser.feed(data)):
+                    reason = "FreeSWITCH sent a disconnect-notice"
+                    return
+                # recv does not yield while data keeps arriving; let the rest of the process run.
+                gevent.sleep(0)
+        except ProtocolError as err:
+            reason = f"protocol error: {err}"
+            log.error("Event Socket stream broken, dropping the connection: %s", err)
+        except OSError as err:
+            reason = f"connection error: {err}"
+        finally:
+            self._drop(connection, reason)
+
+    def _dispatch(self, connection: _Connection, frames: list[Frame]) -> bool:
+        """Route frames; True when FreeSWITCH said it is disconnecting us."""
+        for frame in frames:
+            event = frame.event
+            if event is not None:
+                self._route(connection, event)
+                continue
+            content_type = frame.content_type
+            if content_type in (COMMAND_REPLY, API_RESPONSE):
+                if not connection.replies:
+                    raise ProtocolError(f"a {content_type} nobody asked for: {frame.text[:80]!r}")
+                connection.replies.popleft().set(frame)
+            elif content_type == DISCONNECT_NOTICE:
+                return True
+            else:
+                log.info("ignoring an Event Socket frame of type %s", content_type)
+        return False
+
+    def _route(self, connection: _Connection, event: Event) -> None:
+        headers = event.headers
+        name = headers.get("Event-Name")
+        if name == "BACKGROUND_JOB":
+            job = connection.jobs.pop(headers.get("Job-UUID", ""), None)
+            if job is not None:
+                job.set(event.body)
+        elif name == "CHANNEL_EXECUTE_COMPLETE":
+            execution = connection.executions.pop(headers.get("Application-UUID", ""), None)
+            if execution is not None:
+                execution[1].set(event)
+        channel_uuid = headers.get("Unique-ID")
+        if channel_uuid is not None:
+            queue = self._queues.get(channel_uuid)
+            if queue is not None:
+                queue.put_nowait(event)
+        for listener in self._listeners:
+            try:
+                listener(event)
+            except Exception:
+                log.exception("event listener %r failed", listener)
+        if name == "CHANNEL_DESTROY" and channel_uuid is not None:
+            # Apps still queued on a destroyed channel never complete: fail their waiters now.
+            executions = connection.executions
+            gone = [key for key, (owner, _) in executions.items() if owner == channel_uuid]
+            for key in gone:
+                executions.pop(key)[1].set_exception(
+                    CommandFailed(f"channel {channel_uuid} was destroyed before {key} completed")
+                )
+
+    def _drop(self, connection: _Connection, reason: str) -> None:
+        """Fail everything that waits on this connection, once."""
+        if not connection.alive:
+            return
+        connection.alive = False
+        if self._connection is connection:
+            self._connection = None
+            self._connected.clear()
+        with contextlib.suppress(OSError):
+            connection.sock.close()
+        error = SwitchDisconnected(reason)
+        while connection.replies:
+            connection.replies.popleft().set_exception(error)
+        for job in connection.jobs.values():
+            job.set_exception(error)
+        connection.jobs.clear()
+        for _, execution in connection.executions.values():
+            execution.set_exception(error)
+        connection.executions.clear()
+        for queue in self._queues.values():
+            queue.put_nowait(DISCONNECTED)
+        if connection.reader is not None and connection.reader is not gevent.getcurrent():
+            connection.reader.kill(block=False)
+        log.warning("Event Socket to %s:%s lost: %s", self.host, self.port, reason)
+        connection.closed.set()
+
+    # --- commands ------------------------------------------------------------------------------
+
+    def _send(self, wire: str, timeout: float | None = None) -> Frame:
+        """Send one command and wait for its reply, both within the command timeout."""
+        limit = self.command_timeout if timeout is None else timeout
+        connection = self._connection
+        if connection is None or not connection.alive:
+            raise SwitchDisconnected("not connected to FreeSWITCH")
+        reply = gevent.event.AsyncResult()
+        if not connection.send_lock.acquire(timeout=limit):
+            raise SwitchTimeout(f"could not send within {limit} s (another send is stuck)")
+        try:
+            if not connection.alive:
+                raise SwitchDisconnected("not connected to FreeSWITCH")
+            # Appended before the bytes leave, in send order: replies come back in this order.
+            connection.replies.append(reply)
+            try:
+                with gevent.Timeout(limit):
+                    connection.sock.sendall(wire.encode())
+            except gevent.Timeout as err:
+                # Part of the command may be on the wire: the stream is unusable.
+                self._drop(connection, f"send blocked for {limit} s")
+                raise SwitchTimeout(f"could not send within {limit} s") from err
+            except OSError as err:
+                self._drop(connection, f"send failed: {err}")
+                raise SwitchDisconnected(f"send failed: {err}") from err
+        finally:
+            connection.send_lock.release()
+        frame = _wait(reply, limit, wire.split("\n", 1)[0][:80])
+        assert isinstance(frame, Frame)
+        return frame
+
+    def api(self, command: str, *, timeout: float | None = None) -> str:
+        """Run ``api <command>``; its body, or :class:`CommandFailed` when it starts with -ERR.
+
+        FreeSWITCH sends no events on this connection while an api runs: use :meth:`bgapi` for
+        anything slow."""
+        frame = self._send(commands.api(command), timeout)
+        text = frame.text
+        if text.startswith("-ERR") or text.startswith("-USAGE"):
+            raise CommandFailed(text.strip())
+        return text
+
+    def bgapi(self, command: str, job_uuid: str | None = None) -> BackgroundJob:
+        """Start ``bgapi <command>`` with a Job-UUID we choose; wait on the returned job."""
+        chosen = job_uuid or str(uuid_module.uuid4())
+        wire = commands.bgapi(command, chosen)
+        result = gevent.event.AsyncResult()
+        # Registered before sending: the BACKGROUND_JOB may arrive right behind the reply.
+        self._send_registered(wire, self._require_connection().jobs, chosen, result)
+        return BackgroundJob(chosen, result)
+
+    def execute(
+        self,
+        uuid: str,
+        app: str,
+        arg: str,
+        event_uuid: str | None = None,
+        *,
+        event_lock: bool = True,
+    ) -> Execution:
+        """Run a dialplan app on a channel via sendmsg; wait on the returned execution."""
+        chosen = event_uuid or str(uuid_module.uuid4())
+        wire = commands.sendmsg_execute(uuid, app, arg, chosen, event_lock=event_lock)
+        result = gevent.event.AsyncResult()
+        self._send_registered(wire, self._require_connection().executions, chosen, (uuid, result))
+        return Execution(uuid, chosen, result)
+
+    def hangup(self, uuid: str, cause: str = "NORMAL_CLEARING") -> None:
+        """Hang a channel up with a cause (sendmsg hangup)."""
+        self._send_expecting_ok(commands.sendmsg_hangup(uuid, cause))
+
+    def _send_expecting_ok(self, wire: str) -> None:
+        frame = self._send(wire)
+        if not frame.text.startswith("+OK"):
+            raise CommandFailed(frame.text)
+
+    def _send_registered(
+        self, wire: str, registry: dict[str, Any], key: str, entry: object
+    ) -> None:
+        """Send a command whose outcome arrives later as an event, registered under ``key``."""
+        registry[key] = entry
+        try:
+            self._send_expecting_ok(wire)
+        except SwitchError:
+            registry.pop(key, None)
+            raise
+
+    def show_channels(self) -> list[dict[str, Any]]:
+        """Every live channel as FreeSWITCH's ``show channels as json`` rows."""
+        text = self.api(commands.show_channels_json())
+        try:
+            document = json.loads(text)
+        except ValueError as err:
+            raise ProtocolError(f"show channels answered no JSON: {text[:80]!r}") from err
+        rows = document.get("rows", []) if isinstance(document, dict) else None
+        if not isinstance(rows, list):
+            raise ProtocolError("show channels JSON has no list of rows")
+        return rows
+
+    def _require_connection(self) -> _Connection:
+        connection = self._connection
+        if connection is None or not connection.alive:
+            raise SwitchDisconnected("not connected to FreeSWITCH")
+        return connection
+
+    # --- routing -----------------------------------------------------------------------------
+
+    def channel_queue(self, uuid: str) -> gevent.queue.Queue:
+        """The queue of one channel's events; register it BEFORE originating with that uuid.
+
+        Unbounded on purpose: the reader must never wait for a slow call. Release it with
+        :meth:`release_channel` when the call is over."""
+        queue = self._queues.get(uuid)
+        if queue is None:
+            queue = self._queues[uuid] = gevent.queue.Queue()
+        return queue
+
+    def release_channel(self, uuid: str) -> None:
+        """Stop routing a channel's events (its queue keeps what it already holds)."""
+        self._queues.pop(uuid, None)
+
+    def add_event_listener(self, listener: EventListener) -> None:
+        """Call ``listener(event)`` for every event, in the reader: quick, and never blocking."""
+        self._listeners.append(listener)
+
+    def remove_event_listener(self, listener: EventListener) -> None:
+        """Stop calling a listener added with :meth:`add_event_listener`."""
+        self._listeners.remove(listener)
