@@ -60,6 +60,8 @@ def execute(channel: Channel, message: Message) -> AppResult:
         channel.started_messages += 1
         return None  # FreeSWITCH logs "Invalid Application" and raises no event
     data = [("Application-Data", message.argument)] if message.argument else []
+    # A sendmsg execute runs `loops` times; FreeSWITCH shows the count on the channel.
+    channel.variables.update({"current_loop": "1", "total_loops": "1"})
     _begin(channel, message.app, message.argument)
     channel.emit("CHANNEL_EXECUTE", [("Application", message.app), *data,
                                      ("Application-UUID", message.event_uuid)])

@@ -35,7 +35,10 @@ def run_bridge(a_leg: Channel, dial: DialString) -> Callable[[], None] | None:
             a_leg.hangup(refused, "send_bye")
         return None
     variables = {"origination_caller_id_number": a_leg.profile.caller_id_number,
-                 **dial.variables, "signal_bond": a_leg.uuid}
+                 **dial.variables, "signal_bond": a_leg.uuid, "originator": a_leg.uuid,
+                 "originating_leg_uuid": a_leg.uuid,
+                 "ignore_early_media": a_leg.variables.get("ignore_early_media", "false"),
+                 "max_forwards": "69", "originator_codec": "PCMU@8000h@20i@64000b"}
     b_leg = switch.new_channel(str(uuid.uuid4()), dial.channel_name, dial.number, variables,
                                switch.callees.lookup(dial.number, dial.endpoint), kind="bleg")
     b_leg.other, b_leg.other_type, b_leg.call_uuid = a_leg, "originator", a_leg.uuid
@@ -84,13 +87,19 @@ def run_bridge(a_leg: Channel, dial: DialString) -> Callable[[], None] | None:
 def _bridged(a_leg: Channel, b_leg: Channel) -> None:
     b_leg.answer()
     a_leg.profile.callee_id_name = "Outbound Call"
-    b_leg.variables.update({"bridge_uuid": a_leg.uuid, "last_bridge_to": a_leg.uuid})
+    b_leg.variables.update({"bridge_uuid": a_leg.uuid, "last_bridge_to": a_leg.uuid,
+                            "bridge_to": a_leg.uuid, "bridge_channel": a_leg.name,
+                            "last_bridge_role": "originatee"})
     b_leg.state, b_leg.state_number, b_leg.call_state = "CS_EXCHANGE_MEDIA", 5, "ACTIVE"
     now = a_leg.switch.factory.micros()
     a_leg.times.bridged = b_leg.times.bridged = now
     a_leg.other, a_leg.other_type, a_leg.bridged_to = b_leg, "originatee", b_leg
     a_leg.variables.update({"originate_disposition": "SUCCESS", "DIALSTATUS": "SUCCESS",
-                            "originate_causes": f"{b_leg.uuid};NONE", "signal_bond": b_leg.uuid})
+                            "originate_causes": f"{b_leg.uuid};NONE", "signal_bond": b_leg.uuid,
+                            "originate_signal_bond": b_leg.uuid,
+                            "last_sent_callee_id_name": "Outbound Call",
+                            "last_sent_callee_id_number": b_leg.number,
+                            "last_bridge_proto_specific_hangup_cause": "sip:200"})
     a_leg.emit("CHANNEL_BRIDGE", before_state=_bridge_ids(a_leg, b_leg))
     b_leg.spawn_callee_script()
 

@@ -178,9 +178,9 @@ class Channel:
             "sip_to_user": self.number, "sip_from_user": self.profile.caller_id_number,
             "read_codec": "PCMU", "read_rate": "8000", "write_codec": "PCMU", "write_rate": "8000",
             "dtmf_type": "rfc2833", "remote_media_ip": "127.0.0.1",
-            "endpoint_disposition": "ANSWER",
         })
         self.emit("CHANNEL_ANSWER")
+        self.variables["endpoint_disposition"] = "ANSWER"
         self.answered_flag.set()
 
     def start_executing(self) -> None:
@@ -190,6 +190,10 @@ class Channel:
         self.hit_dialplan = True
         self.profile.cid_flipped = self.kind == "robo"
         self.accountcode_column = self.variables.get("accountcode", "")
+        if self.kind == "robo":
+            self.variables.update({
+                "pre_transfer_caller_id_number": self.profile.caller_id_number,
+                "channel_cid_flipped": "true"})
 
     def receive_dtmf(self, digit: str) -> None:
         """An RFC 2833 digit from the callee: DTMF event; kept only if an app collects digits."""
@@ -219,8 +223,13 @@ class Channel:
         if disposition == "recv_refuse":
             # A refusal is known before the hangup event (as recorded for busy callees).
             self.set_variable("sip_hangup_disposition", disposition)
+            if cause in _SIP_STATUS:
+                self.set_variable("proto_specific_hangup_cause", f"sip:{_SIP_STATUS[cause]}")
+        if disposition == "recv_bye":
+            self.set_variable("proto_specific_hangup_cause", "sip:200")
         self.emit("CHANNEL_HANGUP")
         if disposition == "recv_bye":
+            # Not yet in CHANNEL_HANGUP, in every later event (esl-callee-hangup-*.txt).
             self.set_variable("sip_hangup_disposition", disposition)
         self.ended.set()
         self.inbox.put(None)
@@ -239,7 +248,9 @@ class Channel:
         samples = write_silence_wav(recording.path, length_ms)
         self.state = "CS_HANGUP"
         self.variables.update({"record_seconds": str(length_ms // 1000),
-                               "record_ms": str(length_ms), "record_samples": str(samples)})
+                               "record_ms": str(length_ms), "record_samples": str(samples),
+                               "record_completion_cause": "success-silence",
+                               "record_file_size": str(44 + samples * 2)})
         self.emit("RECORD_STOP", [("Record-File-Path", recording.path),
                                   ("Record-Completion-Cause", "success-silence")])
 
@@ -265,22 +276,42 @@ class Channel:
         self.destroy()
 
     def _hangup_variables(self) -> None:
+        """The CDR block FreeSWITCH adds at CS_REPORTING, in its order."""
         cause = self.hangup_cause or "NORMAL_CLEARING"
         now = self.switch.monotonic()
-        duration_ms = int(self.switch.scripted_ms(now - self.created_mono))
+        t = self.times
+        total_us = int(self.switch.scripted_ms(now - self.created_mono) * 1000)
         answered = self.answered_mono
-        bill_ms = int(self.switch.scripted_ms(now - answered)) if answered else 0
-        start = int(self.times.created / 1_000_000)
+        bill_us = int(self.switch.scripted_ms(now - answered) * 1000) if answered else 0
+        progress_us = max(t.progress - t.created, 0) if t.progress else 0
+        answer_us = max(t.answered - t.created, 0) if t.answered else 0
         v = self.variables
         v.update({"hangup_cause": cause, "hangup_cause_q850": str(Q850.get(cause, 41)),
-                  "digits_dialed": "none", "start_stamp": _stamp(start),
-                  "start_epoch": str(start), "start_uepoch": str(self.times.created),
-                  "answer_epoch": str(int(self.times.answered / 1_000_000)),
-                  "end_epoch": str(int(self.times.hangup / 1_000_000)),
-                  "last_app": self.application or "park", "last_arg": self.application_data,
-                  "duration": str(duration_ms // 1000), "billsec": str(bill_ms // 1000),
-                  "mduration": str(duration_ms), "billmsec": str(bill_ms),
-                  "answersec": "0", "waitsec": "0"})
+                  "digits_dialed": "none"})
+        for name, micros in (("start", t.created), ("profile_start", t.created),
+                             ("answer", t.answered), ("bridge", t.bridged),
+                             ("progress", t.progress), ("end", t.hangup)):
+            if micros:
+                v[f"{name}_stamp"] = _stamp(micros // 1_000_000)
+        for name, micros in (("start", t.created), ("profile_start", t.created),
+                             ("answer", t.answered), ("bridge", t.bridged), ("last_hold", 0),
+                             ("resurrect", 0), ("progress", t.progress),
+                             ("progress_media", 0), ("end", t.hangup)):
+            v[f"{name}_epoch"] = str(micros // 1_000_000)
+            v[f"{name}_uepoch"] = str(micros)
+        v.update({"hold_accum_seconds": "0", "hold_accum_usec": "0", "hold_accum_ms": "0"})
+        if self.application:
+            v["last_app"] = self.application
+        if self.application_data:
+            v["last_arg"] = self.application_data
+        v["caller_id"] = f'"Outbound Call" <{self.profile.caller_id_number}>'
+        for unit, scale in (("sec", 1_000_000), ("msec", 1000), ("usec", 1)):
+            prefix = {"sec": "", "msec": "m", "usec": "u"}[unit]
+            v.update({
+                f"{prefix}duration" if unit != "sec" else "duration": str(total_us // scale),
+                f"bill{unit}": str(bill_us // scale), f"progress{unit}": str(progress_us // scale),
+                f"answer{unit}": str(answer_us // scale), f"wait{unit}": str(answer_us // scale),
+                f"progress_media{unit}": "0", f"flow_bill{unit}": str(total_us // scale)})
         if self.disposition:
             v["sip_hangup_disposition"] = self.disposition
         if self.disposition == "recv_bye":

@@ -12,8 +12,9 @@ Then the fake's frames are compared with the real ones:
   channel it originated); interleaving between channels is not compared, because it is not
   deterministic on the real switch either (DESIGN.md: busy hangs up first, no answer reports
   first, B-leg and A-leg events race);
-- for each pair of matched events: the same set of non-variable header names, and the same
+- for each pair of matched events: the same set of non-variable header names; the same
   presence of the variables robocall reads (``RELEVANT_VARIABLES`` plus the originate's own);
+  and every other variable of the real event, except SIP/RTP media ones, present in the fake's;
 - the framing of every event: ``Content-Length`` then ``Content-Type``, json or plain as asked.
 """
 
@@ -65,6 +66,15 @@ RELEVANT_VARIABLES = {
     "current_application", "billsec", "duration", "hangup_after_bridge", "continue_on_fail",
     "call_timeout",
 }
+# Variables a fake without SIP or RTP cannot mean anything by (SDP, codecs, media ports, SIP
+# dialog headers); every other variable the real event has, the fake's must have too.
+MEDIA_VARIABLES = re.compile(
+    r"^(sip_|rtp_|switch_[rm]_sdp|ep_codec|local_media|remote_media|advertised_media|"
+    r".*_media_flow$|read_|write_|original_|dtmf_type|endpoint_disposition|recovery_|"
+    r"sofia_|presence|sent_callee|callee_id|originated_legs|originate_causes)")
+# Bridge bookkeeping the real switch sets at moments that differ between its outcomes.
+BRIDGE_BOOKKEEPING = {"originate_signal_bond", "last_sent_callee_id_name",
+                      "last_sent_callee_id_number", "last_bridge_proto_specific_hangup_cause"}
 _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
@@ -177,6 +187,12 @@ def _relevant(event: dict[str, str]) -> set[str]:
     return names & (RELEVANT_VARIABLES | own)
 
 
+def _missing_variables(real: dict[str, str], fake: dict[str, str]) -> set[str]:
+    names = {k[len("variable_"):] for k in real if k.startswith("variable_")}
+    wanted = {n for n in names if not MEDIA_VARIABLES.match(n)} - BRIDGE_BOOKKEEPING
+    return {n for n in wanted if f"variable_{n}" not in fake}
+
+
 def _header_names(event: dict[str, str]) -> set[str]:
     return {k for k in event if not k.startswith("variable_")}
 
@@ -207,6 +223,9 @@ def _compare(name: str, real: list[bytes], fake: list[bytes]) -> list[str]:
             extra = _header_names(fake_event) - _header_names(real_event)
             if missing or extra:
                 faults.append(f"{where}: headers missing {sorted(missing)} extra {sorted(extra)}")
+            missing_variables = _missing_variables(real_event, fake_event)
+            if missing_variables:
+                faults.append(f"{where}: variables missing {sorted(missing_variables)}")
             if _relevant(real_event) != _relevant(fake_event):
                 faults.append(f"{where}: variables real {sorted(_relevant(real_event))} "
                               f"fake {sorted(_relevant(fake_event))}")
