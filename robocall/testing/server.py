@@ -78,6 +78,7 @@ class Connection:
         self.lock = RLock()
         self.outbox: Queue[Any] = Queue()
         self.open = True
+        self.sending = False  # the pump is inside sendall: the client may have stopped reading
 
     # --- output -------------------------------------------------------------------------------
 
@@ -89,7 +90,8 @@ class Connection:
             return
         if self.filters and not any(event.get(k) == v for k, v in self.filters):
             return
-        if self.outbox.qsize() > MAX_BACKLOG:
+        if self.outbox.qsize() > self.fake.max_backlog and self.sending:
+            # The client stopped reading (the socket is full) and fell too far behind.
             self.close()
             return
         self.outbox.put(event)
@@ -102,18 +104,28 @@ class Connection:
             self.close()
 
     def pump(self) -> None:
-        """Write queued events whenever no command is being answered."""
+        """Write queued events whenever no command is being answered, many per send."""
         while True:
-            item = self.outbox.get()
-            if item is _CLOSE:
-                self.close()
-                return
+            items = [self.outbox.get()]
+            while not self.outbox.empty() and len(items) < 64:
+                items.append(self.outbox.get_nowait())
             with self.lock:
                 if not self.open:
                     return
-                frame = item if isinstance(item, bytes) else (
-                    wire.encode_plain(item) if self.format == "plain" else wire.encode_json(item))
-                self.send(frame)
+                frames = []
+                for item in items:
+                    if item is _CLOSE:
+                        break
+                    frames.append(item if isinstance(item, bytes) else self._encode(item))
+                self.sending = True
+                self.send(b"".join(frames))
+                self.sending = False
+            if _CLOSE in items:
+                self.close()
+                return
+
+    def _encode(self, event: wire.Event) -> bytes:
+        return wire.encode_plain(event) if self.format == "plain" else wire.encode_json(event)
 
     def close(self) -> None:
         """Close the socket (idempotent)."""
@@ -179,7 +191,12 @@ class Connection:
         if handler is None:
             self.send(wire.command_reply("-ERR command not found"))
             return True
-        return bool(handler(rest.strip(), command))
+        try:
+            return bool(handler(rest.strip(), command))
+        except (ValueError, KeyError, IndexError) as err:
+            # A malformed command must not kill the connection the way a crash would.
+            self.send(wire.command_reply(f"-ERR {err}"))
+            return True
 
     def _cmd_event(self, rest: str, command: Command) -> bool:
         kind, _, names = rest.partition(" ")
@@ -253,8 +270,10 @@ class FakeSwitch:
 
     def __init__(self, callees: CalleeBook | None = None, password: str = "ClueCon",
                  time_scale: float = 1.0, sessions_per_second: int = 30,
-                 max_sessions: int = 1000, host: str = "127.0.0.1", port: int = 0) -> None:
+                 max_sessions: int = 1000, host: str = "127.0.0.1", port: int = 0,
+                 max_backlog: int = MAX_BACKLOG) -> None:
         self.callees = callees or CalleeBook()
+        self.max_backlog = max_backlog
         self.password = password
         self.switch = Switch(self.callees, time_scale, sessions_per_second, max_sessions)
         self.received: list[str] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Iterator
 
 import pytest
@@ -200,3 +201,29 @@ def test_drop_connections_cuts_clients_but_calls_live_on(fake: FakeSwitch,
     again.login()
     assert again.command("api uuid_exists x1").body == b"true"
     again.close()
+
+
+def test_a_listener_that_stops_reading_is_dropped() -> None:
+    # Given a switch that drops listeners 20 events behind, and a client that never reads
+    with FakeSwitch(CalleeBook(), time_scale=0.001, max_backlog=20) as fake:
+        silent = socket.socket()
+        silent.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        silent.connect(fake.address)
+        silent.sendall(b"auth ClueCon\n\nevent json ALL\n\n")
+        reader = EslWire(fake.address)
+        reader.login(events="BACKGROUND_JOB")
+
+        # When many calls raise far more events than the socket buffers hold
+        for n in range(200):
+            reader.command(f"bgapi originate {{origination_uuid=q{n}}}sofia/gateway/gw/+65800 "
+                           "&park()")
+        for _ in range(200):
+            reader.wait_event("BACKGROUND_JOB")
+        reader.command("api hupall NORMAL_CLEARING")
+        reader.command("api msleep 100")
+
+        # Then the silent listener was cut off, while the reading one is still served
+        assert len(fake.connections) == 1
+        assert reader.command("api uuid_exists q0").content_type == "api/response"
+        silent.close()
+        reader.close()
