@@ -35,7 +35,7 @@ def run_api(switch: Switch, command: str, argument: str,
                 on_result(text)
 
         switch.spawn(switch.originate, argument, report)
-        return result.get()
+        return str(result.get())
     handler = HANDLERS.get(command)
     text = handler(switch, argument) if handler else f"-ERR {command} Command not found!\n"
     if on_result is not None:

@@ -27,6 +27,9 @@ AppResult = Callable[[], None] | None
 
 def run_session(channel: Channel) -> None:
     """Park the answered leg, run its queued applications, then end it the way FreeSWITCH does."""
+    if not channel.up:  # hung up between answer and park(): nothing ran
+        channel.finish()
+        return
     channel.start_executing()
     channel.park_uuid = str(uuid.uuid4())
     _begin(channel, "park", "")

@@ -201,7 +201,7 @@ def caller_profile(channel: Channel) -> Headers:
 def other_leg(channel: Channel) -> Headers:
     """``Other-Type`` and the ``Other-Leg-*`` block naming the leg this one was bridged with."""
     other = channel.other
-    headers: Headers = [("Other-Type", channel.other_type)]
+    headers: Headers = [("Other-Type", channel.other_type or "")]
     if other is None:
         return headers
     p = other.profile

@@ -432,3 +432,19 @@ def test_external_calls_appear_as_channels_and_events(fake: FakeSwitch,
     assert names_of(client, leg) == ["CHANNEL_CREATE", "CHANNEL_ANSWER", "CHANNEL_HANGUP",
                                      "CHANNEL_HANGUP_COMPLETE", "CHANNEL_DESTROY"]
     assert fake.channels() == []
+
+
+def test_uuid_kill_while_ringing_ends_the_originate(client: EslWire) -> None:
+    # Given a call that is still ringing
+    originate(client, "z1", "+6580000005")
+    client.wait_event("CHANNEL_PROGRESS", "z1")
+
+    # When it is killed
+    client.command("api uuid_kill z1 ORIGINATOR_CANCEL")
+    client.wait_event("CHANNEL_DESTROY", "z1")
+
+    # Then the originate fails with that cause and the leg never parked
+    assert seen(client, "BACKGROUND_JOB")["_body"] == "-ERR ORIGINATOR_CANCEL\n"
+    assert "CHANNEL_PARK" not in names_of(client, "z1")
+    assert seen(client, "CHANNEL_HANGUP_COMPLETE", "z1")["variable_sip_hangup_disposition"] \
+        == "send_cancel"
