@@ -12,7 +12,7 @@ Then the fake's frames are compared with the real ones:
   channel it originated); interleaving between channels is not compared, because it is not
   deterministic on the real switch either (DESIGN.md: busy hangs up first, no answer reports
   first, B-leg and A-leg events race);
-- for each pair of matched events: the same set of non-variable header names; the same
+- for each pair of matched events: the same non-variable header names in the same order; the same
   presence of the variables robocall reads (``RELEVANT_VARIABLES`` plus the originate's own);
   and every other variable of the real event, except SIP/RTP media ones, present in the fake's;
 - the framing of every event: ``Content-Length`` then ``Content-Type``, json or plain as asked.
@@ -193,6 +193,10 @@ def _missing_variables(real: dict[str, str], fake: dict[str, str]) -> set[str]:
     return {n for n in wanted if f"variable_{n}" not in fake}
 
 
+def _header_order(event: dict[str, str]) -> list[str]:
+    return [k for k in event if not k.startswith("variable_")]
+
+
 def _header_names(event: dict[str, str]) -> set[str]:
     return {k for k in event if not k.startswith("variable_")}
 
@@ -223,6 +227,8 @@ def _compare(name: str, real: list[bytes], fake: list[bytes]) -> list[str]:
             extra = _header_names(fake_event) - _header_names(real_event)
             if missing or extra:
                 faults.append(f"{where}: headers missing {sorted(missing)} extra {sorted(extra)}")
+            elif _header_order(real_event) != _header_order(fake_event):
+                faults.append(f"{where}: header order differs")
             missing_variables = _missing_variables(real_event, fake_event)
             if missing_variables:
                 faults.append(f"{where}: variables missing {sorted(missing_variables)}")
@@ -253,3 +259,20 @@ def test_every_transcript_is_replayed_or_covered() -> None:
     # Then none is left out of the fidelity check
     assert set(transcripts.names()) == covered
 
+
+
+def test_the_comparison_is_not_vacuous() -> None:
+    # Given the frames of a real session
+    frames = [f.raw for f in transcripts.load("esl-transcript.txt").frames()]
+    dtmf_at = next(i for i, raw in enumerate(frames) if b'"Event-Name":"DTMF"' in raw)
+
+    # When it is compared with itself, without one DTMF, and with a header renamed
+    same = _compare("self", frames, frames)
+    dropped = _compare("dropped", frames, frames[:dtmf_at] + frames[dtmf_at + 1:])
+    renamed = _compare("renamed", frames,
+                       [raw.replace(b'"DTMF-Source"', b'"DTMF-Origin"') for raw in frames])
+
+    # Then only the faithful copy passes
+    assert same == []
+    assert any("events" in fault for fault in dropped)
+    assert any("DTMF-Origin" in fault for fault in renamed)
