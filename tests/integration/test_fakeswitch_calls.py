@@ -18,8 +18,9 @@ EVENTS = ("CHANNEL_CREATE CHANNEL_PROGRESS CHANNEL_ANSWER CHANNEL_PARK CHANNEL_B
           "PLAYBACK_STOP RECORD_START RECORD_STOP")
 PAGD = "1 1 2 3000 # silence_stream://200 silence_stream://100 pagd_digits ^[12]$ 2000"
 BOOK = {
-    "+6580000001": Callee(presses=(Press(300, "1"),)),
-    "+6580000002": Callee(presses=(Press(300, "3"), Press(900, "1"))),
+    # Keys come a scripted second after the answer: after the client's sendmsg has arrived.
+    "+6580000001": Callee(presses=(Press(1000, "1"),)),
+    "+6580000002": Callee(presses=(Press(1000, "3"), Press(2500, "1"))),
     "+6580000003": Callee(),
     "+6580000004": Callee(outcome="busy", ring=False),
     "+6580000005": Callee(outcome="no_answer"),
@@ -35,7 +36,7 @@ BOOK = {
 
 @pytest.fixture
 def fake() -> Iterator[FakeSwitch]:
-    switch = FakeSwitch(CalleeBook(dict(BOOK)), time_scale=0.02).start()
+    switch = FakeSwitch(CalleeBook(dict(BOOK)), time_scale=0.05).start()
     yield switch
     switch.stop()
 

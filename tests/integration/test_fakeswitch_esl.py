@@ -112,9 +112,9 @@ def test_only_subscribed_events_are_sent(fake: FakeSwitch) -> None:
 
 
 def test_api_blocks_events_until_its_reply(client: EslWire) -> None:
-    # Given a call whose whole life (answer, callee hangup after 1 s) fits in a long msleep
+    # Given a call whose whole life (answer, callee hangup after 1 s) fits in a 10 s msleep
     client.send("bgapi originate {origination_uuid=b1}sofia/gateway/gw/+6580000006 &park()\n"
-                "Job-UUID: job-1\n\napi msleep 3000\n\napi uptime\n\n")
+                "Job-UUID: job-1\n\napi msleep 10000\n\napi uptime\n\n")
 
     # When the replies are read
     replies = [client.read(), client.read(), client.read()]

@@ -18,9 +18,9 @@ WAIT = 10.0
 
 @pytest.fixture
 def fake() -> Iterator[FakeSwitch]:
-    book = CalleeBook({"+6580000001": Callee(presses=(Press(300, "2"),)),
+    book = CalleeBook({"+6580000001": Callee(presses=(Press(1500, "2"),)),
                        "+6580000004": Callee(outcome="busy", ring=False)})
-    switch = FakeSwitch(book, time_scale=0.02).start()
+    switch = FakeSwitch(book, time_scale=0.05).start()
     yield switch
     switch.stop()
 
