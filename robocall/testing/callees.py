@@ -1,0 +1,236 @@
+"""Scripted callees and the parsing of originate / bridge dial strings. Pure.
+
+A ``Callee`` says what the far end of one dialled number does: answer after N ms (and maybe
+press digits, maybe hang up), or refuse (busy, reject, network failure, unallocated), or ring
+until the originate times out. A ``CalleeBook`` maps numbers to callees with a default for
+every other number; ``CalleeBook.from_file`` reads the JSON format of docs/fakeswitch-callees.md.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+from robocall.errors import ConfigError
+
+# outcome -> (Hangup-Cause, SIP status) of a callee that refuses the call.
+REFUSALS: dict[str, tuple[str, int]] = {
+    "busy": ("USER_BUSY", 486),
+    "reject": ("CALL_REJECTED", 603),
+    "network_failure": ("NORMAL_TEMPORARY_FAILURE", 503),
+    "unallocated": ("UNALLOCATED_NUMBER", 404),
+}
+OUTCOMES = ("answer", "no_answer", *REFUSALS)
+DTMF_KEYS = set("0123456789*#ABCD")
+
+
+@dataclass(frozen=True)
+class Press:
+    """Digits the callee presses ``at_ms`` after it answered (several: ``gap_ms`` apart)."""
+
+    at_ms: int
+    digits: str
+    gap_ms: int = 100
+
+
+@dataclass(frozen=True)
+class Callee:
+    """What the far end of one number does."""
+
+    outcome: str = "answer"
+    answer_after_ms: int = 20
+    ring: bool = True
+    presses: tuple[Press, ...] = ()
+    hangup_after_ms: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.outcome not in OUTCOMES:
+            raise ConfigError(f"callee outcome {self.outcome!r}: expected one of {OUTCOMES}")
+        for press in self.presses:
+            if not press.digits or set(press.digits) - DTMF_KEYS:
+                raise ConfigError(f"callee digits {press.digits!r}: use 0-9 * # A-D")
+
+    @property
+    def refusal(self) -> tuple[str, int] | None:
+        """(cause, SIP status) when this callee refuses the call, else None."""
+        return REFUSALS.get(self.outcome)
+
+    def dtmf_schedule(self) -> list[tuple[int, str]]:
+        """Every single digit with its time in ms after answer, in time order."""
+        schedule = [(p.at_ms + i * p.gap_ms, d) for p in self.presses
+                    for i, d in enumerate(p.digits)]
+        return sorted(schedule, key=lambda item: item[0])
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Callee:
+        """A callee from its JSON object (see docs/fakeswitch-callees.md)."""
+        known = {"outcome", "answer_after_ms", "ring", "digits", "hangup_after_ms"}
+        unknown = set(data) - known
+        if unknown:
+            raise ConfigError(f"callee: unknown field(s) {sorted(unknown)}")
+        presses = tuple(
+            Press(int(p["at_ms"]), str(p["digits"]), int(p.get("gap_ms", 100)))
+            for p in data.get("digits", ())
+        )
+        hangup = data.get("hangup_after_ms")
+        return cls(
+            outcome=data.get("outcome", "answer"),
+            answer_after_ms=int(data.get("answer_after_ms", 20)),
+            ring=bool(data.get("ring", True)),
+            presses=presses,
+            hangup_after_ms=None if hangup is None else int(hangup),
+        )
+
+
+@dataclass
+class CalleeBook:
+    """Callees by dialled number, and the one that answers every other number."""
+
+    callees: dict[str, Callee] = field(default_factory=dict)
+    default: Callee = field(default_factory=Callee)
+
+    def lookup(self, number: str, endpoint: str = "") -> Callee:
+        """The callee for a dial string's endpoint (exact key) or else its number.
+
+        ``+65...`` and ``65...`` are the same number. Keying by the whole endpoint
+        (``sofia/internal/1000@127.0.0.1:5071``) tells apart callees that share a number.
+        """
+        for key in (endpoint, number, number.lstrip("+"), "+" + number.lstrip("+")):
+            if key and key in self.callees:
+                return self.callees[key]
+        return self.default
+
+    def set(self, number: str, callee: Callee) -> None:
+        """Script one number (tests may re-script it between calls)."""
+        self.callees[number] = callee
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CalleeBook:
+        """A book from the parsed JSON callee file."""
+        unknown = set(data) - {"default", "callees"}
+        if unknown:
+            raise ConfigError(f"callee file: unknown field(s) {sorted(unknown)}")
+        default = Callee.from_dict(data.get("default", {}))
+        callees = {str(k): Callee.from_dict(v) for k, v in data.get("callees", {}).items()}
+        return cls(callees, default)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> CalleeBook:
+        """Read a JSON callee file; a malformed one is a ConfigError naming the file."""
+        try:
+            data = json.loads(Path(path).read_text())
+            return cls.from_dict(data)
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            raise ConfigError(f"callee file {path}: {err}") from err
+
+
+# --- dial strings -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DialString:
+    """One parsed dial string: its ``{...}``/``[...]`` variables, endpoint and dialled number."""
+
+    variables: dict[str, str]
+    endpoint: str
+    number: str
+
+    @property
+    def channel_name(self) -> str:
+        """The Channel-Name FreeSWITCH gives the leg (``+`` is URL-encoded, as recorded)."""
+        if self.endpoint.startswith("user/"):
+            user, _, domain = self.endpoint[5:].partition("@")
+            return f"sofia/internal/{user}@{domain or '127.0.0.1'}"
+        return self.endpoint.replace("+", "%2B")
+
+
+def split_variables(text: str) -> dict[str, str]:
+    """``a=1,b='x,y'`` -> dict; commas inside quotes or after a backslash do not split."""
+    parts: list[str] = []
+    current: list[str] = []
+    quote: str | None = None
+    escaped = False
+    for ch in text:
+        if escaped:
+            current.append(ch)
+            escaped = False
+        elif ch == "\\":
+            escaped = True
+        elif quote:
+            if ch == quote:
+                quote = None
+            else:
+                current.append(ch)
+        elif ch in "'\"":
+            quote = ch
+        elif ch == ",":
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(ch)
+    parts.append("".join(current))
+    variables: dict[str, str] = {}
+    for part in parts:
+        if "=" in part:
+            key, _, value = part.partition("=")
+            variables[key.strip()] = value
+    return variables
+
+
+def parse_dial_string(text: str) -> DialString:
+    """Split leading ``{...}`` / ``[...]`` / ``<...>`` variable blocks off and find the number."""
+    variables: dict[str, str] = {}
+    rest = text.strip()
+    while rest and rest[0] in "{[<":
+        close = {"{": "}", "[": "]", "<": ">"}[rest[0]]
+        end = rest.find(close)
+        if end < 0:
+            break
+        variables.update(split_variables(rest[1:end]))
+        rest = rest[end + 1:]
+    return DialString(variables, rest, dialled_number(rest))
+
+
+def dialled_number(endpoint: str) -> str:
+    """The callee's number in a dial string.
+
+    ``sofia/gateway/robocall/+6580000001`` -> ``+6580000001``; ``user/1000@domain`` -> ``1000``;
+    ``sofia/internal/+6580000001@127.0.0.1:5090`` -> ``+6580000001``; ``loopback/1000`` -> ``1000``.
+    """
+    parts = endpoint.split("/")
+    if parts[0] == "sofia" and len(parts) >= 4 and parts[1] == "gateway":
+        target = "/".join(parts[3:])
+    else:
+        target = parts[-1] if len(parts) > 1 else endpoint
+    target = unquote(target)
+    if target.startswith("sip:"):
+        target = target[4:]
+    return target.split("@", 1)[0].split(";", 1)[0]
+
+
+@dataclass(frozen=True)
+class OriginateArgs:
+    """``originate <dial string> <destination>`` parsed."""
+
+    dial: DialString
+    destination: str
+
+
+def parse_originate(argument: str) -> OriginateArgs:
+    """Parse the argument of ``originate``; the dial string ends at the first space after ``}``."""
+    text = argument.strip()
+    depth = 0
+    split_at = len(text)
+    for i, ch in enumerate(text):
+        if ch in "{[<":
+            depth += 1
+        elif ch in "}]>":
+            depth -= 1
+        elif ch == " " and depth == 0:
+            split_at = i
+            break
+    dial = parse_dial_string(text[:split_at])
+    return OriginateArgs(dial, text[split_at:].strip())
