@@ -315,6 +315,11 @@ class _ActiveCall:
             self._on_bridged(event)
         elif name == "CHANNEL_EXECUTE_COMPLETE":
             self._on_execute_complete(event)
+        elif name == "CHANNEL_HANGUP":
+            # Comes before the completion of the app it cut (a playback then answers
+            # PLAYBACK ERROR): the machine must hear of the hangup first.
+            self.hangup_cause = event.get("Hangup-Cause") or self.hangup_cause
+            self._feed_end()
         elif name == "CHANNEL_HANGUP_COMPLETE":
             self.hangup_cause = event.get("Hangup-Cause") or self.hangup_cause or "UNKNOWN"
             self.hangup_cause_final = True

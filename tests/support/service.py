@@ -1,0 +1,150 @@
+"""The whole of robocall running for a test: FakeSwitch with scripted callees, the dialer and
+the API over HTTP, on the session's database (SQLite or PostgreSQL in turn)."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import gevent
+import pytest
+import requests
+
+from robocall import bootstrap
+from robocall.api.auth import API_KEY_HEADER
+from robocall.api.server import make_server
+from robocall.calls.prompts import Prompts
+from robocall.config import Settings
+from robocall.flow.compile import compile_flow
+from robocall.flow.parse import parse_call_flow
+from robocall.store.repo import Repo
+from robocall.testing import Callee, CalleeBook, FakeSwitch
+from robocall.tts.cache import TtsCache
+from tests.support.api_server import TEST_LANGUAGES
+
+# Scripted durations run this much faster than real time (a 5 s gather timeout takes 0.5 s).
+TIME_SCALE = 0.1
+# A bound on waiting for calls to end, so a broken build fails instead of hanging; never a
+# measure of speed.
+SETTLE_SECONDS = 60.0
+
+
+@dataclass
+class RunningService:
+    """A live robocall over FakeSwitch, and a client that speaks to it over HTTP."""
+
+    base_url: str
+    service: bootstrap.Service
+    fake: FakeSwitch
+    org_id: str
+    key: str
+
+    @property
+    def repo(self) -> Repo:
+        return self.service.api.repo
+
+    def post_call(self, body: Any) -> requests.Response:
+        return requests.post(
+            f"{self.base_url}/v1/call", json=body, headers={API_KEY_HEADER: self.key}, timeout=60
+        )
+
+    def status(self, request_id: str, **params: Any) -> dict[str, Any]:
+        response = requests.get(
+            f"{self.base_url}/v1/status/{request_id}",
+            params=params,
+            headers={API_KEY_HEADER: self.key},
+            timeout=60,
+        )
+        assert response.status_code == 200, response.text
+        return dict(response.json())
+
+    def get(self, path: str, key: str | None = None) -> requests.Response:
+        return requests.get(
+            f"{self.base_url}{path}", headers={API_KEY_HEADER: key or self.key}, timeout=60
+        )
+
+    def wait_until_final(self, request_id: str, limit: int = 1000) -> dict[str, Any]:
+        """Poll the status until the request is completed; its final status."""
+        deadline = time.monotonic() + SETTLE_SECONDS
+        while True:
+            status = self.status(request_id, limit=limit)
+            if status["status"] in ("completed", "cancelled"):
+                return status
+            if time.monotonic() > deadline:
+                raise AssertionError(f"request {request_id} not final: {status['counts']}")
+            gevent.sleep(0.05)
+
+    def warm_prompts(self, body: dict[str, Any]) -> None:
+        """Render every message of ``body`` for each destination before it is posted.
+
+        Scripted callees press keys at fixed times after they answer; with FakeSwitch's time
+        scale, a render of a second or so would shift the flow past them. Rendering ahead is
+        what the runner does during the ring; here it is done once, before the ring.
+        """
+        program = compile_flow(parse_call_flow(body["callFlow"], languages=TEST_LANGUAGES))
+        prompts = Prompts(self.service.tts)
+        for destination in body["destinations"]:
+            properties = {k: str(v) for k, v in destination.get("properties", {}).items()}
+            for upcoming in program.messages_in_order():
+                prompts.audio(upcoming.message, properties)
+
+    def calls_by_destination(self, status: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        return {detail["destination"]: detail for detail in status["details"]}
+
+
+class ServiceStarter:
+    """Starts robocall services over FakeSwitches for one test (or module); stops them all."""
+
+    def __init__(self, repo: Repo, directory: Path) -> None:
+        self.repo = repo
+        self.directory = directory
+        self.running: list[tuple[Any, bootstrap.Service, FakeSwitch]] = []
+
+    def __call__(
+        self,
+        callees: dict[str, Callee] | None = None,
+        *,
+        lines: int = 6,
+        cps: float = 50.0,
+        default: Callee | None = None,
+        **overrides: Any,
+    ) -> RunningService:
+        """Start robocall over a FakeSwitch scripted with ``callees``, with a new organization
+        of ``lines`` lines (and a key for it)."""
+        book = CalleeBook(dict(callees or {}), default or Callee(answer_after_ms=200))
+        fake = FakeSwitch(callees=book, time_scale=TIME_SCALE).start()
+        settings = Settings(data_dir=self.directory / f"data-{secrets.token_hex(3)}")
+        settings = settings.with_overrides(switch=fake.url, **overrides)
+        service = bootstrap.build_service(
+            settings, languages=TEST_LANGUAGES, repo=self.repo, tts=TtsCache(self.directory / "tts")
+        )
+        server = make_server(service.api.app, "127.0.0.1:0")
+        server.start()
+        self.running.append((server, service, fake))
+        service.start()
+        service.switch.wait_connected(10)
+        org = bootstrap.create_organization(self.repo, "e2e", lines=lines, cps=cps)
+        service.dispatcher.refresh_organizations()
+        key = bootstrap.create_api_key(self.repo, org.id)
+        host, port = server.address[:2]
+        return RunningService(f"http://{host}:{port}", service, fake, org.id, key)
+
+    def stop_all(self) -> None:
+        for server, service, fake in self.running:
+            server.stop(timeout=2)
+            service.dispatcher.stop(grace_seconds=2)
+            service.switch.close()
+            fake.stop()
+        self.running.clear()
+
+
+@pytest.fixture
+def start_service(repo: Repo, tmp_path: Path) -> Iterator[ServiceStarter]:
+    """Start robocall services for this test; all stopped after it."""
+    starter = ServiceStarter(repo, tmp_path)
+    yield starter
+    starter.stop_all()
