@@ -29,6 +29,7 @@ import gevent.event
 import gevent.queue
 
 from robocall.calls.dialplan import DialPlan
+from robocall.calls.observers import Observers
 from robocall.errors import RobocallError, SwitchDisconnected, SwitchError, SwitchNotConnected
 from robocall.esl import commands
 from robocall.esl.client import DISCONNECTED, EslClient
@@ -102,8 +103,9 @@ class CallLog(Protocol):
         hangup_cause: str,
         ended_at: float,
         duration_seconds: float | None,
-    ) -> None:
-        """The call is final: ``completed`` or ``failed``, with FreeSWITCH's hangup cause."""
+    ) -> bool:
+        """The call is final: ``completed`` or ``failed``, with FreeSWITCH's hangup cause.
+        True when it was its request's last live call (the request is now completed)."""
 
     def call_not_dialled(self, call_id: int) -> None:
         """The originate was provably never sent: the call goes back to ``queued``."""
@@ -137,6 +139,7 @@ class CallRunner:
         dial_plan: DialPlan,
         settings: RunnerSettings = RunnerSettings(),
         *,
+        observers: Observers | None = None,
         clock: Callable[[], float] = time.time,
         new_uuid: Callable[[], str] = lambda: str(uuid_module.uuid4()),
     ) -> None:
@@ -145,6 +148,7 @@ class CallRunner:
         self.prompts = prompts
         self.dial_plan = dial_plan
         self.settings = settings
+        self.observers = observers if observers is not None else Observers()
         self.clock = clock
         self.new_uuid = new_uuid
 
@@ -245,6 +249,7 @@ class _ActiveCall:
             self.queue.put_nowait(DISCONNECTED)
             return True
         gevent.spawn(self._wait_job, job)
+        runner.observers.call_dialing(ticket)
         return True
 
     def _wait_job(self, job: Any) -> None:
@@ -304,6 +309,7 @@ class _ActiveCall:
             if self.answered_at is None:
                 self.answered_at = self.runner.clock()
                 self.runner.log_store.call_answered(self.ticket.call_id, self.answered_at)
+                self.runner.observers.call_answered(self.ticket)
                 self._apply(self.machine.feed(CallAnswered()))
         elif name == "CHANNEL_PARK" or (
             name == "CHANNEL_EXECUTE" and event.get("Application") == "park"
@@ -389,7 +395,9 @@ class _ActiveCall:
     def _apply(self, actions: list[Action]) -> None:
         for action in actions:
             if isinstance(action, StepResult):
-                self.runner.log_store.call_step(self.ticket.call_id, action.as_status_entry())
+                entry = action.as_status_entry()
+                self.runner.log_store.call_step(self.ticket.call_id, entry)
+                self.runner.observers.call_step(self.ticket, entry)
             elif isinstance(action, CallFinished):
                 self.outcome = action
             elif isinstance(action, Hangup):
@@ -490,13 +498,18 @@ class _ActiveCall:
         else:
             status = outcome.status
         duration = None if self.answered_at is None else max(0.0, now - self.answered_at)
-        self.runner.log_store.call_ended(
+        cause = self.hangup_cause or (outcome.cause if outcome else "") or "UNKNOWN"
+        request_completed = self.runner.log_store.call_ended(
             ticket.call_id,
             status=status.value,
-            hangup_cause=self.hangup_cause or (outcome.cause if outcome else "") or "UNKNOWN",
+            hangup_cause=cause,
             ended_at=now,
             duration_seconds=duration,
         )
+        observers = self.runner.observers
+        observers.call_ended(ticket, status.value, cause, duration)
+        if request_completed:
+            observers.request_completed(ticket)
         return status.value
 
 

@@ -58,7 +58,7 @@ class DispatchStore(Protocol):
         hangup_cause: str,
         ended_at: float,
         duration_seconds: float | None,
-    ) -> None: ...
+    ) -> bool: ...
 
 
 class Programs(Protocol):

@@ -182,8 +182,8 @@ class DialingQueries:
         hangup_cause: str,
         ended_at: float,
         duration_seconds: float | None,
-    ) -> None:
-        """The call is final; its request completes with its last live call."""
+    ) -> bool:
+        """The call is final; its request completes with its last live call (then True)."""
         call, request, counts = (
             self._tables.call,
             self._tables.call_request,
@@ -193,7 +193,7 @@ class DialingQueries:
         with self._writing(durable=False):
             request_seq = call.select(call.request).where(call.id == call_id).scalar()
             if request_seq is None:
-                return
+                return False
             call.update(
                 status=final.value,
                 hangup_cause=hangup_cause,
@@ -206,13 +206,19 @@ class DialingQueries:
                 .where((counts.request == request_seq) & counts.status.in_(_LIVE))
                 .scalar()
             )
-            if not live:
-                request.update(status=RequestStatus.COMPLETED.value, updated_at=self._now()).where(
+            if live:
+                return False
+            completed = (
+                request.update(status=RequestStatus.COMPLETED.value, updated_at=self._now())
+                .where(
                     (request.id == request_seq)
                     & request.status.in_(
                         (RequestStatus.SUBMITTED.value, RequestStatus.ON_PROGRESS.value)
                     )
-                ).execute()
+                )
+                .execute()
+            )
+            return bool(completed)
 
     def call_not_dialled(self, call_id: int) -> None:
         """The originate provably never left: back to ``queued``, as if never claimed."""

@@ -1,0 +1,73 @@
+"""Who hears of a call's progress besides the store: webhooks, metrics, logs.
+
+The runner tells an :class:`Observers` fan-out of each moment of a call. An observer must be
+quick (it runs in the call's greenlet) and its failure never breaks the call: a webhook outbox
+write or a metrics counter is worth a log line, not a dropped call.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from robocall.store.records import CallTicket
+
+log = logging.getLogger(__name__)
+
+
+class CallObserver(Protocol):
+    """The moments of a call, in order. Every method is optional to act on, none may block."""
+
+    def call_dialing(self, ticket: CallTicket) -> None:
+        """The originate was sent."""
+
+    def call_answered(self, ticket: CallTicket) -> None:
+        """The callee answered."""
+
+    def call_step(self, ticket: CallTicket, entry: Mapping[str, Any]) -> None:
+        """A step ended; ``entry`` is its ``callFlowSteps`` entry."""
+
+    def call_ended(
+        self, ticket: CallTicket, status: str, hangup_cause: str, duration_seconds: float | None
+    ) -> None:
+        """The call is final (``completed`` or ``failed``)."""
+
+    def request_completed(self, ticket: CallTicket) -> None:
+        """``ticket``'s call was the last live one of its request: the request is completed."""
+
+
+class Observers:
+    """Tells every registered observer, shielding the call from their failures."""
+
+    def __init__(self, *observers: CallObserver) -> None:
+        self._observers: list[CallObserver] = list(observers)
+
+    def add(self, observer: CallObserver) -> None:
+        self._observers.append(observer)
+
+    def call_dialing(self, ticket: CallTicket) -> None:
+        self._tell("call_dialing", ticket)
+
+    def call_answered(self, ticket: CallTicket) -> None:
+        self._tell("call_answered", ticket)
+
+    def call_step(self, ticket: CallTicket, entry: Mapping[str, Any]) -> None:
+        self._tell("call_step", ticket, entry)
+
+    def call_ended(
+        self, ticket: CallTicket, status: str, hangup_cause: str, duration_seconds: float | None
+    ) -> None:
+        self._tell("call_ended", ticket, status, hangup_cause, duration_seconds)
+
+    def request_completed(self, ticket: CallTicket) -> None:
+        self._tell("request_completed", ticket)
+
+    def _tell(self, moment: str, *args: Any) -> None:
+        for observer in self._observers:
+            try:
+                getattr(observer, moment)(*args)
+            except Exception:
+                log.exception(
+                    "observer %r failed on %s of call %s", observer, moment, args[0].call_id
+                )
