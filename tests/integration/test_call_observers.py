@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import secrets
 
-import pytest
-
 from robocall.testing import Callee
-
-pytestmark = pytest.mark.usefixtures("repo")
 
 
 class Recorder:

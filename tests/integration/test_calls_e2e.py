@@ -8,10 +8,9 @@ import secrets
 import pytest
 
 from robocall.testing import Callee, Press
+from tests.support.api_server import backend_of
 from tests.support.requests_data import seed_with
 from tests.support.service import ServiceStarter
-
-pytestmark = pytest.mark.usefixtures("repo")
 
 PRESSES_1 = "+6580000001"
 PRESSES_0 = "+6580000002"
@@ -61,9 +60,9 @@ def _steps(detail: dict) -> list[tuple[str, str, str, str, str]]:
 
 
 @pytest.fixture(scope="module")
-def seed_results(repo, tmp_path_factory):
+def seed_results(database_url, tmp_path_factory):
     """The seed example posted unchanged but for its numbers, one per callee behaviour."""
-    starter = ServiceStarter(repo, tmp_path_factory.mktemp("seed"))
+    starter = ServiceStarter(backend_of(database_url), tmp_path_factory.mktemp("seed"))
     try:
         yield _run_seed(starter)
     finally:
@@ -159,7 +158,7 @@ def test_hanging_up_mid_message_ends_the_step_with_error_hangup(seed_results):
     assert detail["hangupCause"] == "NORMAL_CLEARING"
 
 
-def test_recordings_are_served_to_their_organization_only(seed_results, start_service):
+def test_recordings_are_served_to_their_organization_only(seed_results):
     running, _, calls = seed_results
     answered = calls[PRESSES_0]
     response = running.get(f"/v1/recordings/{answered['callId']}")
@@ -167,8 +166,8 @@ def test_recordings_are_served_to_their_organization_only(seed_results, start_se
     assert response.headers["Content-Type"] == "audio/wav"
     assert response.content[:4] == b"RIFF" and len(response.content) > 44
     # another organization's key gets a 404, as for a call that does not exist
-    other = start_service({})
-    assert other.get(f"/v1/recordings/{answered['callId']}").status_code == 404
+    _, other_key = running.new_organization()
+    assert running.get(f"/v1/recordings/{answered['callId']}", key=other_key).status_code == 404
     assert running.get("/v1/recordings/999999999").status_code == 404
     # a call that was never answered has no recording
     assert running.get(f"/v1/recordings/{calls[BUSY]['callId']}").status_code == 404

@@ -9,8 +9,6 @@ import pytest
 from robocall.testing import Callee
 from robocall.tts.cache import TtsCache
 
-pytestmark = pytest.mark.usefixtures("repo")
-
 
 def _transfer_body(request_id: str, destination: str, phones: list[str]) -> dict:
     return {

@@ -7,12 +7,9 @@ import secrets
 import time
 
 import gevent
-import pytest
 
 from robocall.testing import Callee, FakeSwitch
 from tests.support.service import SETTLE_SECONDS
-
-pytestmark = pytest.mark.usefixtures("repo")
 
 LINES = 6
 # Each robo call is transferred to extension 1000, which stays on the line this long (scripted).

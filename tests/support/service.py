@@ -6,6 +6,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from robocall.flow.parse import parse_call_flow
 from robocall.store.repo import Repo
 from robocall.testing import Callee, CalleeBook, FakeSwitch
 from robocall.tts.cache import TtsCache
-from tests.support.api_server import TEST_LANGUAGES
+from tests.support.api_server import TEST_LANGUAGES, backend_of, fresh_database
 
 # Scripted durations run this much faster than real time (a 5 s gather timeout takes 0.5 s).
 TIME_SCALE = 0.1
@@ -62,6 +63,12 @@ class RunningService:
         assert response.status_code == 200, response.text
         return dict(response.json())
 
+    def new_organization(self, lines: int = 6) -> tuple[str, str]:
+        """Another organization on the same service: ``(org_id, key)``."""
+        org = bootstrap.create_organization(self.repo, "another", lines=lines)
+        self.service.dispatcher.refresh_organizations()
+        return org.id, bootstrap.create_api_key(self.repo, org.id)
+
     def get(self, path: str, key: str | None = None) -> requests.Response:
         return requests.get(
             f"{self.base_url}{path}", headers={API_KEY_HEADER: key or self.key}, timeout=60
@@ -97,12 +104,17 @@ class RunningService:
 
 
 class ServiceStarter:
-    """Starts robocall services over FakeSwitches for one test (or module); stops them all."""
+    """Starts robocall services over FakeSwitches for one test (or module); stops them all.
 
-    def __init__(self, repo: Repo, directory: Path) -> None:
-        self.repo = repo
+    Each service gets a database of its own on the session's backend: a dispatcher dials every
+    organization's queued calls, and the session database holds other tests' requests.
+    """
+
+    def __init__(self, backend: str, directory: Path) -> None:
+        self.backend = backend
         self.directory = directory
         self.running: list[tuple[Any, bootstrap.Service, FakeSwitch]] = []
+        self._databases = ExitStack()
 
     def __call__(
         self,
@@ -117,19 +129,21 @@ class ServiceStarter:
         of ``lines`` lines (and a key for it)."""
         book = CalleeBook(dict(callees or {}), default or Callee(answer_after_ms=200))
         fake = FakeSwitch(callees=book, time_scale=TIME_SCALE).start()
+        database_url = self._databases.enter_context(fresh_database(self.backend, self.directory))
         settings = Settings(data_dir=self.directory / f"data-{secrets.token_hex(3)}")
-        settings = settings.with_overrides(switch=fake.url, **overrides)
+        settings = settings.with_overrides(switch=fake.url, database_url=database_url, **overrides)
         service = bootstrap.build_service(
-            settings, languages=TEST_LANGUAGES, repo=self.repo, tts=TtsCache(self.directory / "tts")
+            settings, languages=TEST_LANGUAGES, tts=TtsCache(self.directory / "tts")
         )
+        repo = service.api.repo
         server = make_server(service.api.app, "127.0.0.1:0")
         server.start()
         self.running.append((server, service, fake))
         service.start()
         service.switch.wait_connected(10)
-        org = bootstrap.create_organization(self.repo, "e2e", lines=lines, cps=cps)
+        org = bootstrap.create_organization(repo, "e2e", lines=lines, cps=cps)
         service.dispatcher.refresh_organizations()
-        key = bootstrap.create_api_key(self.repo, org.id)
+        key = bootstrap.create_api_key(repo, org.id)
         host, port = server.address[:2]
         return RunningService(f"http://{host}:{port}", service, fake, org.id, key)
 
@@ -138,13 +152,16 @@ class ServiceStarter:
             server.stop(timeout=2)
             service.dispatcher.stop(grace_seconds=2)
             service.switch.close()
+            service.api.repo.close()
             fake.stop()
         self.running.clear()
+        self._databases.close()
 
 
 @pytest.fixture
-def start_service(repo: Repo, tmp_path: Path) -> Iterator[ServiceStarter]:
-    """Start robocall services for this test; all stopped after it."""
-    starter = ServiceStarter(repo, tmp_path)
+def start_service(database_url: str, tmp_path: Path) -> Iterator[ServiceStarter]:
+    """Start robocall services for this test, on the session's database backend; all stopped
+    after it."""
+    starter = ServiceStarter(backend_of(database_url), tmp_path)
     yield starter
     starter.stop_all()
