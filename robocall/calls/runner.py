@@ -79,8 +79,8 @@ _BRIDGE_OUTCOMES = {
     "ALLOTTED_TIMEOUT": TransferStatus.NO_ANSWER,
 }
 
-# A failed originate's "-ERR CAUSE" when the switch never created the channel.
-_UNREACHED_CAUSE = "NORMAL_TEMPORARY_FAILURE"
+# Messages rendered ahead of the step playing now (the nearest first).
+RENDER_AHEAD = 2
 
 
 class CallLog(Protocol):
@@ -214,7 +214,13 @@ class _ActiveCall:
             self._render_ahead()
             if not self._originate():
                 return "queued"
-            self._follow()
+            try:
+                self._follow()
+            except Exception:
+                # A bug must not leave the call `dialing` forever or the line taken.
+                log.exception("call %s: runner failed; ending the call", ticket.call_id)
+                self._kill("NORMAL_TEMPORARY_FAILURE")
+                self.hangup_cause = self.hangup_cause or "ROBOCALL_INTERNAL_ERROR"
             return self._finish()
         finally:
             switch.release_channel(ticket.channel_uuid)
@@ -408,7 +414,16 @@ class _ActiveCall:
                 self._execute(action)
 
     def _execute(self, action: PlayPrompt | CollectDigits | Bridge) -> None:
-        app, arg = self._application(action)
+        try:
+            app, arg = self._application(action)
+        except RobocallError as err:
+            # The prompt could not be rendered (or its reference is unsafe): nothing to play.
+            log.error("call %s: step %s cannot run: %s", self.ticket.call_id, action.step_id, err)
+            if isinstance(action, PlayPrompt):
+                self._apply(self.machine.feed(PromptFinished(ok=False)))
+            else:
+                self._kill("NORMAL_TEMPORARY_FAILURE")
+            return
         event_uuid = self.runner.new_uuid()
         # Registered before sending: the completion can follow the command at once.
         self.pending = _Pending(event_uuid, action)
@@ -419,6 +434,9 @@ class _ActiveCall:
             self.pending = None
             if not isinstance(err, SwitchDisconnected):
                 self._kill("NORMAL_TEMPORARY_FAILURE")
+            return
+        # While this plays, render what may follow.
+        self._render_ahead()
 
     def _application(self, action: PlayPrompt | CollectDigits | Bridge) -> tuple[str, str]:
         if isinstance(action, PlayPrompt):
@@ -461,8 +479,12 @@ class _ActiveCall:
         return self.runner.prompts.audio(message, self.ticket.properties)
 
     def _render_ahead(self) -> None:
-        """Start rendering what may play next, so no one hears dead air waiting for TTS."""
-        for upcoming in self.machine.upcoming_messages():
+        """Start rendering what may play next, so no one hears dead air waiting for TTS.
+
+        Only the nearest few: a flow's every branch rendered at dispatch would spend the TTS
+        engines on messages most calls never reach, and delay other calls' first messages.
+        """
+        for upcoming in self.machine.upcoming_messages()[:RENDER_AHEAD]:
             if upcoming.step_id not in self.rendering:
                 self.rendering[upcoming.step_id] = gevent.spawn(
                     self.runner.prompts.audio, upcoming.message, self.ticket.properties

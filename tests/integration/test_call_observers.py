@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import secrets
 
+from robocall.errors import TtsError
 from robocall.testing import Callee
+from robocall.tts.cache import TtsCache
 
 
 class Recorder:
@@ -65,3 +67,24 @@ def test_moments_of_an_answered_and_a_busy_call(start_service):
     completions = [m for m in recorder.moments if m[0] == "request_completed"]
     assert len(completions) == 1 and completions[0][2] == request_id
     assert recorder.moments[-1][0] == "request_completed"
+
+
+def test_a_prompt_that_cannot_be_rendered_fails_the_call_cleanly(start_service, tmp_path):
+    # given a TTS engine that fails on every message
+    def broken_engine(text, voice, pitch, rate, *, output, sample_rate, timeout):
+        raise TtsError("the engine is broken")
+
+    running = start_service({}, tts=TtsCache(tmp_path / "broken-tts", renderer=broken_engine))
+    request_id = f"tts-{secrets.token_hex(3)}"
+    body = {
+        "requestId": request_id,
+        "destinations": [{"phone": "+6580000001", "caller": "+6582674904"}],
+        "callFlow": {"steps": [{"name": "play", "message": {"msg": "Hello there."}}]},
+    }
+    assert running.post_call(body).status_code == 200
+    # then the call ends, reported as a playback error, and its line is free again
+    final = running.wait_until_final(request_id)
+    [detail] = final["details"]
+    assert detail["status"] == "failed"
+    assert [s["info"]["status"] for s in detail["callFlowSteps"]] == ["error_playback"]
+    assert running.service.dispatcher.report(running.org_id).free == 6

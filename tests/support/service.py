@@ -123,6 +123,7 @@ class ServiceStarter:
         lines: int = 6,
         cps: float = 50.0,
         default: Callee | None = None,
+        tts: TtsCache | None = None,
         **overrides: Any,
     ) -> RunningService:
         """Start robocall over a FakeSwitch scripted with ``callees``, with a new organization
@@ -133,7 +134,7 @@ class ServiceStarter:
         settings = Settings(data_dir=self.directory / f"data-{secrets.token_hex(3)}")
         settings = settings.with_overrides(switch=fake.url, database_url=database_url, **overrides)
         service = bootstrap.build_service(
-            settings, languages=TEST_LANGUAGES, tts=TtsCache(self.directory / "tts")
+            settings, languages=TEST_LANGUAGES, tts=tts or TtsCache(self.directory / "tts")
         )
         repo = service.api.repo
         server = make_server(service.api.app, "127.0.0.1:0")
