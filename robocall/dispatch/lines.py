@@ -63,7 +63,9 @@ class LineBook:
         self._clock = clock
         self._settle_seconds = settle_seconds
         self._rules: dict[str, LineRule] = {}
-        self._owner: dict[tuple[str, str], str] = {}  # (variable, value) -> organization
+        # variable -> value -> organization: one dict probe per distinct line variable (usually
+        # just accountcode), however many organizations there are. It runs on every event.
+        self._owners: dict[str, dict[str, str]] = {}
         self._channels: dict[str, _Channel] = {}  # Unique-ID -> channel
         self._ended: dict[str, float] = {}  # Unique-ID -> when its line was released
         self._usage: dict[str, LineUsage] = {}  # kept current so reading it costs nothing
@@ -74,15 +76,21 @@ class LineBook:
         """Count channels matching ``rule`` as ``organization``'s lines from now on."""
         old = self._rules.pop(organization, None)
         if old is not None:
-            self._owner.pop((old.variable, old.value), None)
+            owners = self._owners.get(old.variable, {})
+            owners.pop(old.value, None)
+            if not owners:
+                self._owners.pop(old.variable, None)
         self._rules[organization] = rule
-        self._owner[(rule.variable, rule.value)] = organization
+        self._owners.setdefault(rule.variable, {})[rule.value] = organization
 
     def organization_of(self, headers: Mapping[str, str]) -> str | None:
         """The organization whose line rule the event's channel variables match, if any."""
-        for variable, value in self._owner:
-            if headers.get(f"variable_{variable}") == value:
-                return self._owner[(variable, value)]
+        for variable, owners in self._owners.items():
+            value = headers.get(f"variable_{variable}")
+            if value is not None:
+                organization = owners.get(value)
+                if organization is not None:
+                    return organization
         return None
 
     # --- the event stream ---------------------------------------------------------------------
@@ -134,7 +142,7 @@ class LineBook:
         for unique_id, row in listed.items():
             if unique_id in self._channels or unique_id in self._ended:
                 continue
-            organization = self._owner.get(("accountcode", row.get("accountcode", "")))
+            organization = self._owners.get("accountcode", {}).get(row.get("accountcode", ""))
             if organization is not None:
                 self._occupy(unique_id, _Channel(organization, is_robo(unique_id), now))
                 changed.add(organization)
