@@ -9,6 +9,7 @@ Socket reader or the dispatcher.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Protocol
 
 from robocall.flow.model import Message
@@ -20,9 +21,9 @@ class AudioCache(Protocol):
 
     def get_or_render(
         self, text: str, lang: str, gender: str | None, pitch: int, rate: int
-    ) -> object: ...
+    ) -> Path: ...
 
-    def audio_ref(self, path: object) -> str: ...
+    def audio_ref(self, path: Path) -> str: ...
 
 
 class Prompts:
