@@ -25,7 +25,7 @@ from robocall import bootstrap, config, demo
 from robocall.api.server import make_server
 from robocall.cli import display
 from robocall.client import RobocallClient
-from robocall.errors import SwitchError
+from robocall.errors import ConfigError, SwitchError
 
 # FakeSwitch runs every scripted duration (rings, prompts, gather timeouts) 5 times faster,
 # which keeps the whole demo (the no-answer rings 30 s -> 6 s) well under 20 s.
@@ -45,6 +45,13 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
         parents=[common],
         help="run robocall with a fake switch and scripted callees, post a request, watch it",
     )
+    parser.add_argument(
+        "--time-scale",
+        type=float,
+        default=DEMO_TIME_SCALE,
+        metavar="X",
+        help=f"FakeSwitch's speed: scripted durations times X (default {DEMO_TIME_SCALE})",
+    )
     # ERROR: the service's warnings (a closing Event Socket) would garble the live display.
     parser.set_defaults(run=_demo, log_level=logging.ERROR)
 
@@ -58,17 +65,21 @@ def _demo(args: argparse.Namespace, settings: config.Settings) -> int:
             switch="fake",
             listen="127.0.0.1:0",
         )
-        return run_demo(settings, console)
+        return run_demo(settings, console, time_scale=args.time_scale)
 
 
-def run_demo(settings: config.Settings, console: Console) -> int:
+def run_demo(
+    settings: config.Settings, console: Console, *, time_scale: float = DEMO_TIME_SCALE
+) -> int:
     """Start the service over FakeSwitch, post the demo request, show it; the exit code."""
     from robocall.testing import FakeSwitch
     from robocall.tts.voices import available_languages
 
+    if time_scale <= 0:
+        raise ConfigError("--time-scale must be more than 0")
     languages = available_languages()
     console.print(f"[bold]robocall demo[/]: data in {settings.data_dir}, FakeSwitch callees")
-    fake = FakeSwitch(callees=demo.callee_book(), time_scale=DEMO_TIME_SCALE).start()
+    fake = FakeSwitch(callees=demo.callee_book(), time_scale=time_scale).start()
     service = bootstrap.build_service(settings, languages=languages, fake_switch=fake)
     server = make_server(service.api.app, settings.listen)
     try:

@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from robocall.api.auth import API_KEY_HEADER
+from robocall.cli import EXIT_NOT_FOUND
 from tests.support.requests_data import seed_example
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -79,7 +80,7 @@ def test_migrate_reports_a_current_schema(database_url: str):
 
 def test_a_key_for_an_unknown_organization_fails_with_a_message(database_url: str):
     failed = robocall("key", "create", "org_nobody", database=database_url)
-    assert failed.returncode == 1
+    assert failed.returncode == EXIT_NOT_FOUND
     assert "no organization org_nobody" in failed.stderr
     assert failed.stdout == ""
 
