@@ -78,6 +78,11 @@ def run_demo(
     if time_scale <= 0:
         raise ConfigError("--time-scale must be more than 0")
     languages = available_languages()
+    if "en" not in languages:
+        raise ConfigError(
+            "the demo's messages are English, spoken by flite, which is not installed: "
+            "apt-get install flite espeak-ng sox (robocall doctor checks the TTS engines)"
+        )
     console.print(f"[bold]robocall demo[/]: data in {settings.data_dir}, FakeSwitch callees")
     fake = FakeSwitch(callees=demo.callee_book(), time_scale=time_scale).start()
     service = bootstrap.build_service(settings, languages=languages, fake_switch=fake)

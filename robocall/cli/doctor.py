@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import peewee
+from playhouse.pool import PooledDatabase
 from rich.console import Console
 
 from robocall import bootstrap, config
@@ -125,7 +126,8 @@ def check_database(settings: config.Settings) -> Iterator[Check]:
         database = open_database(url)
         with database.connection_context():
             version = current_version(database)
-        database.close_all()
+        if isinstance(database, PooledDatabase):  # no idle connection left behind
+            database.close_all()
     except (peewee.PeeweeException, StoreError, ConfigError, OSError) as err:
         yield Check(
             "database",

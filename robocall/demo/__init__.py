@@ -17,10 +17,11 @@ from collections.abc import Iterable
 from importlib import resources
 from typing import Any
 
-from robocall.calls.prompts import AudioCache, Prompts
+from robocall.calls.prompts import Prompts
 from robocall.flow.compile import compile_flow
 from robocall.flow.parse import parse_call_flow
 from robocall.testing import CalleeBook
+from robocall.tts.cache import TtsCache
 
 # destination -> (status, digits pressed, transfer status), as robocall.cli.display shows them.
 EXPECTED: dict[str, tuple[str, str, str]] = {
@@ -59,7 +60,7 @@ def callee_book() -> CalleeBook:
     return CalleeBook.from_dict(_read_json("callees.json"))
 
 
-def render_ahead(cache: AudioCache, body: dict[str, Any], languages: Iterable[str]) -> int:
+def render_ahead(cache: TtsCache, body: dict[str, Any], languages: Iterable[str]) -> int:
     """Render every message of ``body`` for each destination now; how many were asked for.
 
     Scripted callees press keys at fixed times after they answer; on a time-scaled FakeSwitch
