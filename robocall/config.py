@@ -41,6 +41,9 @@ class Settings:
     tts_base_url: str = ""
     tts_sample_rate: int = 8000  # ROBOCALL_TTS_SAMPLE_RATE: 8000 or 16000
     tts_concurrency: int = 2  # ROBOCALL_TTS_CONCURRENCY: renders at once (one per core)
+    # The client commands (submit, status) speak to a running API over HTTP.
+    api_url: str = "http://127.0.0.1:8080"  # ROBOCALL_URL
+    api_key: str = ""  # ROBOCALL_API_KEY
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -83,6 +86,8 @@ _ENV: dict[str, tuple[str, type]] = {
     "ROBOCALL_TTS_BASE_URL": ("tts_base_url", str),
     "ROBOCALL_TTS_SAMPLE_RATE": ("tts_sample_rate", int),
     "ROBOCALL_TTS_CONCURRENCY": ("tts_concurrency", int),
+    "ROBOCALL_URL": ("api_url", str),
+    "ROBOCALL_API_KEY": ("api_key", str),
 }
 
 

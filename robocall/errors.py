@@ -48,6 +48,14 @@ class RateLimited(RobocallError):
     """The API key has sent more requests than its rate allows."""
 
 
+class ApiUnreachable(RobocallError):
+    """No robocall API answers at the URL a client was given (refused, timed out, no host)."""
+
+
+class ApiFailed(RobocallError):
+    """The robocall API answered a client with a status it does not expect (5xx and the like)."""
+
+
 # --- storage ----------------------------------------------------------------------------------
 
 

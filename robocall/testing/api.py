@@ -125,6 +125,11 @@ def hupall(switch: Switch, argument: str) -> str:
     return text
 
 
+def module_exists(switch: Switch, argument: str) -> str:
+    """``module_exists <mod_name>``: ``true`` / ``false`` (no newline, as FreeSWITCH answers)."""
+    return "true" if argument.strip() in switch.modules else "false"
+
+
 def version(switch: Switch, argument: str) -> str:
     """``version``."""
     return VERSION
@@ -236,5 +241,5 @@ def _plain_table(rows: list[dict[str, str]]) -> str:
 HANDLERS: dict[str, Callable[[Switch, str], str]] = {
     "status": status, "uptime": uptime, "msleep": msleep, "uuid_getvar": uuid_getvar,
     "uuid_setvar": uuid_setvar, "uuid_exists": uuid_exists, "uuid_kill": uuid_kill,
-    "hupall": hupall, "version": version, "show": show,
+    "hupall": hupall, "version": version, "show": show, "module_exists": module_exists,
 }

@@ -27,6 +27,13 @@ class Listener(Protocol):
 
 
 THROTTLE_CAUSE = "DESTINATION_OUT_OF_ORDER"
+# The modules of the lab FreeSWITCH 1.11.1 (/work/fslab): what ``module_exists`` says true for.
+LOADED_MODULES = frozenset({
+    "mod_console", "mod_logfile", "mod_event_socket", "mod_sofia", "mod_loopback",
+    "mod_commands", "mod_db", "mod_dptools", "mod_expr", "mod_hash", "mod_esf",
+    "mod_http_cache", "mod_spandsp", "mod_dialplan_xml", "mod_sndfile", "mod_native_file",
+    "mod_local_stream", "mod_tone_stream", "mod_flite", "mod_say_en",
+})
 
 
 class Switch:
@@ -50,6 +57,8 @@ class Switch:
         self.started = time.monotonic()
         self._recent_sessions: deque[float] = deque()
         self.greenlets = Group()
+        # What ``module_exists`` answers true for: the lab FreeSWITCH's modules (tests may edit).
+        self.modules: set[str] = set(LOADED_MODULES)
 
     # --- time -----------------------------------------------------------------------------
 

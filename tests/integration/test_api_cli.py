@@ -1,7 +1,8 @@
-"""The command line as a new user runs it (README): org, key, serve, post, status."""
+"""The command line as a new user runs it (README): org, key, serve, submit, status."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -9,9 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import requests
 
-from robocall.api.auth import API_KEY_HEADER
+from robocall.cli import EXIT_NOT_FOUND
 from tests.support.requests_data import seed_example
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -25,11 +25,17 @@ def robocall(*args: str, database: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture
-def served(database_url: str) -> Iterator[str]:
-    """``robocall serve`` on a free port of 127.0.0.1; its base URL."""
+def served(database_url: str, tmp_path: Path) -> Iterator[str]:
+    """``robocall serve`` on a free port of 127.0.0.1 over FakeSwitch; its base URL.
+
+    Every callee is busy, so calls end at once and the server stops without waiting on any.
+    """
+    callees = tmp_path / "callees.json"
+    callees.write_text(json.dumps({"default": {"outcome": "busy", "ring": False}}))
     server = subprocess.Popen(
         [sys.executable, "-m", "robocall", "serve", "--listen", "127.0.0.1:0",
-         "--database", database_url],
+         "--database", database_url, "--data-dir", str(tmp_path / "data"),
+         "--switch", "fake", "--callees", str(callees)],
         cwd=REPO_ROOT, stderr=subprocess.PIPE, text=True,
     )
     try:
@@ -47,8 +53,8 @@ def served(database_url: str) -> Iterator[str]:
         server.wait(timeout=30)
 
 
-def test_a_new_user_creates_an_org_and_key_posts_the_seed_and_reads_its_status(
-    database_url: str, served: str
+def test_a_new_user_creates_an_org_and_key_submits_the_seed_and_reads_its_status(
+    database_url: str, served: str, tmp_path: Path
 ):
     # given an organization and a key made with the command line
     created = robocall("org", "create", "Acme", "--lines", "6", "--cps", "5",
@@ -59,16 +65,27 @@ def test_a_new_user_creates_an_org_and_key_posts_the_seed_and_reads_its_status(
     issued = robocall("key", "create", org_id, database=database_url)
     assert issued.returncode == 0, issued.stderr
     key = issued.stdout.strip()
-    # when the seed's example is posted to the served API and its status read
-    headers = {API_KEY_HEADER: key}
+    # when the seed's example is submitted to the served API with the command line
     body = seed_example()
     body["requestId"] = f"cli-{org_id}"
-    posted = requests.post(f"{served}/v1/call", json=body, headers=headers, timeout=30)
-    status = requests.get(f"{served}/v1/status/{body['requestId']}", headers=headers, timeout=30)
-    # then both answer the stored request
-    assert posted.status_code == 200, posted.text
-    assert status.status_code == 200
-    assert status.json()["counts"] == {"queued": 2}
+    request_file = tmp_path / "request.json"
+    request_file.write_text(json.dumps(body))
+    client = ["--url", served, "--key", key]
+    submitted = subprocess.run(
+        [sys.executable, "-m", "robocall", "submit", str(request_file), *client],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+    )
+    status = subprocess.run(
+        [sys.executable, "-m", "robocall", "status", body["requestId"], *client],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+    )
+    # then submit watched both (busy) calls to the end, and status reads the same
+    assert submitted.returncode == 0, submitted.stderr
+    assert f"cli-{org_id} completed: 2 calls (failed 2)" in submitted.stdout
+    assert status.returncode == 0, status.stderr
+    for phone in ("+84917660247", "+84912860330"):
+        assert any(phone in line and "USER_BUSY" in line for line in status.stdout.splitlines())
+    assert f"cli-{org_id} completed: 2 calls (failed 2)" in status.stdout
 
 
 def test_migrate_reports_a_current_schema(database_url: str):
@@ -79,7 +96,7 @@ def test_migrate_reports_a_current_schema(database_url: str):
 
 def test_a_key_for_an_unknown_organization_fails_with_a_message(database_url: str):
     failed = robocall("key", "create", "org_nobody", database=database_url)
-    assert failed.returncode == 1
+    assert failed.returncode == EXIT_NOT_FOUND
     assert "no organization org_nobody" in failed.stderr
     assert failed.stdout == ""
 

@@ -1,53 +1,23 @@
-"""The command line: ``robocall serve | migrate | org create | key create``.
-
-The console script enters here, so gevent's patching is the first thing this module does
-(STYLE habit 14); ``python -m robocall`` patches in ``__main__`` before importing it.
-"""
+"""Running and administering robocall: ``serve``, ``migrate``, ``org create``, ``key create``."""
 
 from __future__ import annotations
 
-from gevent import monkey
+import argparse
+import logging
+import signal
+from pathlib import Path
+from typing import Any
 
-monkey.patch_all()
+import gevent
+import gevent.event
 
-import argparse  # noqa: E402
-import logging  # noqa: E402
-import signal  # noqa: E402
-import sys  # noqa: E402
-from collections.abc import Sequence  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import gevent  # noqa: E402
-import gevent.event  # noqa: E402
-
-from robocall import bootstrap, config  # noqa: E402
-from robocall.api.server import make_server  # noqa: E402
-from robocall.errors import ConfigError, NotFound, RobocallError  # noqa: E402
+from robocall import bootstrap, config
+from robocall.api.server import make_server
+from robocall.errors import ConfigError, NotFound
 
 log = logging.getLogger("robocall")
 
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-EXIT_FAILED = 1
-EXIT_USAGE = 2
 SHUTDOWN_GRACE_SECONDS = 30.0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; return the process exit code."""
-    parser = _parser()
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
-    try:
-        settings = config.from_env().with_overrides(
-            database_url=args.database, data_dir=args.data_dir
-        )
-        return int(args.run(args, settings))
-    except ConfigError as err:
-        print(f"robocall: configuration error: {err}", file=sys.stderr)
-        return EXIT_USAGE
-    except RobocallError as err:
-        print(f"robocall: error: {err}", file=sys.stderr)
-        return EXIT_FAILED
 
 
 def _serve(args: argparse.Namespace, settings: config.Settings) -> int:
@@ -120,20 +90,19 @@ def _check_switch(switch: str) -> None:
 
 
 def _safe_url(settings: config.Settings) -> str:
-    url = settings.resolved_database_url
+    return without_password(settings.resolved_database_url)
+
+
+def without_password(url: str) -> str:
+    """``url`` with any ``user:password@`` removed, to be shown or logged."""
     scheme, sep, rest = url.partition("://")
     if "@" in rest:  # never log a password
         rest = rest.split("@", 1)[1]
     return f"{scheme}{sep}{rest}"
 
 
-def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--database", metavar="URL", help="sqlite:///PATH or postgresql://...")
-    common.add_argument("--data-dir", type=Path, metavar="DIR", help="default ./robocall-data")
-
-    parser = argparse.ArgumentParser(prog="robocall", description="Self-hosted Robo Call API")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
+    """Add ``serve``, ``migrate``, ``org`` and ``key`` to the ``robocall`` parser."""
 
     serve = commands.add_parser("serve", parents=[common], help="run the API")
     serve.add_argument("--listen", metavar="HOST:PORT", help="default 127.0.0.1:8080")
@@ -163,4 +132,3 @@ def _parser() -> argparse.ArgumentParser:
     key_create = key.add_parser("create", parents=[common], help="create one; prints it once")
     key_create.add_argument("org_id")
     key_create.set_defaults(run=_key_create)
-    return parser
