@@ -178,6 +178,7 @@ def play_and_get_digits(channel: Channel, argument: str) -> AppResult:
 
 def _read(channel: Channel, args: media.PagdArgs) -> tuple[str, bool]:
     """One try: (digits collected, whether they were valid and the app is done)."""
+    channel.prompt_started()
     first = play_file(channel, args.prompt, break_on_digit=True) if args.prompt else None
     digits, terminator = "", ""
     if first is not None:

@@ -29,11 +29,14 @@ DTMF_KEYS = set("0123456789*#ABCD")
 
 @dataclass(frozen=True)
 class Press:
-    """Digits the callee presses ``at_ms`` after it answered (several: ``gap_ms`` apart)."""
+    """Digits the callee presses ``at_ms`` after it answered (several: ``gap_ms`` apart) — or,
+    with ``on_prompt=n``, ``at_ms`` after the n-th play_and_get_digits prompt began, as a person
+    who answers what they hear (timing that does not depend on how fast robocall got there)."""
 
     at_ms: int
     digits: str
     gap_ms: int = 100
+    on_prompt: int | None = None
 
 
 @dataclass(frozen=True)
@@ -59,8 +62,15 @@ class Callee:
         return REFUSALS.get(self.outcome)
 
     def dtmf_schedule(self) -> list[tuple[int, str]]:
-        """Every single digit with its time in ms after answer, in time order."""
-        schedule = [(p.at_ms + i * p.gap_ms, d) for p in self.presses
+        """Every single digit pressed by the clock, with its time in ms after answer, in order."""
+        return self._schedule(None)
+
+    def prompt_schedule(self, prompt: int) -> list[tuple[int, str]]:
+        """The digits pressed on hearing the ``prompt``-th prompt, in ms after it began."""
+        return self._schedule(prompt)
+
+    def _schedule(self, prompt: int | None) -> list[tuple[int, str]]:
+        schedule = [(p.at_ms + i * p.gap_ms, d) for p in self.presses if p.on_prompt == prompt
                     for i, d in enumerate(p.digits)]
         return sorted(schedule, key=lambda item: item[0])
 
@@ -72,7 +82,8 @@ class Callee:
         if unknown:
             raise ConfigError(f"callee: unknown field(s) {sorted(unknown)}")
         presses = tuple(
-            Press(int(p["at_ms"]), str(p["digits"]), int(p.get("gap_ms", 100)))
+            Press(int(p["at_ms"]), str(p["digits"]), int(p.get("gap_ms", 100)),
+                  None if p.get("on_prompt") is None else int(p["on_prompt"]))
             for p in data.get("digits", ())
         )
         hangup = data.get("hangup_after_ms")

@@ -106,6 +106,7 @@ class Channel:
         self.parked = False
         self.park_uuid = ""
         self.collecting = False
+        self.prompts_heard = 0  # play_and_get_digits tries begun (a callee may press on them)
         self.queued_messages = 0  # sendmsg executes received, and of those, started
         self.started_messages = 0
         self.recording: Recording | None = None
@@ -336,6 +337,21 @@ class Channel:
             if digit is None:
                 self.hangup("NORMAL_CLEARING", "recv_bye")
                 return
+            self.receive_dtmf(digit)
+
+    def prompt_started(self) -> None:
+        """A play_and_get_digits try began: press what the callee presses on hearing it."""
+        self.prompts_heard += 1
+        schedule = self.callee.prompt_schedule(self.prompts_heard)
+        if schedule:
+            self.switch.spawn(self._press_on_prompt, schedule)
+
+    def _press_on_prompt(self, schedule: list[tuple[int, str]]) -> None:
+        elapsed = 0
+        for at_ms, digit in schedule:
+            if not self.wait(at_ms - elapsed):
+                return
+            elapsed = at_ms
             self.receive_dtmf(digit)
 
     def spawn_callee_script(self) -> None:

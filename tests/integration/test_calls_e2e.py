@@ -22,13 +22,13 @@ REJECTS = "+6580000007"
 HANGS_UP_EARLY = "+6580000008"
 UNREACHABLE = "+6580000009"
 
-# Digits arrive while the gather's prompt plays (after the first message, ~1 s of audio).
-DURING_GATHER_MS = 2500
+# Digits are pressed half a second into the first gather's prompt, as a person would.
+DURING_GATHER = {"at_ms": 500, "on_prompt": 1}
 
 CALLEES = {
-    PRESSES_1: Callee(presses=(Press(DURING_GATHER_MS, "1"),)),
-    PRESSES_0: Callee(presses=(Press(DURING_GATHER_MS, "0"),)),
-    PRESSES_9: Callee(presses=(Press(DURING_GATHER_MS, "9"),)),
+    PRESSES_1: Callee(presses=(Press(digits="1", **DURING_GATHER),)),
+    PRESSES_0: Callee(presses=(Press(digits="0", **DURING_GATHER),)),
+    PRESSES_9: Callee(presses=(Press(digits="9", **DURING_GATHER),)),
     SILENT: Callee(),
     BUSY: Callee(outcome="busy", ring=False),
     NO_ANSWER: Callee(outcome="no_answer"),

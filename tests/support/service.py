@@ -18,10 +18,8 @@ import requests
 from robocall import bootstrap
 from robocall.api.auth import API_KEY_HEADER
 from robocall.api.server import make_server
-from robocall.calls.prompts import Prompts
 from robocall.config import Settings
-from robocall.flow.compile import compile_flow
-from robocall.flow.parse import parse_call_flow
+from robocall.demo import render_ahead
 from robocall.store.repo import Repo
 from robocall.testing import Callee, CalleeBook, FakeSwitch
 from robocall.tts.cache import TtsCache
@@ -86,18 +84,9 @@ class RunningService:
             gevent.sleep(0.05)
 
     def warm_prompts(self, body: dict[str, Any]) -> None:
-        """Render every message of ``body`` for each destination before it is posted.
-
-        Scripted callees press keys at fixed times after they answer; with FakeSwitch's time
-        scale, a render of a second or so would shift the flow past them. Rendering ahead is
-        what the runner does during the ring; here it is done once, before the ring.
-        """
-        program = compile_flow(parse_call_flow(body["callFlow"], languages=TEST_LANGUAGES))
-        prompts = Prompts(self.service.tts)
-        for destination in body["destinations"]:
-            properties = {k: str(v) for k, v in destination.get("properties", {}).items()}
-            for upcoming in program.messages_in_order():
-                prompts.audio(upcoming.message, properties)
+        """Render every message of ``body`` for each destination before it is posted: a callee
+        scripted to hang up a moment after answering must still hear the first message begin."""
+        render_ahead(self.service.tts, body, TEST_LANGUAGES)
 
     def calls_by_destination(self, status: dict[str, Any]) -> dict[str, dict[str, Any]]:
         return {detail["destination"]: detail for detail in status["details"]}
