@@ -41,6 +41,11 @@ class Settings:
     tts_base_url: str = ""
     tts_sample_rate: int = 8000  # ROBOCALL_TTS_SAMPLE_RATE: 8000 or 16000
     tts_concurrency: int = 2  # ROBOCALL_TTS_CONCURRENCY: renders at once (one per core)
+    # Webhooks: attempts per event, the first retry's wait (doubling after each failure: 8
+    # attempts from 30 s span about an hour), and the bound on one delivery.
+    webhook_max_attempts: int = 8  # ROBOCALL_WEBHOOK_MAX_ATTEMPTS
+    webhook_backoff_seconds: float = 30.0  # ROBOCALL_WEBHOOK_BACKOFF
+    webhook_timeout_seconds: float = 10.0  # ROBOCALL_WEBHOOK_TIMEOUT
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -83,6 +88,9 @@ _ENV: dict[str, tuple[str, type]] = {
     "ROBOCALL_TTS_BASE_URL": ("tts_base_url", str),
     "ROBOCALL_TTS_SAMPLE_RATE": ("tts_sample_rate", int),
     "ROBOCALL_TTS_CONCURRENCY": ("tts_concurrency", int),
+    "ROBOCALL_WEBHOOK_MAX_ATTEMPTS": ("webhook_max_attempts", int),
+    "ROBOCALL_WEBHOOK_BACKOFF": ("webhook_backoff_seconds", float),
+    "ROBOCALL_WEBHOOK_TIMEOUT": ("webhook_timeout_seconds", float),
 }
 
 
