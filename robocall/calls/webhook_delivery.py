@@ -140,6 +140,7 @@ class WebhookWorker:
         self._wakeup = gevent.event.Event()
         self._greenlet: gevent.Greenlet | None = None
         self._stopping = False
+        self._leased: set[int] = set()  # rows this worker is sending
 
     def start(self) -> None:
         """Start draining: rows left pending by an earlier process are picked up too."""
@@ -164,6 +165,12 @@ class WebhookWorker:
             self._greenlet = None
         self._pool.join(timeout=grace_seconds)
         self._pool.kill()
+        if self._leased:  # cut off mid-send: let the next start send them without waiting
+            try:
+                self._repo.release_webhooks(sorted(self._leased))
+            except RobocallError as err:
+                log.warning("webhooks: leases left to expire: %s", err)
+            self._leased.clear()
 
     # --- the loop -----------------------------------------------------------------------------
 
@@ -189,6 +196,7 @@ class WebhookWorker:
         lease = self._policy.timeout_seconds + LEASE_MARGIN_SECONDS
         for row in self._repo.due_webhooks(now, limit=free):
             if self._repo.lease_webhook(row.id, now, lease):
+                self._leased.add(row.id)
                 self._pool.spawn(self._deliver, row)
 
     def _seconds_to_next_due(self) -> float:
@@ -203,6 +211,7 @@ class WebhookWorker:
     def _deliver(self, row: OutboxRow) -> None:
         try:
             self._attempt(row)
+            self._leased.discard(row.id)
         except Exception:  # a greenlet's last resort: log it, the row's lease frees it later
             log.exception("webhooks: delivery of event %s failed unexpectedly", row.event_id)
         finally:

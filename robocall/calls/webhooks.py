@@ -57,7 +57,7 @@ def sign(secret: str, timestamp: int, body: bytes) -> str:
 
 def backoff_seconds(attempts_made: int, base_seconds: float) -> float:
     """How long to wait after the ``attempts_made``-th failed attempt: base, 2x base, 4x..."""
-    return base_seconds * (2 ** max(0, attempts_made - 1))
+    return float(base_seconds * 2.0 ** max(0, attempts_made - 1))
 
 
 def redact_url(url: str) -> str:

@@ -14,7 +14,7 @@ runs out.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -183,7 +183,8 @@ class WebhookQueries:
         """The organization's webhook signing secret, if it has one."""
         secret = self._webhooks.secret
         with self._session():
-            return secret.select(secret.secret).where(secret.org_id == org_id).scalar()
+            value = secret.select(secret.secret).where(secret.org_id == org_id).scalar()
+        return str(value) if value is not None else None
 
     def set_webhook_secret(self, org_id: str, value: str) -> None:
         """Give the organization ``value`` as its signing secret (replacing any other)."""
@@ -270,6 +271,14 @@ class WebhookQueries:
                 .execute()
             )
         return bool(taken)
+
+    def release_webhooks(self, row_ids: Sequence[int]) -> None:
+        """Give up the leases on ``row_ids`` (sends that were cut off): due again at once."""
+        outbox = self._webhooks.outbox
+        with self._writing(durable=False):
+            outbox.update(lease_until=None).where(
+                outbox.id.in_(list(row_ids)) & (outbox.status == OutboxStatus.PENDING)
+            ).execute()
 
     def record_webhook_attempt(self, row_id: int, outcome: AttemptOutcome) -> None:
         """Log one attempt on the row: delivered, due again, or given up."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
+import gevent.event
 import pytest
 
 from robocall import bootstrap
@@ -52,6 +53,19 @@ def _deliveries(running: RunningService, request_id: str) -> list[dict[str, Any]
     return list(answer.json()["deliveries"])
 
 
+def _wait_all_delivered(
+    receiver: Receiver, running: RunningService, request_id: str, count: int
+) -> None:
+    """Wait until the request's ``count`` events are in the log, all delivered (robocall
+    records a delivery just after the receiver answered)."""
+
+    def done() -> bool:
+        log = _deliveries(running, request_id)
+        return len(log) == count and all(d["status"] == "delivered" for d in log)
+
+    receiver.wait_for(done)
+
+
 def test_signed_events_arrive_in_order_per_call(start_service: ServiceStarter, receiver):
     # given robocall and a receiver, and a request for one answered and one busy call
     running = start_service(CALLEES, **FAST)
@@ -59,9 +73,7 @@ def test_signed_events_arrive_in_order_per_call(start_service: ServiceStarter, r
     # when the calls run to their end
     final = _submit(running, body)
     request_id = body["requestId"]
-    receiver.wait_for(lambda: any(
-        e["event"] == "request.completed" for e in receiver.events(request_id)
-    ))
+    _wait_all_delivered(receiver, running, request_id, 7)
     # then every POST carries a signature that verifies with the organization's secret
     secret = bootstrap.webhook_secret(running.repo, running.org_id)
     posts = [r for r in receiver.received if r.event["requestId"] == request_id]
@@ -116,9 +128,7 @@ def test_a_failing_receiver_gets_the_event_after_retries(start_service, receiver
     request_id = body["requestId"]
     # when one call runs
     _submit(running, body)
-    receiver.wait_for(lambda: len(_deliveries(running, request_id)) == 5 and all(
-        d["status"] == "delivered" for d in _deliveries(running, request_id)
-    ))
+    _wait_all_delivered(receiver, running, request_id, 5)
     # then the first event was tried four times, the same event each time, and got through
     events = receiver.events(request_id)
     assert [e["event"] for e in events[:4]] == ["call.dialing"] * 4
@@ -145,8 +155,8 @@ def test_an_event_that_keeps_failing_is_given_up_and_the_next_ones_go_on(
     request_id = body["requestId"]
     # when the call runs
     _submit(running, body)
-    receiver.wait_for(lambda: any(
-        e["event"] == "request.completed" for e in receiver.events(request_id)
+    receiver.wait_for(lambda: len(_deliveries(running, request_id)) == 5 and all(
+        d["status"] != "pending" for d in _deliveries(running, request_id)
     ))
     # then call.dialing was tried twice and marked failed; the later events were delivered
     log = _deliveries(running, request_id)
@@ -209,7 +219,7 @@ def test_the_delivery_log_is_the_organizations_own(start_service, receiver):
     running = start_service(**FAST)
     body = _request(receiver.url, ANSWERS)
     _submit(running, body)
-    receiver.wait_for(lambda: len(_deliveries(running, body["requestId"])) == 5)
+    _wait_all_delivered(receiver, running, body["requestId"], 5)
     # when another organization reads the log for that requestId
     other = bootstrap.create_organization(running.repo, "other", lines=1)
     other_key = bootstrap.create_api_key(running.repo, other.id)
@@ -228,3 +238,37 @@ def test_the_delivery_log_is_the_organizations_own(start_service, receiver):
     assert seen == [
         "call.dialing", "call.answered", "call.step", "call.completed", "request.completed"
     ]
+
+
+def test_a_send_cut_off_by_a_stop_is_sent_again_by_the_next_start(start_service, receiver):
+    # given a receiver that holds its first POST without answering, and a long timeout
+    gate = gevent.event.Event()
+
+    def answer(received: Received) -> tuple[int, dict[str, str]]:
+        if len(receiver.received) == 1:
+            gate.wait()
+        return 200, {}
+
+    receiver.answer = answer
+    first = start_service(webhook_backoff_seconds=0.05, webhook_timeout_seconds=30.0)
+    body = _request(receiver.url, ANSWERS)
+    request_id = body["requestId"]
+    _submit(first, body)
+    receiver.wait_for(lambda: len(receiver.received) == 1 and len(
+        _deliveries(first, request_id)) == 5)
+    # when robocall's worker stops while that POST is in flight
+    assert first.service.webhooks is not None
+    first.service.webhooks.stop(grace_seconds=0.2)
+    gate.set()
+    # then the next start sends it again (no waiting out its 60 s lease), and the rest after it
+    start_service(**FAST)
+    receiver.wait_for(lambda: all(
+        d["status"] == "delivered" for d in _deliveries(first, request_id)
+    ))
+    events = receiver.events(request_id)
+    assert [e["event"] for e in events] == [
+        "call.dialing", "call.dialing", "call.answered", "call.step", "call.completed",
+        "request.completed",
+    ]
+    # and the receiver can tell the repeat by its eventId
+    assert events[0]["eventId"] == events[1]["eventId"]
