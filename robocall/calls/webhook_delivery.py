@@ -154,7 +154,7 @@ class WebhookWorker:
 
     def stop(self, grace_seconds: float = 2.0) -> None:
         """Stop taking rows; give deliveries in flight ``grace_seconds`` to finish. A row cut
-        off mid-send stays pending (its lease runs out) and is sent again by the next start."""
+        off mid-send stays pending, its lease given back, and the next start sends it again."""
         self._stopping = True
         self.wake()
         if self._greenlet is not None:
