@@ -27,9 +27,11 @@ from robocall.calls.dialplan import DialPlan
 from robocall.calls.programs import ProgramCache
 from robocall.calls.prompts import Prompts
 from robocall.calls.runner import CallRunner, RunnerSettings
+from robocall.calls.webhook_delivery import DeliveryPolicy, WebhookWorker
+from robocall.calls.webhooks import WebhookObserver, new_webhook_secret
 from robocall.config import Settings
 from robocall.dispatch.dispatcher import Dispatcher
-from robocall.errors import ConfigError
+from robocall.errors import ConfigError, NotFound
 from robocall.esl.client import EslClient
 from robocall.store.db import open_database
 from robocall.store.migrations import migrate
@@ -110,8 +112,33 @@ def create_organization(
     cps: float = DEFAULT_CPS,
     new_id: Callable[[], str] = new_org_id,
 ) -> Organization:
-    """Store a new organization with ``lines`` concurrent calls and ``cps`` new calls/second."""
-    return repo.create_organization(new_id(), name, max_concurrent_calls=lines, cps=cps)
+    """Store a new organization with ``lines`` concurrent calls and ``cps`` new calls/second
+    (and its webhook signing secret)."""
+    org = repo.create_organization(new_id(), name, max_concurrent_calls=lines, cps=cps)
+    webhook_secret(repo, org.id)
+    return org
+
+
+def webhook_secret(
+    repo: Repo,
+    org_id: str,
+    *,
+    rotate: bool = False,
+    new_secret: Callable[[], str] = new_webhook_secret,
+) -> str:
+    """The organization's webhook signing secret, made if it has none (or ``rotate``).
+
+    Kept as is, not hashed like API keys: signing needs the secret itself, and the
+    organization reads it again whenever it sets up a receiver (docs/webhooks.md).
+    """
+    current = None if rotate else repo.webhook_secret(org_id)
+    if current is not None:
+        return current
+    if repo.get_organization(org_id) is None:
+        raise NotFound(f"no organization {org_id}")
+    secret = new_secret()
+    repo.set_webhook_secret(org_id, secret)
+    return secret
 
 
 def create_api_key(repo: Repo, org_id: str, *, new_key: Callable[[], str] = new_api_key) -> str:
@@ -150,15 +177,20 @@ class Service:
     dispatcher: Dispatcher
     tts: TtsCache
     fake_switch: FakeSwitch | None = None
+    webhooks: WebhookWorker | None = None
 
     def start(self) -> None:
         """Connect to the switch (in the background, with backoff) and start dispatching."""
         self.switch.start()
         self.dispatcher.start()
+        if self.webhooks is not None:
+            self.webhooks.start()
 
     def stop(self, grace_seconds: float = 10.0) -> None:
         """Stop dialling, let live calls finish for up to ``grace_seconds``, close everything."""
         self.dispatcher.stop(grace_seconds)
+        if self.webhooks is not None:  # after the calls: their last events are in the outbox
+            self.webhooks.stop()
         self.switch.close()
         if self.fake_switch is not None:
             self.fake_switch.stop()
@@ -224,6 +256,17 @@ def build_service(
         wall_clock=clock,
     )
     dispatcher_box.append(dispatcher)
+    webhooks = WebhookWorker(
+        repo,
+        DeliveryPolicy(
+            max_attempts=settings.webhook_max_attempts,
+            backoff_seconds=settings.webhook_backoff_seconds,
+            timeout_seconds=settings.webhook_timeout_seconds,
+        ),
+        secret_for=lambda org_id: webhook_secret(repo, org_id),
+        clock=clock,
+    )
+    runner.observers.add(WebhookObserver(repo, clock=clock, wake=webhooks.wake))
     api = build_api(
         settings,
         languages=languages,
@@ -232,7 +275,7 @@ def build_service(
         on_request_stored=dispatcher.wake,
         prompt_lookup=tts.lookup,
     )
-    return Service(settings, api, switch, dispatcher, tts, fake_switch)
+    return Service(settings, api, switch, dispatcher, tts, fake_switch, webhooks)
 
 
 def _start_fake_switch(settings: Settings) -> FakeSwitch:

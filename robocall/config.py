@@ -44,6 +44,11 @@ class Settings:
     # The client commands (submit, status) speak to a running API over HTTP.
     api_url: str = "http://127.0.0.1:8080"  # ROBOCALL_URL
     api_key: str = ""  # ROBOCALL_API_KEY
+    # Webhooks: attempts per event, the first retry's wait (doubling after each failure: 8
+    # attempts from 30 s span about an hour), and the bound on one delivery.
+    webhook_max_attempts: int = 8  # ROBOCALL_WEBHOOK_MAX_ATTEMPTS
+    webhook_backoff_seconds: float = 30.0  # ROBOCALL_WEBHOOK_BACKOFF
+    webhook_timeout_seconds: float = 10.0  # ROBOCALL_WEBHOOK_TIMEOUT
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -88,6 +93,9 @@ _ENV: dict[str, tuple[str, type]] = {
     "ROBOCALL_TTS_CONCURRENCY": ("tts_concurrency", int),
     "ROBOCALL_URL": ("api_url", str),
     "ROBOCALL_API_KEY": ("api_key", str),
+    "ROBOCALL_WEBHOOK_MAX_ATTEMPTS": ("webhook_max_attempts", int),
+    "ROBOCALL_WEBHOOK_BACKOFF": ("webhook_backoff_seconds", float),
+    "ROBOCALL_WEBHOOK_TIMEOUT": ("webhook_timeout_seconds", float),
 }
 
 

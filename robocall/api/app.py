@@ -12,6 +12,7 @@ from robocall.api import errors
 from robocall.api.auth import AuthMiddleware, RateLimiter
 from robocall.api.media import PromptAudioResource, RecordingResource
 from robocall.api.resources import CallResource, OpenApiResource, StatusResource
+from robocall.api.webhooks import DeliveriesResource
 from robocall.store.repo import Repo
 
 
@@ -49,6 +50,7 @@ def create_app(
     )
     app.add_route("/v1/status/{request_id}", StatusResource(repo=repo))
     app.add_route("/v1/openapi.json", OpenApiResource())
+    app.add_route("/v1/webhooks/deliveries", DeliveriesResource(repo=repo))
     if recordings_dir is not None:
         app.add_route(
             "/v1/recordings/{call_id}",

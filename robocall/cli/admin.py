@@ -84,6 +84,16 @@ def _key_create(args: argparse.Namespace, settings: config.Settings) -> int:
     return 0
 
 
+def _org_secret(args: argparse.Namespace, settings: config.Settings) -> int:
+    repo = bootstrap.open_repo(settings)
+    try:
+        secret = bootstrap.webhook_secret(repo, args.org_id, rotate=args.rotate)
+    finally:
+        repo.close()
+    print(secret)
+    return 0
+
+
 def _check_switch(switch: str) -> None:
     if switch != "fake":
         bootstrap.parse_switch_url(switch)
@@ -125,6 +135,14 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
         "--cps", type=float, default=bootstrap.DEFAULT_CPS, help="new calls per second"
     )
     org_create.set_defaults(run=_org_create)
+    org_secret = org.add_parser(
+        "secret", parents=[common], help="print the webhook signing secret (made if none)"
+    )
+    org_secret.add_argument("org_id")
+    org_secret.add_argument(
+        "--rotate", action="store_true", help="replace it; receivers must switch to the new one"
+    )
+    org_secret.set_defaults(run=_org_secret)
 
     key = commands.add_parser("key", help="API keys").add_subparsers(
         dest="key_command", required=True, metavar="ACTION"

@@ -108,3 +108,4 @@ class CallRequest:
     destinations: tuple[Destination, ...]
     call_flow: CallFlow
     enable_call_recording: bool = False
+    callback_url: str | None = None  # where webhooks go (robocall's extension)

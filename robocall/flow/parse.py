@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from robocall.errors import InputError
 from robocall.flow.model import (
@@ -75,7 +76,38 @@ def parse_call_request(
         destinations=tuple(destinations),
         call_flow=call_flow,
         enable_call_recording=bool(body.get("enableCallRecording", False)),
+        callback_url=parse_callback_url(body.get("callbackUrl")),
     )
+
+
+MAX_CALLBACK_URL_CHARS = 2000
+
+
+def parse_callback_url(raw: Any, path: str = "callbackUrl") -> str | None:
+    """A request's ``callbackUrl`` checked: an absolute http(s) URL with a host, at most
+    ``MAX_CALLBACK_URL_CHARS`` long, no spaces or control characters; None if absent."""
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        raise InputError(path, "must be a URL (text)")
+    if len(raw) > MAX_CALLBACK_URL_CHARS:
+        raise InputError(path, f"is longer than {MAX_CALLBACK_URL_CHARS} characters")
+    if any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in raw):
+        raise InputError(path, "may not contain spaces or control characters")
+    try:
+        parts = urlsplit(raw)
+        port = parts.port  # raises on a port that is not a number or out of range
+    except ValueError as err:
+        raise InputError(path, f"is not a valid URL ({err})") from err
+    if parts.scheme.lower() not in ("http", "https"):
+        raise InputError(path, "must be an http:// or https:// URL")
+    if not parts.hostname:
+        raise InputError(path, "has no host")
+    if port == 0:
+        raise InputError(path, "port 0 cannot be reached")
+    if parts.fragment:
+        raise InputError(path, "may not have a #fragment (it is never sent)")
+    return raw
 
 
 def parse_call_flow(raw: Mapping[str, Any], *, languages: Iterable[str]) -> CallFlow:

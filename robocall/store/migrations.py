@@ -58,9 +58,16 @@ def _v1_initial(database: peewee.Database, tables: Tables) -> None:
         database.execute_sql(_SQLITE_COUNT_TRIGGER)
 
 
+def _v4_webhooks(database: peewee.Database, tables: Tables) -> None:
+    from robocall.store.webhooks import bind_webhook_models
+
+    database.create_tables(bind_webhook_models(database).all(), safe=False)
+
+
 # (version, what it does, how); append only — a released migration never changes
 MIGRATIONS: tuple[tuple[int, str, Callable[[peewee.Database, Tables], None]], ...] = (
     (1, "organizations, api keys, call requests, calls", _v1_initial),
+    (4, "webhooks: request callback URLs, signing secrets, outbox", _v4_webhooks),
 )
 
 

@@ -33,6 +33,7 @@ from robocall.store.records import (
     RequestStatus,
     StatusPage,
 )
+from robocall.store.webhooks import WebhookQueries
 
 INSERT_CHUNK_ROWS = 10_000  # about 3 MB of destinations between two yields to the hub
 CALL_COLUMNS = (
@@ -51,7 +52,7 @@ def hash_api_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-class Repo(DialingQueries):
+class Repo(DialingQueries, WebhookQueries):
     """Every query robocall makes, over one peewee database (dialing's in ``store.dialing``)."""
 
     def __init__(self, database: peewee.Database, *, clock: Callable[[], datetime] = utc_now):
@@ -161,6 +162,7 @@ class Repo(DialingQueries):
                     updated_at=now,
                 ).execute()
                 self._insert_calls(seq, org_id, request.destinations, now)
+                self._store_callback(seq, request.callback_url)
                 self._tables.request_count.insert(
                     request=seq, status=CallStatus.QUEUED.value, count=len(request.destinations)
                 ).execute()

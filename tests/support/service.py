@@ -141,6 +141,8 @@ class ServiceStarter:
         for server, service, fake in self.running:
             server.stop(timeout=2)
             service.dispatcher.stop(grace_seconds=2)
+            if service.webhooks is not None:
+                service.webhooks.stop()
             service.switch.close()
             service.api.repo.close()
             fake.stop()
