@@ -136,7 +136,9 @@ class Dispatcher:
         self._loop = gevent.spawn(self._run)
 
     def stop(self, grace_seconds: float = 0.0) -> None:
-        """Stop dispatching; let live calls finish for up to ``grace_seconds``."""
+        """Stop dispatching; let live calls finish for up to ``grace_seconds``. Idempotent."""
+        if self._stopping:
+            return
         self._stopping = True
         self._woken.set()
         if self._loop is not None:

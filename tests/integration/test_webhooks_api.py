@@ -4,6 +4,7 @@ made with the organization, printed and rotated by ``robocall org secret``."""
 from __future__ import annotations
 
 from robocall import bootstrap
+from robocall.cli import EXIT_NOT_FOUND
 from tests.integration.test_api_cli import robocall
 from tests.support.api_server import RunningApi
 from tests.support.requests_data import seed_with
@@ -50,4 +51,4 @@ def test_a_new_organization_has_a_secret_the_cli_prints_and_rotates(database_url
 
 def test_the_cli_names_an_unknown_organization(database_url):
     answer = robocall("org", "secret", "org_nope", database=database_url)
-    assert answer.returncode == 1 and "no organization org_nope" in answer.stderr
+    assert answer.returncode == EXIT_NOT_FOUND and "no organization org_nope" in answer.stderr

@@ -21,7 +21,12 @@ ANSWERS = "+6580000001"
 BUSY = "+6580000002"
 CALLEES = {BUSY: Callee(outcome="busy", ring=False)}
 # Retries in tests wait 50 ms, 100 ms, 200 ms...: the same backoff, shrunk.
-FAST = {"webhook_backoff_seconds": 0.05, "webhook_timeout_seconds": 5.0}
+# Fast retries; and a rate limit the tests' polling of the delivery log never reaches.
+FAST = {
+    "webhook_backoff_seconds": 0.05,
+    "webhook_timeout_seconds": 5.0,
+    "rate_limit_per_minute": 1_000_000,
+}
 
 
 @pytest.fixture
@@ -189,7 +194,7 @@ def test_a_restart_delivers_what_was_pending(start_service, receiver):
     assert len(pending) == 5 and {d["status"] for d in pending} == {"pending"}
     # and the receiver comes back and a new robocall starts on the same database
     down[0] = False
-    start_service(**FAST)
+    start_service(**FAST, database_url=first.service.settings.database_url)
     # then every event is delivered, in order
     receiver.wait_for(lambda: all(
         d["status"] == "delivered" for d in _deliveries(first, request_id)
@@ -250,7 +255,7 @@ def test_a_send_cut_off_by_a_stop_is_sent_again_by_the_next_start(start_service,
         return 200, {}
 
     receiver.answer = answer
-    first = start_service(webhook_backoff_seconds=0.05, webhook_timeout_seconds=30.0)
+    first = start_service(**{**FAST, "webhook_timeout_seconds": 30.0})
     body = _request(receiver.url, ANSWERS)
     request_id = body["requestId"]
     _submit(first, body)
@@ -261,7 +266,7 @@ def test_a_send_cut_off_by_a_stop_is_sent_again_by_the_next_start(start_service,
     first.service.webhooks.stop(grace_seconds=0.2)
     gate.set()
     # then the next start sends it again (no waiting out its 60 s lease), and the rest after it
-    start_service(**FAST)
+    start_service(**FAST, database_url=first.service.settings.database_url)
     receiver.wait_for(lambda: all(
         d["status"] == "delivered" for d in _deliveries(first, request_id)
     ))

@@ -119,7 +119,10 @@ class ServiceStarter:
         of ``lines`` lines (and a key for it)."""
         book = CalleeBook(dict(callees or {}), default or Callee(answer_after_ms=200))
         fake = FakeSwitch(callees=book, time_scale=TIME_SCALE).start()
-        database_url = self._databases.enter_context(fresh_database(self.backend, self.directory))
+        # A service restarted "on the same database" passes database_url; else a fresh one.
+        database_url = overrides.pop("database_url", None) or self._databases.enter_context(
+            fresh_database(self.backend, self.directory)
+        )
         settings = Settings(data_dir=self.directory / f"data-{secrets.token_hex(3)}")
         settings = settings.with_overrides(switch=fake.url, database_url=database_url, **overrides)
         service = bootstrap.build_service(
