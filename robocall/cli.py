@@ -20,7 +20,7 @@ from pathlib import Path  # noqa: E402
 import gevent  # noqa: E402
 import gevent.event  # noqa: E402
 
-from robocall import bootstrap, config  # noqa: E402
+from robocall import bootstrap, config, logs  # noqa: E402
 from robocall.api.server import make_server  # noqa: E402
 from robocall.errors import ConfigError, NotFound, RobocallError  # noqa: E402
 
@@ -41,6 +41,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = config.from_env().with_overrides(
             database_url=args.database, data_dir=args.data_dir
         )
+        logs.configure(json_lines=settings.log_json)
         return int(args.run(args, settings))
     except ConfigError as err:
         print(f"robocall: configuration error: {err}", file=sys.stderr)
