@@ -19,8 +19,10 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 STARTUP_SECONDS = 60.0  # a bound, so a broken build fails instead of hanging
 
 
-def test_serve_logs_json_and_serves_metrics_and_the_dashboard(database_url: str, tmp_path):
-    # given robocall serve on FakeSwitch with JSON logs
+def test_serve_logs_json_and_serves_metrics_and_the_dashboard(tmp_path):
+    # given robocall serve on FakeSwitch with JSON logs, on a database of its own (a dialer on
+    # the tests' shared database would dial the other tests' calls)
+    database_url = f"sqlite:///{tmp_path / 'serve.db'}"
     environment = {**os.environ, "ROBOCALL_LOG_JSON": "true", "ROBOCALL_DATA_DIR": str(tmp_path)}
     server = subprocess.Popen(
         [sys.executable, "-m", "robocall", "serve", "--listen", "127.0.0.1:0",
@@ -63,4 +65,9 @@ def test_serve_logs_json_and_serves_metrics_and_the_dashboard(database_url: str,
         assert 'name="key"' in requests.get(f"{base_url}/login", timeout=30).text
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()  # never leave a dialer running past its test
+            server.wait(timeout=30)
+            raise
