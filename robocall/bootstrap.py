@@ -252,7 +252,7 @@ def _install_watching(
     ``/metrics`` (a registry of this app's own, fed by a call observer and the dispatcher's
     timing hooks)."""
     runner.observers.add(CallEventLog())
-    registry = CollectorRegistry(auto_describe=True)
+    registry = CollectorRegistry()
     runner.observers.add(CallMetrics(registry))
     timer = DispatchTimer(registry)
     dispatcher.on_line_freed = timer.line_freed
