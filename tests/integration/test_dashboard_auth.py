@@ -88,3 +88,21 @@ def test_a_forged_cookie_signs_nobody_in(start_service):
     browser = requests.Session()
     browser.cookies.set("robocall_key", "rk_forged")
     assert browser.get(f"{running.base_url}/", allow_redirects=False).status_code == 303
+
+
+def test_a_request_id_with_markup_is_shown_as_text_and_its_link_finds_it(start_service):
+    # given a request whose client-chosen id holds markup, an ampersand and a slash
+    running = start_service()
+    request_id = f'<img src=x onerror="alert(1)">&a/b?c#{secrets.token_hex(2)}'
+    running.warm_prompts({**BODY, "requestId": request_id})
+    assert running.post_call({**BODY, "requestId": request_id}).status_code == 200
+    browser, _ = sign_in(running.base_url, running.key)
+    # then the overview shows it escaped, never as markup
+    overview = browser.get(f"{running.base_url}/", timeout=30).text
+    assert "<img src=x" not in overview
+    assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;&amp;a/b?c#" in overview
+    # and the link it gives leads to the request's page
+    start = overview.index('href="/request?id=') + len('href="')
+    link = overview[start:overview.index('"', start)].replace("&amp;", "&")
+    page = browser.get(f"{running.base_url}{link}", timeout=30)
+    assert page.status_code == 200 and "+6582000001" in page.text
