@@ -19,12 +19,13 @@ from tests.support.service import SETTLE_SECONDS, RunningService
 
 pytestmark = pytest.mark.usefixtures("repo")
 
-CONFIRMS = "+6583000001"  # presses 1 while asked
+CONFIRMS = "+6583000001"  # presses 1 while asked (again on the second try, should one be lost)
 BUSY = "+6583000002"
 NO_ANSWER = "+6583000003"
 RINGS = "+6583000004"  # rings until the test hangs it up
-# Digits arrive while the gather's prompt plays (after the first message, ~1 s of audio).
-DURING_GATHER_MS = 2500
+# Digits arrive while the gather's prompt plays or waits (after the first message, ~2 s of
+# audio); the second press lands in the second try if a loaded machine let the first slip by.
+PRESSES = (Press(4000, "1"), Press(12000, "1"))
 
 CALL_FLOW = {
     "steps": [
@@ -32,7 +33,7 @@ CALL_FLOW = {
         {
             "name": "gather",
             "message": {"msg": "Press 1 to confirm your visit."},
-            "maxRetries": 1,
+            "maxRetries": 2,
             "branches": [
                 {"digit": "1", "callFlow": {"steps": [
                     {"name": "play", "message": {"msg": "Thank you, see you soon."}}]}},
@@ -84,7 +85,7 @@ def test_the_dashboard_shows_lines_requests_and_step_traces(start_service, chrom
     # given an organization of 3 lines, one held by another app's call
     running = start_service(
         {
-            CONFIRMS: Callee(presses=(Press(DURING_GATHER_MS, "1"),)),
+            CONFIRMS: Callee(presses=PRESSES),
             BUSY: Callee(outcome="busy", ring=False),
             NO_ANSWER: Callee(outcome="no_answer"),
             RINGS: Callee(answer_after_ms=3_000_000),

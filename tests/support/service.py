@@ -21,6 +21,8 @@ from robocall.calls.prompts import Prompts
 from robocall.config import Settings
 from robocall.flow.compile import compile_flow
 from robocall.flow.parse import parse_call_flow
+from robocall.store.models import bind_models
+from robocall.store.records import CallStatus
 from robocall.store.repo import Repo
 from robocall.testing import Callee, CalleeBook, FakeSwitch
 from robocall.tts.cache import TtsCache
@@ -103,6 +105,7 @@ class ServiceStarter:
         self.repo = repo
         self.directory = directory
         self.running: list[tuple[Any, bootstrap.Service, FakeSwitch]] = []
+        self.organizations: set[str] = set()  # of the services started here
 
     def __call__(
         self,
@@ -125,9 +128,11 @@ class ServiceStarter:
         server = make_server(service.api.app, "127.0.0.1:0")
         server.start()
         self.running.append((server, service, fake))
+        cancel_calls_left_by_other_tests(self.repo, keep=self.organizations)
         service.start()
         service.switch.wait_connected(10)
         org = bootstrap.create_organization(self.repo, "e2e", lines=lines, cps=cps)
+        self.organizations.add(org.id)
         service.dispatcher.refresh_organizations()
         key = bootstrap.create_api_key(self.repo, org.id)
         host, port = server.address[:2]
@@ -140,6 +145,21 @@ class ServiceStarter:
             service.switch.close()
             fake.stop()
         self.running.clear()
+
+
+def cancel_calls_left_by_other_tests(repo: Repo, *, keep: set[str]) -> None:
+    """Cancel the queued calls of every organization but ``keep``'s.
+
+    A service's dispatcher dials every organization's queued calls in its database, and the
+    session database holds the calls that the API-only tests stored and never dialled: left
+    there, they would be dialled by whichever service test comes next, their moments and lines
+    mixed with that test's own.
+    """
+    call = bind_models(repo.database).call
+    with repo._writing(durable=False):  # the repository's write lock: no SQLite busy wait
+        call.update(status=CallStatus.CANCELLED.value).where(
+            (call.status == CallStatus.QUEUED.value) & call.organization.not_in(sorted(keep))
+        ).execute()
 
 
 @pytest.fixture
