@@ -20,7 +20,9 @@ from urllib.parse import unquote, urlsplit
 
 import falcon
 import gevent
+from prometheus_client import CollectorRegistry
 
+from robocall import dashboard
 from robocall.api.app import create_app
 from robocall.api.auth import RateLimiter
 from robocall.calls.dialplan import DialPlan
@@ -33,6 +35,8 @@ from robocall.config import Settings
 from robocall.dispatch.dispatcher import Dispatcher
 from robocall.errors import ConfigError, NotFound
 from robocall.esl.client import EslClient
+from robocall.logs import CallEventLog
+from robocall.metrics import CallMetrics, DispatchTimer, LiveCollector, MetricsResource
 from robocall.store.db import open_database
 from robocall.store.migrations import migrate
 from robocall.store.records import Organization
@@ -275,7 +279,37 @@ def build_service(
         on_request_stored=dispatcher.wake,
         prompt_lookup=tts.lookup,
     )
+    _install_watching(api.app, repo=repo, switch=switch, runner=runner, dispatcher=dispatcher)
     return Service(settings, api, switch, dispatcher, tts, fake_switch, webhooks)
+
+
+def _install_watching(
+    app: falcon.App[Any, Any],
+    *,
+    repo: Repo,
+    switch: EslClient,
+    runner: CallRunner,
+    dispatcher: Dispatcher,
+) -> None:
+    """What people watch robocall by: a log line per call, the dashboard at ``/`` and
+    ``/metrics`` (a registry of this app's own, fed by a call observer and the dispatcher's
+    timing hooks)."""
+    runner.observers.add(CallEventLog())
+    registry = CollectorRegistry()
+    runner.observers.add(CallMetrics(registry))
+    timer = DispatchTimer(registry)
+    dispatcher.on_line_freed = timer.line_freed
+    dispatcher.on_dispatch = timer.dispatched
+    dispatcher.on_queue_drained = timer.queue_drained
+    registry.register(
+        LiveCollector(
+            line_reports=dispatcher.reports,
+            queued_calls=repo.queued_calls_by_organization,
+            switch_connected=lambda: switch.connected,
+        )
+    )
+    app.add_route("/metrics", MetricsResource(registry))
+    dashboard.install(app, repo=repo, line_report=dispatcher.report)
 
 
 def _start_fake_switch(settings: Settings) -> FakeSwitch:

@@ -59,6 +59,7 @@ from robocall.flow.events import (
 )
 from robocall.flow.machine import Machine
 from robocall.flow.model import Message, TransferKind
+from robocall.logs import call_context
 from robocall.store.records import CallTicket
 
 log = logging.getLogger(__name__)
@@ -173,7 +174,8 @@ class CallRunner:
 
     def run(self, ticket: CallTicket, program: Program) -> str:
         """Run one call to its end; returns its final status (or ``queued`` if never sent)."""
-        return _ActiveCall(self, ticket, program).run()
+        with call_context(ticket):  # every log line of the call names it (robocall.logs)
+            return _ActiveCall(self, ticket, program).run()
 
 
 @dataclass

@@ -51,6 +51,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = config.from_env().with_overrides(
             database_url=args.database, data_dir=args.data_dir
         )
+        logs.configure(
+            json_lines=settings.log_json, level=getattr(args, "log_level", logging.INFO)
+        )
         return int(args.run(args, settings))
     except errors.RobocallError as err:
         code, label = exit_code_for(err)

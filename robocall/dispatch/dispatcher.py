@@ -126,6 +126,10 @@ class Dispatcher:
         self._live_channels: set[str] = set()  # channel uuids of robo calls being run
         # Measured by the dispatch benchmark: hangup seen -> next originate handed to the runner.
         self.on_dispatch: Callable[[str, int], None] | None = None
+        # Timing hooks for the metrics (robocall.metrics.DispatchTimer): a line of the
+        # organization was released; its queue had fewer calls than free lines.
+        self.on_line_freed: Callable[[str], None] | None = None
+        self.on_queue_drained: Callable[[str], None] | None = None
 
     # --- lifecycle ----------------------------------------------------------------------------
 
@@ -198,6 +202,14 @@ class Dispatcher:
             free=self._free(organization, usage),
         )
 
+    def reports(self) -> dict[str, LineReport]:
+        """:meth:`report` for every organization the dispatcher knows."""
+        return {
+            organization_id: report
+            for organization_id in list(self._organizations)
+            if (report := self.report(organization_id)) is not None
+        }
+
     # --- the event listener (runs in the Event Socket reader: counters only) -----------------
 
     def _on_event(self, event: Event) -> None:
@@ -212,6 +224,8 @@ class Dispatcher:
         # Seen as a channel now, so it is counted in the line book and no longer in flight.
         organization.in_flight.discard(unique_id)
         if headers.get("Event-Name") in _LINE_EVENTS:
+            if self.on_line_freed is not None:
+                self.on_line_freed(changed)
             self.wake(changed)
 
     # --- the loop -----------------------------------------------------------------------------
@@ -274,6 +288,8 @@ class Dispatcher:
             # There may be more queued calls and more free lines: look again right away.
             self._dirty.add(organization_id)
             self._woken.set()
+        elif self.on_queue_drained is not None:
+            self.on_queue_drained(organization_id)
 
     def _dial(self, organization: _Organization, call: ClaimedCall) -> None:
         ticket = call.ticket

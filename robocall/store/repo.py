@@ -25,6 +25,7 @@ from robocall.flow.model import CallRequest, Destination
 from robocall.store.db import is_postgresql
 from robocall.store.dialing import DialingQueries
 from robocall.store.models import bind_models
+from robocall.store.overview import OverviewQueries
 from robocall.store.records import (
     CallRecord,
     CallStatus,
@@ -52,8 +53,9 @@ def hash_api_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-class Repo(DialingQueries, WebhookQueries):
-    """Every query robocall makes, over one peewee database (dialing's in ``store.dialing``)."""
+class Repo(DialingQueries, WebhookQueries, OverviewQueries):
+    """Every query robocall makes, over one peewee database (dialing's in ``store.dialing``,
+    webhooks' in ``store.webhooks``, the dashboard's and metrics' in ``store.overview``)."""
 
     def __init__(self, database: peewee.Database, *, clock: Callable[[], datetime] = utc_now):
         self._db = database
@@ -63,6 +65,10 @@ class Repo(DialingQueries, WebhookQueries):
         self._write_lock: AbstractContextManager[Any] = (
             nullcontext() if self._postgresql else gevent.lock.RLock()
         )
+
+    @staticmethod
+    def _request_record(row: Any) -> RequestRecord:
+        return _request(row)
 
     @property
     def database(self) -> peewee.Database:

@@ -1,0 +1,184 @@
+"""The dashboard in a real headless Chromium, against a running robocall whose calls ran on
+FakeSwitch: sign in, read the lines gauge and the requests' progress, follow a request to its
+calls' step traces, and watch the page refresh itself when the last call ends."""
+
+from __future__ import annotations
+
+import secrets
+import time
+
+import gevent
+import pytest
+from selenium.common.exceptions import StaleElementReferenceException
+from selenium.webdriver.common.by import By
+
+from robocall.store.db import is_postgresql
+from robocall.testing import Callee, Press
+from tests.support.browser import keep_screenshot
+from tests.support.service import SETTLE_SECONDS, RunningService
+
+pytestmark = pytest.mark.usefixtures("repo")
+
+CONFIRMS = "+6583000001"  # presses 1 while asked (again on the second try, should one be lost)
+BUSY = "+6583000002"
+NO_ANSWER = "+6583000003"
+RINGS = "+6583000004"  # rings until the test hangs it up
+# Digits arrive while the gather's prompt plays or waits (after the first message, ~2 s of
+# audio); the second press lands in the second try if a loaded machine let the first slip by.
+PRESSES = (Press(4000, "1"), Press(12000, "1"))
+
+CALL_FLOW = {
+    "steps": [
+        {"name": "play", "message": {"msg": "This is a reminder from the clinic."}},
+        {
+            "name": "gather",
+            "message": {"msg": "Press 1 to confirm your visit."},
+            "maxRetries": 2,
+            "branches": [
+                {"digit": "1", "callFlow": {"steps": [
+                    {"name": "play", "message": {"msg": "Thank you, see you soon."}}]}},
+                {"default": "true", "callFlow": {"steps": [
+                    {"name": "play", "message": {"msg": "Goodbye."}}]}},
+            ],
+        },
+    ]
+}
+
+
+def wait_until(predicate, what: str):
+    """Poll ``predicate`` (re-read when a page reload replaced the elements) until true."""
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while True:
+        try:
+            if predicate():
+                return
+        except StaleElementReferenceException:
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        gevent.sleep(0.1)
+
+
+def text(driver, css: str) -> str:
+    return driver.find_element(By.CSS_SELECTOR, css).text
+
+
+def counts_shown(driver, css: str) -> dict[str, int]:
+    """The per-status counts under a progress bar, as shown."""
+    shown = {}
+    for span in driver.find_elements(By.CSS_SELECTOR, f"{css} [data-status]"):
+        shown[span.get_attribute("data-status")] = int(span.find_element(By.TAG_NAME, "b").text)
+    return shown
+
+
+def sign_in(driver, running: RunningService) -> None:
+    driver.get(f"{running.base_url}/")
+    assert driver.current_url.endswith("/login")
+    driver.find_element(By.ID, "key").send_keys(running.key)
+    driver.find_element(By.ID, "sign-in").click()
+    wait_until(lambda: driver.current_url == f"{running.base_url}/", "the overview")
+
+
+def test_the_dashboard_shows_lines_requests_and_step_traces(start_service, chromium, repo):
+    backend = "postgresql" if is_postgresql(repo.database) else "sqlite"
+    driver = chromium
+    # given an organization of 3 lines, one held by another app's call
+    running = start_service(
+        {
+            CONFIRMS: Callee(presses=PRESSES),
+            BUSY: Callee(outcome="busy", ring=False),
+            NO_ANSWER: Callee(outcome="no_answer"),
+            RINGS: Callee(answer_after_ms=3_000_000),
+        },
+        lines=3,
+    )
+    running.fake.start_external_call({"accountcode": running.org_id})
+    wait_until(
+        lambda: running.service.dispatcher.report(running.org_id).other == 1, "the other app"
+    )
+
+    # when a person signs in with the organization's key
+    sign_in(driver, running)
+    # then the gauge shows the other app's line and two free ones, and no request yet
+    assert text(driver, "#lines-total") == "3"
+    assert (text(driver, "#lines-robo"), text(driver, "#lines-other")) == ("0", "1")
+    assert text(driver, "#lines-free") == "2"
+    assert driver.find_element(By.ID, "no-requests").is_displayed()
+    assert running.org_id in text(driver, "#organization")
+
+    # when a request of four calls has run but for the one still ringing
+    request_id = f"clinic-{secrets.token_hex(3)}"
+    body = {
+        "requestId": request_id,
+        "destinations": [
+            {"phone": number, "caller": "+6582674904"}
+            for number in (CONFIRMS, BUSY, NO_ANSWER, RINGS)
+        ],
+        "callFlow": CALL_FLOW,
+    }
+    running.warm_prompts(body)
+    assert running.post_call(body).status_code == 200
+    wait_until(
+        lambda: running.status(request_id)["counts"]
+        == {"completed": 1, "failed": 2, "dialing": 1},
+        "all calls but the ringing one to end",
+    )
+    driver.get(f"{running.base_url}/")
+    # then the gauge counts the ringing robo call next to the other app's call
+    assert (text(driver, "#lines-robo"), text(driver, "#lines-other")) == ("1", "1")
+    assert text(driver, "#lines-free") == "1"
+    # and the request is listed with its progress per status
+    row = driver.find_element(By.CSS_SELECTOR, f'tr.request[data-request-id="{request_id}"]')
+    assert row.find_element(By.CSS_SELECTOR, ".status").text == "onProgress"
+    assert row.find_element(By.CSS_SELECTOR, ".total").text == "4"
+    assert counts_shown(row, ".counts") == {"completed": 1, "failed": 2, "dialing": 1}
+    assert "75% done" in row.find_element(By.CSS_SELECTOR, ".counts").text
+    segments = row.find_elements(By.CSS_SELECTOR, ".bar span")
+    assert [s.get_attribute("class") for s in segments] == [
+        "seg-completed", "seg-failed", "seg-dialing",
+    ]
+    keep_screenshot(driver, f"dashboard-overview-{backend}")
+
+    # when the person opens the request
+    row.find_element(By.LINK_TEXT, request_id).click()
+    wait_until(lambda: text(driver, "#request-id") == request_id, "the request page")
+    # then each call shows its status, hangup cause and step trace
+    calls = {
+        tr.get_attribute("data-destination"): tr
+        for tr in driver.find_elements(By.CSS_SELECTOR, "tr.call")
+    }
+    assert set(calls) == {CONFIRMS, BUSY, NO_ANSWER, RINGS}
+    confirmed = calls[CONFIRMS]
+    assert confirmed.find_element(By.CSS_SELECTOR, ".status").text == "completed"
+    assert confirmed.find_element(By.CSS_SELECTOR, ".hangup-cause").text == "NORMAL_CLEARING"
+    assert [li.text for li in confirmed.find_elements(By.CSS_SELECTOR, "li.step")] == [
+        "play: success_ok",
+        "gather: success_ok, pressed 1",
+        "play: success_ok",
+    ]
+    # and the channel uuid an admin passes to uuid_dump
+    detail = running.calls_by_destination(running.status(request_id))
+    uuid = detail[CONFIRMS]["monitorData"][0]["uuid"]
+    assert confirmed.find_element(By.CSS_SELECTOR, "code.uuid").text == uuid
+    busy = calls[BUSY]
+    assert busy.find_element(By.CSS_SELECTOR, ".status").text == "failed"
+    assert busy.find_element(By.CSS_SELECTOR, ".hangup-cause").text == "USER_BUSY"
+    assert busy.find_elements(By.CSS_SELECTOR, "li.step") == []
+    assert calls[RINGS].find_element(By.CSS_SELECTOR, ".status").text == "dialing"
+    assert text(driver, "#request-status") == "onProgress"
+
+    # when the ringing call is hung up, the open page refreshes itself
+    for channel in running.fake.channels():
+        if channel.variables.get("robocall_call_id"):
+            channel.hangup("CALL_REJECTED")
+    wait_until(lambda: text(driver, "#request-status") == "completed", "the page to refresh")
+    # then it shows the request final, the last call failed with the cause the API reports
+    assert counts_shown(driver, "#request-counts") == {"completed": 1, "failed": 3}
+    rings = driver.find_element(By.CSS_SELECTOR, f'tr.call[data-destination="{RINGS}"]')
+    assert rings.find_element(By.CSS_SELECTOR, ".status").text == "failed"
+    final = running.calls_by_destination(running.status(request_id))[RINGS]
+    assert final["hangupCause"]
+    assert rings.find_element(By.CSS_SELECTOR, ".hangup-cause").text == final["hangupCause"]
+    # and a final request's page stops refreshing
+    assert driver.find_elements(By.CSS_SELECTOR, 'meta[http-equiv="refresh"]') == []
+    keep_screenshot(driver, f"dashboard-request-{backend}")
