@@ -18,7 +18,7 @@ import sys  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from robocall import config, errors  # noqa: E402
+from robocall import config, errors, logs  # noqa: E402
 from robocall.cli import admin, calls, demo, doctor  # noqa: E402
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
