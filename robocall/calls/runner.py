@@ -30,7 +30,13 @@ import gevent.queue
 
 from robocall.calls.dialplan import DialPlan
 from robocall.calls.observers import Observers
-from robocall.errors import RobocallError, SwitchDisconnected, SwitchError, SwitchNotConnected
+from robocall.errors import (
+    FlowError,
+    RobocallError,
+    SwitchDisconnected,
+    SwitchError,
+    SwitchNotConnected,
+)
 from robocall.esl import commands
 from robocall.esl.client import DISCONNECTED, EslClient
 from robocall.esl.protocol import Event
@@ -57,6 +63,7 @@ from robocall.flow.events import (
     PromptFinished,
     TransferStatus,
 )
+from robocall.flow.events import Event as MachineEvent
 from robocall.flow.machine import Machine
 from robocall.flow.model import Message, TransferKind
 from robocall.logs import call_context
@@ -300,7 +307,7 @@ class _ActiveCall:
         cause = text[4:].split()[0] if text.startswith("-ERR") and len(text) > 4 else "FAILURE"
         self.hangup_cause = self.hangup_cause or cause
         if self.answered_at is None and not self.machine.finished:
-            self._apply(self.machine.feed(CallFailed(cause)))
+            self._feed(CallFailed(cause))
         # Busy: the HANGUP_COMPLETE came first. Unreached: there will be none.
         return not self.channel_created or self.hangup_cause_final
 
@@ -318,13 +325,13 @@ class _ActiveCall:
                 self.answered_at = self.runner.clock()
                 self.runner.log_store.call_answered(self.ticket.call_id, self.answered_at)
                 self.runner.observers.call_answered(self.ticket)
-                self._apply(self.machine.feed(CallAnswered()))
+                self._feed(CallAnswered())
         elif name == "CHANNEL_PARK" or (
             name == "CHANNEL_EXECUTE" and event.get("Application") == "park"
         ):
             if self.answered_at is not None and not self.ready:
                 self.ready = True
-                self._apply(self.machine.feed(CallReady()))
+                self._feed(CallReady())
         elif name == "CHANNEL_BRIDGE":
             self._on_bridged(event)
         elif name == "CHANNEL_EXECUTE_COMPLETE":
@@ -351,7 +358,7 @@ class _ActiveCall:
         self.runner.log_store.call_leg(
             self.ticket.call_id, {"uuid": other, "type": "transfer", "dest": dest}
         )
-        self._apply(self.machine.feed(Bridged()))
+        self._feed(Bridged())
 
     def _on_execute_complete(self, event: Event) -> None:
         pending = self.pending
@@ -361,14 +368,14 @@ class _ActiveCall:
         action = pending.action
         if isinstance(action, PlayPrompt):
             played = event.get("Application-Response") == "FILE PLAYED"
-            self._apply(self.machine.feed(PromptFinished(ok=played)))
+            self._feed(PromptFinished(ok=played))
         elif isinstance(action, CollectDigits):
             digits = event.get(f"variable_{DIGITS_VARIABLE}") or ""
-            self._apply(self.machine.feed(DigitsCollected(digits)))
+            self._feed(DigitsCollected(digits))
         else:
             disposition = event.get("variable_originate_disposition") or ""
             outcome = _BRIDGE_OUTCOMES.get(disposition, TransferStatus.FAILED)
-            self._apply(self.machine.feed(BridgeFinished(outcome)))
+            self._feed(BridgeFinished(outcome))
 
     def _feed_end(self) -> None:
         """The channel is gone: tell the machine, if it still runs."""
@@ -376,7 +383,7 @@ class _ActiveCall:
             return
         cause = self.hangup_cause or "UNKNOWN"
         event = CalleeHungUp(cause) if self.answered_at is not None else CallFailed(cause)
-        self._apply(self.machine.feed(event))
+        self._feed(event)
 
     def _resync_after_disconnect(self) -> bool:
         """The Event Socket dropped: events may be lost. True to keep following the call."""
@@ -397,6 +404,17 @@ class _ActiveCall:
         self.hangup_cause = self.hangup_cause or "SWITCH_CONNECTION_LOST"
         self._feed_end()
         return False
+
+    def _feed(self, event: MachineEvent) -> None:
+        """Feed the machine and carry out what it answers. An event the machine refuses in its
+        state (a bridge reported after the leg hung up, say) is logged and dropped: the switch
+        reports what happened, and a late report must not end the call's bookkeeping."""
+        try:
+            actions = self.machine.feed(event)
+        except FlowError as err:
+            log.warning("call %s: ignoring %r: %s", self.ticket.call_id, event, err)
+            return
+        self._apply(actions)
 
     # --- actions ------------------------------------------------------------------------------
 
@@ -422,7 +440,7 @@ class _ActiveCall:
             # The prompt could not be rendered (or its reference is unsafe): nothing to play.
             log.error("call %s: step %s cannot run: %s", self.ticket.call_id, action.step_id, err)
             if isinstance(action, PlayPrompt):
-                self._apply(self.machine.feed(PromptFinished(ok=False)))
+                self._feed(PromptFinished(ok=False))
             else:
                 self._kill("NORMAL_TEMPORARY_FAILURE")
             return
