@@ -157,7 +157,9 @@ def test_the_openapi_document_is_served_without_a_key(api: RunningApi):
     # then it is the document validation uses
     assert answer.status_code == 200
     assert answer.json() == openapi_document()
-    assert set(answer.json()["paths"]) == {"/v1/call", "/v1/status/{requestId}"}
+    assert set(answer.json()["paths"]) == {
+        "/v1/call", "/v1/status/{requestId}", "/v1/call/{requestId}", "/v1/lines"
+    }
 
 
 def test_unknown_routes_and_methods_answer_in_the_error_shape(api: RunningApi):
