@@ -226,7 +226,7 @@ def test_delete_cancels_queued_calls_and_lets_the_live_one_finish(start_clocked_
     assert answer.json()["status"] == "onProgress"
     assert answer.json()["counts"] == {"onProgress": 1, "cancelled": 2}
     # when the live call ends
-    _end_transfers(running, body["requestId"], calls=1)
+    _end_transfers(running, body["requestId"], ["+6580000401"])
     final = running.wait_until_final(body["requestId"])
     # then the request is cancelled: one call completed, the others never dialled
     assert final["status"] == "cancelled"
@@ -249,18 +249,20 @@ def _other_key(running: RunningService) -> str:
     return bootstrap.create_api_key(running.repo, other.id)
 
 
-def _end_transfers(running: RunningService, request_id: str, calls: int) -> None:
-    """The people robocall transferred ``calls`` calls to hang up, once each is bridged."""
-    legs = _wait_for(
-        lambda: len(found := [
+def _end_transfers(running: RunningService, request_id: str, phones: list[str]) -> None:
+    """The people the calls to ``phones`` were transferred to hang up, once each is bridged."""
+    def transfer_legs() -> list[str]:
+        details = _details(running, request_id)
+        return [
             leg["uuid"]
-            for detail in running.status(request_id)["details"]
-            if detail["status"] == "onProgress"
-            for leg in detail["monitorData"]
+            for phone in phones
+            if details[phone]["status"] == "onProgress"
+            for leg in details[phone]["monitorData"]
             if leg["type"] == "transfer"
-        ]) == calls and found,
-        f"{calls} bridged calls",
-    )
+        ]
+
+    legs = _wait_for(lambda: len(found := transfer_legs()) == len(phones) and found,
+                     f"the calls to {phones} to be bridged")
     for channel in running.fake.channels():
         if channel.uuid in legs:
             running.fake.switch.kill(channel, "NORMAL_CLEARING")
@@ -303,6 +305,8 @@ def test_lines_show_the_switch_and_a_change_takes_effect_at_once(start_clocked_s
     assert report == {"maxConcurrentCalls": 4, "cps": 50.0, "busyFromOtherApps": 2,
                       "roboCallsLive": 2, "dialsInFlight": 0, "free": 0, "queued": 1}
     # and when those calls end, the last one is made
-    _end_transfers(running, body["requestId"], calls=2)
-    _end_transfers(running, body["requestId"], calls=1)
+    first_two = [d["phone"] for d in body["destinations"][:2]]
+    assert _dialled(running, body) == first_two
+    _end_transfers(running, body["requestId"], first_two)
+    _end_transfers(running, body["requestId"], ["+6580000503"])
     assert running.wait_until_final(body["requestId"])["counts"] == {"completed": 3}
