@@ -47,7 +47,10 @@ def test_zones_come_from_the_number_and_unknown_numbers_have_none():
     assert zones_for_number("+6582674904") == SINGAPORE
     assert zones_for_number("+442071234567") == ("Europe/London",)
     assert zones_for_number("6582674904") == SINGAPORE  # the leading + is optional
-    assert zones_for_number("+19999999999") == ()
+    assert zones_for_number("+19999999999") == ()  # +1 spans zones; no area matches this one
+    assert zones_for_number("+6580000201") == SINGAPORE  # one zone: the calling code says it
+    assert zones_for_number("+999123") == ()  # no such calling code
+    assert len(zones_for_number("+79161234567")) > 1  # a mobile range of several zones
     fixed = DailyWindow(start=time(9), end=time(18), time_zone="Asia/Tokyo")
     assert window_zones(fixed, "+6582674904") == ("Asia/Tokyo",)
     assert window_zones(OFFICE, "+6582674904") == SINGAPORE
