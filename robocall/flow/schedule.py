@@ -79,6 +79,13 @@ def zones_for_number(phone: str) -> tuple[str, ...]:
     return _zones_by_area(digits) if country_zones else ()
 
 
+def zone_calling_code(phone: str) -> str | None:
+    """The number's calling code when that alone gives its zone (a one-zone country), else
+    None: every number with that code is in the same zone."""
+    code = _country_code(phone.removeprefix("+"))
+    return code if len(_country_zones(code)) == 1 else None
+
+
 def _country_code(digits: str) -> str:
     # calling codes are prefix-free: the first one that exists is the number's
     for length in (1, 2, 3):

@@ -18,9 +18,9 @@ from typing import Any
 
 import peewee
 
-from robocall.flow.model import CallingWindow, RetryPolicy
+from robocall.flow.model import DESTINATION_TIME_ZONE, CallingWindow, RetryPolicy
 from robocall.flow.parse import parse_retry, parse_window
-from robocall.flow.schedule import next_start, should_retry, window_zones
+from robocall.flow.schedule import next_start, should_retry, window_zones, zone_calling_code
 from robocall.store.models import Tables
 from robocall.store.records import (
     CallStatus,
@@ -39,6 +39,7 @@ CANCELLED_CAUSE = "CANCELLED_BY_CLIENT"
 # Calls outside their daily window looked at per claim at most (each is then skipped by the
 # claim's filter until its window opens): a large request waking at night costs a few claims.
 MAX_WINDOW_SCAN = 2000
+WINDOW_BATCH = 250
 
 
 class DialingQueries:
@@ -106,15 +107,17 @@ class DialingQueries:
                 return []
             self._expire_windows(organization_id, now)
             claimed: list[ClaimedCall] = []
-            scanned = 0
+            scanned, batch = 0, 0
             while len(claimed) < len(channel_uuids) and scanned < MAX_WINDOW_SCAN:
                 wanted = len(channel_uuids) - len(claimed)
-                rows = list(self._claimable(organization_id, now, wanted).dicts())
+                limit = max(wanted, batch)
+                rows = list(self._claimable(organization_id, now, limit).dicts())
                 scanned += len(rows)
-                for row in self._in_window(rows, now):
+                for row in self._in_window(rows, now)[:wanted]:
                     claimed.append(self._claim(org, row, channel_uuids[len(claimed)], now))
-                if len(rows) < wanted:
+                if len(rows) < limit:
                     break
+                batch = WINDOW_BATCH  # calls were out of their window: look further at once
             sequences = {c.request_seq for c in claimed}
             if sequences:
                 request.update(status=RequestStatus.ON_PROGRESS.value, updated_at=now).where(
@@ -152,12 +155,16 @@ class DialingQueries:
         return query
 
     def _in_window(self, rows: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
-        """The rows whose calling window is open now; the others wait for it or are cancelled."""
+        """The rows whose calling window is open now; the others wait for it or are cancelled.
+
+        A call found outside its window is moved on together with every queued call of its
+        request that shares its zone, in one statement: a request waiting for its window is
+        passed over by the claim's filter from then on, not looked at call by call.
+        """
         call = self._tables.call
         ready: list[dict[str, Any]] = []
-        later: dict[datetime, list[int]] = {}
-        closed: dict[int, list[int]] = {}  # request seq -> call ids
         moment = now.replace(tzinfo=UTC)
+        done: set[tuple[int, str]] = set()  # (request, zone group) already moved on
         for row in rows:
             window = _window(row["calling_window"])
             if window is None:
@@ -165,18 +172,37 @@ class DialingQueries:
                 continue
             zones = window_zones(window.daily, row["phone"]) if window.daily else ()
             start = next_start(window, zones, moment)
-            if start is None:
-                closed.setdefault(row["request"], []).append(row["id"])
-            elif start > moment:
-                later.setdefault(naive_utc(start), []).append(row["id"])
-            else:
+            if start is not None and start <= moment:
                 ready.append(row)
-        for start, ids in later.items():
-            call.update(next_attempt_at=start, updated_at=now).where(call.id.in_(ids)).execute()
-        for request_seq, ids in closed.items():
-            self._cancel_calls(call.id.in_(ids), WINDOW_CLOSED_CAUSE, now)
-            self._finish_request_if_done(request_seq, now)
+                continue
+            group, which = self._zone_group(row, window)
+            if (row["request"], group) in done:
+                continue
+            done.add((row["request"], group))
+            if start is None:
+                self._cancel_calls(which, WINDOW_CLOSED_CAUSE, now)
+                self._finish_request_if_done(row["request"], now)
+            else:
+                later = naive_utc(start)
+                call.update(next_attempt_at=later, updated_at=now).where(
+                    which
+                    & (call.status == CallStatus.QUEUED.value)
+                    & (call.next_attempt_at.is_null() | (call.next_attempt_at < later))
+                ).execute()
         return ready
+
+    def _zone_group(self, row: dict[str, Any], window: CallingWindow) -> tuple[str, Any]:
+        """The queued calls of the row's request in the row's zone: (a name, the condition)."""
+        call = self._tables.call
+        of_request = call.request == row["request"]
+        if window.daily is None or window.daily.time_zone != DESTINATION_TIME_ZONE:
+            return "request", of_request
+        code = zone_calling_code(row["phone"])
+        if code is None:  # a country of several zones: this call alone
+            return f"call {row['id']}", call.id == row["id"]
+        return f"+{code}", of_request & (
+            call.phone.startswith(f"+{code}") | call.phone.startswith(code)
+        )
 
     def _claim(self, org: Any, row: dict[str, Any], channel_uuid: str, now: datetime
                ) -> ClaimedCall:

@@ -14,7 +14,7 @@ import pytest
 
 from robocall import bootstrap
 from robocall.flow.model import CallFlow, CallRequest, Destination, Message, Play
-from robocall.flow.parse import parse_retry
+from robocall.flow.parse import parse_call_request, parse_retry
 from robocall.store.db import open_database
 from robocall.store.migrations import _V2_COLUMNS, current_version, migrate
 from robocall.store.repo import Repo
@@ -151,3 +151,50 @@ def test_migration_2_adds_its_columns_to_a_database_at_version_1(fresh_database)
             assert column in {c.name for c in database.get_columns(table)}
         assert current_version(database) >= 2
     assert migrate(database) == []
+
+
+def _windowed(store: Repo, phones: list[str], window: dict) -> tuple[str, str]:
+    org_id = bootstrap.create_organization(store, f"org {secrets.token_hex(3)}", lines=6).id
+    body = {"requestId": f"w-{secrets.token_hex(3)}", "callFlow": json.loads(FLOW_JSON),
+            "destinations": [{"phone": p, "caller": "+6582674904"} for p in phones],
+            "window": window}
+    request = parse_call_request(body, languages={"en"}, max_destinations=100)
+    store.submit_request(org_id, request, call_flow_json=FLOW_JSON,
+                         body_hash=secrets.token_hex(8), window_json=json.dumps(window))
+    return org_id, body["requestId"]
+
+
+def test_a_closed_window_moves_on_every_call_of_its_zone_at_once(clocked):
+    # given (at 16:30 in Singapore, 08:30 in London) Singapore numbers behind a London one,
+    # and daily hours 17:00-18:00 in each destination's zone
+    store, clock = clocked
+    singapore = ["+6591230001", "6591230002", "+6591230003"]
+    org_id, request_id = _windowed(store, ["+442071234567", *singapore], {
+        "daily": {"from": "17:00", "to": "18:00", "timeZone": "destination"}})
+    # when one call is claimed
+    assert store.claim_calls(org_id, _uuids(1)) == []
+    # then every call was moved on to its zone's next opening, the Singapore ones together
+    calls = {c.phone: c for c in store.request_status(org_id, request_id, limit=10).calls}
+    assert calls["+442071234567"].next_attempt_at == START.replace(hour=17, minute=0,
+                                                                   tzinfo=None)
+    assert {calls[p].next_attempt_at for p in singapore} == {
+        START.replace(hour=9, minute=0, tzinfo=None)}
+    # when Singapore's hour comes
+    clock.advance(30 * 60)
+    claimed = store.claim_calls(org_id, _uuids(6))
+    # then its three calls are claimed, in destination order, and London's waits
+    assert [c.ticket.phone for c in claimed] == singapore
+
+
+def test_a_window_in_a_fixed_zone_ends_in_cancellation_after_not_after(clocked):
+    store, clock = clocked
+    org_id, request_id = _windowed(store, ["+6591230011", "+442071234568"], {
+        "notAfter": "2026-03-02T10:00:00Z",
+        "daily": {"from": "20:00", "to": "21:00", "timeZone": "Asia/Singapore"}})
+    # when the dialer looks at 08:30 UTC: the next opening (12:00 UTC) is past notAfter
+    assert store.claim_calls(org_id, _uuids(2)) == []
+    # then the calls are cancelled with the cause, and the request is over
+    page = store.request_status(org_id, request_id, limit=10)
+    assert {(c.status.value, c.hangup_cause) for c in page.calls} == {
+        ("cancelled", "CALLING_WINDOW_CLOSED")}
+    assert page.request.status.value == "completed"
