@@ -25,6 +25,7 @@ from prometheus_client import CollectorRegistry
 from robocall import dashboard
 from robocall.api.app import create_app
 from robocall.api.auth import RateLimiter
+from robocall.api.control import LinesControl
 from robocall.calls.dialplan import DialPlan
 from robocall.calls.programs import ProgramCache
 from robocall.calls.prompts import Prompts
@@ -88,6 +89,7 @@ def build_api(
     repo: Repo | None = None,
     on_request_stored: Callable[[str], None] = lambda org_id: None,
     prompt_lookup: Callable[[str], Path | None] | None = None,
+    lines_control: LinesControl | None = None,
 ) -> Api:
     """The API over ``settings``' database (or ``repo``), checking ``lang`` against ``languages``.
 
@@ -104,6 +106,7 @@ def build_api(
         on_request_stored=on_request_stored,
         recordings_dir=settings.recordings_dir,
         prompt_lookup=prompt_lookup,
+        lines_control=lines_control,
     )
     return Api(repo=repo, app=app)
 
@@ -278,6 +281,7 @@ def build_service(
         monotonic=monotonic,
         on_request_stored=dispatcher.wake,
         prompt_lookup=tts.lookup,
+        lines_control=dispatcher,
     )
     _install_watching(api.app, repo=repo, switch=switch, runner=runner, dispatcher=dispatcher)
     return Service(settings, api, switch, dispatcher, tts, fake_switch, webhooks)

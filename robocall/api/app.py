@@ -10,6 +10,7 @@ import falcon
 
 from robocall.api import errors
 from robocall.api.auth import AuthMiddleware, RateLimiter
+from robocall.api.control import CancelResource, LinesControl, LinesResource
 from robocall.api.media import PromptAudioResource, RecordingResource
 from robocall.api.resources import CallResource, OpenApiResource, StatusResource
 from robocall.api.webhooks import DeliveriesResource
@@ -26,6 +27,7 @@ def create_app(
     on_request_stored: Callable[[str], None] = lambda org_id: None,
     recordings_dir: Path | None = None,
     prompt_lookup: Callable[[str], Path | None] | None = None,
+    lines_control: LinesControl | None = None,
 ) -> falcon.App[Any, Any]:
     """A WSGI app serving the Robo call API over ``repo``.
 
@@ -33,6 +35,8 @@ def create_app(
     ``limiter`` holds the per-key request budget; ``on_request_stored(org_id)`` is called once
     a new request is committed (the dispatcher's wake-up). Recordings are served from
     ``recordings_dir`` and rendered prompts through ``prompt_lookup``, when given.
+    ``lines_control`` is the dialer of this process, if it dials (``/v1/lines`` reads its
+    counts and tells it of a change); without one ``/v1/lines`` answers from the store.
     """
     app = falcon.App(
         middleware=[AuthMiddleware(organization_for_key=repo.organization_for_key, limiter=limiter)]
@@ -49,6 +53,11 @@ def create_app(
         ),
     )
     app.add_route("/v1/status/{request_id}", StatusResource(repo=repo))
+    app.add_route("/v1/call/{request_id}", CancelResource(repo=repo))
+    app.add_route(
+        "/v1/lines",
+        LinesResource(repo=repo, max_body_bytes=max_body_bytes, control=lines_control),
+    )
     app.add_route("/v1/openapi.json", OpenApiResource())
     app.add_route("/v1/webhooks/deliveries", DeliveriesResource(repo=repo))
     if recordings_dir is not None:

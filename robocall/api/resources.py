@@ -35,8 +35,8 @@ class CallResource:
             self._submit(req, resp)
 
     def _submit(self, req: falcon.Request, resp: falcon.Response) -> None:
-        raw = self._read_body(req)
-        body = _parse_json(raw)
+        raw = read_body(req, self.max_body_bytes)
+        body = parse_json(raw)
         validate_call_request(body, raw)
         org_id = req.context.organization.id
         body_hash = canonical_hash(body)
@@ -52,7 +52,12 @@ class CallResource:
             )
             call_flow_json = orjson.dumps(body["callFlow"]).decode()
             _, created = self.repo.submit_request(
-                org_id, request, call_flow_json=call_flow_json, body_hash=body_hash
+                org_id,
+                request,
+                call_flow_json=call_flow_json,
+                body_hash=body_hash,
+                retry_json=_json_or_none(body.get("retry")),
+                window_json=_json_or_none(body.get("window")),
             )
         elif existing.body_hash != body_hash:
             raise Conflict(f"requestId: {existing.request_id!r} was used with another body")
@@ -62,15 +67,6 @@ class CallResource:
             # After the answer is taken: it shows the request as submitted, nothing dialled yet.
             self.on_request_stored(org_id)
 
-    def _read_body(self, req: falcon.Request) -> bytes:
-        # refuse by the declared length before reading a byte, and cap the read for bodies
-        # without one (chunked) or that lie about it
-        if req.content_length is not None and req.content_length > self.max_body_bytes:
-            raise PayloadTooLarge(_too_large(self.max_body_bytes))
-        data = _read_at_most(req, self.max_body_bytes + 1)
-        if len(data) > self.max_body_bytes:
-            raise PayloadTooLarge(_too_large(self.max_body_bytes))
-        return data
 
 
 @dataclass
@@ -80,8 +76,7 @@ class StatusResource:
     repo: Repo
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, request_id: str) -> None:
-        if "\x00" in request_id:  # no stored requestId holds one (they are refused)
-            raise NotFound(f"no request {request_id!r}")
+        check_request_id(request_id)
         limit = views.page_limit(req.get_param("limit"))
         cursor = req.get_param("cursor")
         after = views.decode_cursor(cursor) if cursor is not None else None
@@ -98,6 +93,12 @@ class OpenApiResource:
 
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
         resp.media = openapi_document()
+
+
+def check_request_id(request_id: str) -> None:
+    """NotFound for a path's requestId no stored request can have (one holding a NUL)."""
+    if "\x00" in request_id:  # refused at submission, so never stored
+        raise NotFound(f"no request {request_id!r}")
 
 
 def _yield_to_hub() -> None:
@@ -135,9 +136,26 @@ def canonical_hash(body: Any) -> str:
     return hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
-def _parse_json(data: bytes) -> Any:
+def read_body(req: falcon.Request, max_body_bytes: int) -> bytes:
+    """The request's body, refused (PayloadTooLarge) above ``max_body_bytes``."""
+    # refuse by the declared length before reading a byte, and cap the read for bodies
+    # without one (chunked) or that lie about it
+    if req.content_length is not None and req.content_length > max_body_bytes:
+        raise PayloadTooLarge(_too_large(max_body_bytes))
+    data = _read_at_most(req, max_body_bytes + 1)
+    if len(data) > max_body_bytes:
+        raise PayloadTooLarge(_too_large(max_body_bytes))
+    return data
+
+
+def _json_or_none(value: Any) -> str | None:
+    return orjson.dumps(value).decode() if value is not None else None
+
+
+def parse_json(data: bytes) -> Any:
+    """The body's JSON value; InputError if it is empty or not JSON."""
     if not data:
-        raise InputError("body", "is empty; send the call request as JSON")
+        raise InputError("body", "is empty; send the request as JSON")
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as err:

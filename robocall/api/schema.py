@@ -44,7 +44,12 @@ def _validator(component: str) -> Any:
 
 
 def validate_call_request(body: Any, raw: bytes = b"") -> None:
-    """Raise InputError naming the first fault if ``body`` breaks the CallRequest schema.
+    """Raise InputError naming the first fault if ``body`` breaks the CallRequest schema."""
+    validate_body("CallRequest", body, raw)
+
+
+def validate_body(component: str, body: Any, raw: bytes = b"") -> None:
+    """Raise InputError naming the first fault if ``body`` breaks the schema ``component``.
 
     ``raw`` is the body's JSON text, to look for NUL characters cheaply: PostgreSQL cannot
     store them in text, so they are refused on every database alike.
@@ -53,7 +58,7 @@ def validate_call_request(body: Any, raw: bytes = b"") -> None:
         path = _nul_path(body, [])
         if path is not None:
             raise InputError(format_path(path), "text may not contain the NUL character")
-    validator = _validator("CallRequest")
+    validator = _validator(component)
     if validator.is_valid(body):
         return
     found = list(validator.iter_errors(body))

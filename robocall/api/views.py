@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from robocall.errors import InputError
-from robocall.store.records import CallRecord, StatusPage
+from robocall.store.records import CallRecord, LineCounts, Organization, StatusPage
 
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
@@ -40,6 +40,33 @@ def call_detail(call: CallRecord) -> dict[str, Any]:
         "hangupCause": call.hangup_cause,
         "answeredAt": _iso(call.answered_at),
         "durationSeconds": call.duration_seconds,
+        "attempt": call.attempt,
+        "nextAttemptAt": _iso(call.next_attempt_at),
+    }
+
+
+def lines_body(organization: Organization, counts: LineCounts, report: Any | None
+               ) -> dict[str, Any]:
+    """The ``GET /v1/lines`` answer: from the dialer's ``report`` (a ``LineReport``) when this
+    process dials, else from the store alone (what the switch sees is then unknown: null)."""
+    if report is not None:
+        return {
+            "maxConcurrentCalls": report.lines,
+            "cps": organization.cps,
+            "busyFromOtherApps": report.other,
+            "roboCallsLive": report.robo,
+            "dialsInFlight": report.in_flight,
+            "free": report.free,
+            "queued": counts.queued,
+        }
+    return {
+        "maxConcurrentCalls": organization.max_concurrent_calls,
+        "cps": organization.cps,
+        "busyFromOtherApps": None,
+        "roboCallsLive": counts.live,
+        "dialsInFlight": None,
+        "free": max(0, organization.max_concurrent_calls - counts.live),
+        "queued": counts.queued,
     }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime, time
 from enum import StrEnum
 from typing import ClassVar
 
@@ -109,3 +110,56 @@ class CallRequest:
     call_flow: CallFlow
     enable_call_recording: bool = False
     callback_url: str | None = None  # where webhooks go (robocall's extension)
+    retry: RetryPolicy | None = None  # extension: none, as in the seed
+    window: CallingWindow | None = None  # extension: any time, as in the seed
+
+
+# --- extensions beyond the seed: retry policy, calling window, lines -------------------------
+
+
+class RetryOutcome(StrEnum):
+    """A definite outcome of an unanswered call that a retry policy may retry."""
+
+    BUSY = "busy"
+    NO_ANSWER = "no_answer"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Dial again, up to ``max_attempts`` in all, when an attempt ends in one of ``on``."""
+
+    max_attempts: int
+    on: frozenset[RetryOutcome]
+    backoff_seconds: int = 0
+
+
+DESTINATION_TIME_ZONE = "destination"
+
+
+@dataclass(frozen=True)
+class DailyWindow:
+    """Hours of the day (``start`` to ``end``, local) when calls may start; ``end`` before
+    ``start`` spans midnight. ``time_zone`` is an IANA name, or ``"destination"``: the zone
+    of each destination's number."""
+
+    start: time
+    end: time
+    time_zone: str
+
+
+@dataclass(frozen=True)
+class CallingWindow:
+    """When a request's calls may start: not before, not after (aware datetimes), daily hours."""
+
+    not_before: datetime | None = None
+    not_after: datetime | None = None
+    daily: DailyWindow | None = None
+
+
+@dataclass(frozen=True)
+class LinesChange:
+    """A ``PUT /v1/lines`` body: the organization's new line count and/or pace."""
+
+    max_concurrent_calls: int | None = None
+    cps: float | None = None

@@ -10,6 +10,7 @@ languages and the limits are arguments.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime, time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,20 +18,27 @@ from robocall.errors import InputError
 from robocall.flow.model import (
     DEFAULT_LANG,
     DEFAULT_MAX_RETRIES,
+    DESTINATION_TIME_ZONE,
     NATURAL_PITCH,
     NATURAL_RATE,
     Branch,
     CallFlow,
+    CallingWindow,
     CallRequest,
+    DailyWindow,
     Destination,
     Gather,
     Gender,
+    LinesChange,
     Message,
     Play,
+    RetryOutcome,
+    RetryPolicy,
     Step,
     Transfer,
     TransferKind,
 )
+from robocall.flow.schedule import is_time_zone, zones_for_number
 from robocall.flow.templates import MessageTemplate, compile_template
 
 _new_destination = object.__new__
@@ -71,12 +79,17 @@ def parse_call_request(
         destinations += map(_destination, raw_destinations[start:start + PAUSE_EVERY])
         pause()
     check_placeholders(destinations, templates, pause=pause)
+    window = parse_window(body["window"]) if "window" in body else None
+    if window and window.daily and window.daily.time_zone == DESTINATION_TIME_ZONE:
+        _check_destination_zones(destinations, pause)
     return CallRequest(
         request_id=body["requestId"],
         destinations=tuple(destinations),
         call_flow=call_flow,
         enable_call_recording=bool(body.get("enableCallRecording", False)),
         callback_url=parse_callback_url(body.get("callbackUrl")),
+        retry=parse_retry(body["retry"]) if "retry" in body else None,
+        window=window,
     )
 
 
@@ -295,3 +308,83 @@ def _is_e164(value: str) -> bool:
     return (
         digits.isascii() and digits.isdigit() and 2 <= len(digits) <= 15 and digits[0] != "0"
     )
+
+
+# --- extensions: retry policy, calling window, lines -----------------------------------------
+
+DEFAULT_BACKOFF_SECONDS = 60
+
+
+def parse_retry(raw: Mapping[str, Any], path: str = "retry") -> RetryPolicy:
+    """A schema-valid ``retry`` object as a ``RetryPolicy`` (also rebuilds a stored one)."""
+    outcomes = raw.get("on", [outcome.value for outcome in RetryOutcome])
+    return RetryPolicy(
+        max_attempts=raw["maxAttempts"],
+        on=frozenset(RetryOutcome(outcome) for outcome in outcomes),
+        backoff_seconds=raw.get("backoffSeconds", DEFAULT_BACKOFF_SECONDS),
+    )
+
+
+def parse_window(raw: Mapping[str, Any], path: str = "window") -> CallingWindow:
+    """A schema-valid ``window`` object as a ``CallingWindow``; InputError naming the field
+    for a moment without a UTC offset, an end not after the start, an unknown time zone."""
+    not_before = _moment(raw.get("notBefore"), f"{path}.notBefore")
+    not_after = _moment(raw.get("notAfter"), f"{path}.notAfter")
+    if not_before is not None and not_after is not None and not_after <= not_before:
+        raise InputError(f"{path}.notAfter", "must be later than notBefore")
+    daily = _daily(raw["daily"], f"{path}.daily") if "daily" in raw else None
+    return CallingWindow(not_before=not_before, not_after=not_after, daily=daily)
+
+
+def parse_lines_change(raw: Mapping[str, Any]) -> LinesChange:
+    """A schema-valid ``PUT /v1/lines`` body as a ``LinesChange`` (at least one field)."""
+    if "maxConcurrentCalls" not in raw and "cps" not in raw:
+        raise InputError("body", "give maxConcurrentCalls, cps or both")
+    cps = raw.get("cps")
+    return LinesChange(
+        max_concurrent_calls=raw.get("maxConcurrentCalls"),
+        cps=float(cps) if cps is not None else None,
+    )
+
+
+def _moment(text: str | None, path: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as err:
+        raise InputError(path, f"{text!r} is not an ISO-8601 date and time") from err
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise InputError(path, f"{text!r} needs a UTC offset (Z or +08:00)")
+    return moment
+
+
+def _daily(raw: Mapping[str, Any], path: str) -> DailyWindow:
+    start, end = _clock_time(raw["from"], f"{path}.from"), _clock_time(raw["to"], f"{path}.to")
+    if start == end:
+        raise InputError(f"{path}.to", "must differ from from (the window would be empty)")
+    zone = raw.get("timeZone", DESTINATION_TIME_ZONE)
+    if zone != DESTINATION_TIME_ZONE and not is_time_zone(zone):
+        raise InputError(
+            f"{path}.timeZone", f'"{zone}" is neither an IANA time zone nor "destination"'
+        )
+    return DailyWindow(start=start, end=end, time_zone=zone)
+
+
+def _clock_time(text: str, path: str) -> time:
+    try:
+        return time.fromisoformat(text)
+    except ValueError as err:
+        raise InputError(path, f"{text!r} is not a time of day (HH:MM)") from err
+
+
+def _check_destination_zones(destinations: Sequence[Destination], pause: Callable[[], None]
+                             ) -> None:
+    for index, destination in enumerate(destinations):
+        if index % PAUSE_EVERY == PAUSE_EVERY - 1:
+            pause()
+        if not zones_for_number(destination.phone):
+            raise InputError(
+                f"destinations[{index}].phone",
+                f'no time zone is known for {destination.phone}; give window.daily.timeZone',
+            )

@@ -9,14 +9,18 @@ fsync that costs ~4 ms a commit here and would stall the gevent hub at high call
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import peewee
 
+from robocall.flow.model import DESTINATION_TIME_ZONE, CallingWindow, RetryPolicy
+from robocall.flow.parse import parse_retry, parse_window
+from robocall.flow.schedule import next_start, should_retry, window_zones, zone_calling_code
 from robocall.store.models import Tables
 from robocall.store.records import (
     CallStatus,
@@ -27,6 +31,15 @@ from robocall.store.records import (
 )
 
 _LIVE = (CallStatus.QUEUED.value, CallStatus.DIALING.value, CallStatus.ON_PROGRESS.value)
+_ACTIVE_REQUEST = (RequestStatus.SUBMITTED.value, RequestStatus.ON_PROGRESS.value)
+# The hangup cause of a call its request's calling window closed on before it could be dialled.
+WINDOW_CLOSED_CAUSE = "CALLING_WINDOW_CLOSED"
+# The hangup cause of a queued call its request's DELETE cancelled.
+CANCELLED_CAUSE = "CANCELLED_BY_CLIENT"
+# Calls outside their daily window looked at per claim at most (each is then skipped by the
+# claim's filter until its window opens): a large request waking at night costs a few claims.
+MAX_WINDOW_SCAN = 2000
+WINDOW_BATCH = 250
 
 
 class DialingQueries:
@@ -81,14 +94,39 @@ class DialingQueries:
         First in, first out: by request submission, then destination order. Each claimed call
         gets one of ``channel_uuids`` as the uuid its originate will carry. On PostgreSQL the
         rows are locked and others' locked rows skipped, so two nodes never claim one call.
+        Calls not yet due (a retry's backoff, a window not open yet) are skipped, keeping
+        their place; a call whose window is over is cancelled instead.
         """
         if not channel_uuids:
             return []
-        call, request, organization = (
-            self._tables.call,
-            self._tables.call_request,
-            self._tables.organization,
-        )
+        organization, request = self._tables.organization, self._tables.call_request
+        now = self._now()
+        with self._writing(durable=True):
+            org = organization.get_or_none(organization.id == organization_id)
+            if org is None:
+                return []
+            self._expire_windows(organization_id, now)
+            claimed: list[ClaimedCall] = []
+            scanned, batch = 0, 0
+            while len(claimed) < len(channel_uuids) and scanned < MAX_WINDOW_SCAN:
+                wanted = len(channel_uuids) - len(claimed)
+                limit = max(wanted, batch)
+                rows = list(self._claimable(organization_id, now, limit).dicts())
+                scanned += len(rows)
+                for row in self._in_window(rows, now)[:wanted]:
+                    claimed.append(self._claim(org, row, channel_uuids[len(claimed)], now))
+                if len(rows) < limit:
+                    break
+                batch = WINDOW_BATCH  # calls were out of their window: look further at once
+            sequences = {c.request_seq for c in claimed}
+            if sequences:
+                request.update(status=RequestStatus.ON_PROGRESS.value, updated_at=now).where(
+                    request.id.in_(sequences) & (request.status == RequestStatus.SUBMITTED.value)
+                ).execute()
+        return claimed
+
+    def _claimable(self, organization_id: str, now: datetime, limit: int) -> Any:
+        call, request = self._tables.call, self._tables.call_request
         query = (
             call.select(
                 call.id,
@@ -99,53 +137,152 @@ class DialingQueries:
                 request.request_id,
                 request.call_flow,
                 request.enable_call_recording,
+                request.calling_window,
             )
             .join(request, on=(call.request == request.id))
             .where(
-                (call.organization == organization_id) & (call.status == CallStatus.QUEUED.value)
+                (call.organization == organization_id)
+                & (call.status == CallStatus.QUEUED.value)
+                & (call.next_attempt_at.is_null() | (call.next_attempt_at <= now))
+                & (request.not_before.is_null() | (request.not_before <= now))
+                & request.cancelled_at.is_null()
             )
             .order_by(call.request, call.position)
-            .limit(len(channel_uuids))
+            .limit(limit)
         )
         if self._postgresql:
             query = query.for_update(of=call, skip_locked=True)
-        now = self._now()
-        with self._writing(durable=True):
-            org = organization.get_or_none(organization.id == organization_id)
-            if org is None:
-                return []
-            rows = list(query.dicts())
-            claimed: list[ClaimedCall] = []
-            for row, channel_uuid in zip(rows, channel_uuids, strict=False):
-                call.update(
-                    status=CallStatus.DIALING.value,
-                    channel_uuid=channel_uuid,
-                    attempt=call.attempt + 1,
-                    updated_at=now,
-                ).where(call.id == row["id"]).execute()
-                claimed.append(
-                    ClaimedCall(
-                        ticket=CallTicket(
-                            call_id=row["id"],
-                            request_id=row["request_id"],
-                            organization_id=organization_id,
-                            phone=row["phone"],
-                            caller=row["caller"],
-                            properties=json.loads(row["properties"]),
-                            channel_uuid=channel_uuid,
-                            line_variable=(org.line_variable, org.line_value),
-                            record=bool(row["enable_call_recording"]),
-                        ),
-                        request_seq=row["request"],
-                        call_flow_json=row["call_flow"],
-                    )
-                )
-            sequences = {c.request_seq for c in claimed}
-            if sequences:
-                request.update(status=RequestStatus.ON_PROGRESS.value, updated_at=now).where(
-                    request.id.in_(sequences) & (request.status == RequestStatus.SUBMITTED.value)
+        return query
+
+    def _in_window(self, rows: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
+        """The rows whose calling window is open now; the others wait for it or are cancelled.
+
+        A call found outside its window is moved on together with every queued call of its
+        request that shares its zone, in one statement: a request waiting for its window is
+        passed over by the claim's filter from then on, not looked at call by call.
+        """
+        call = self._tables.call
+        ready: list[dict[str, Any]] = []
+        moment = now.replace(tzinfo=UTC)
+        done: set[tuple[int, str]] = set()  # (request, zone group) already moved on
+        for row in rows:
+            window = _window(row["calling_window"])
+            if window is None:
+                ready.append(row)
+                continue
+            zones = window_zones(window.daily, row["phone"]) if window.daily else ()
+            start = next_start(window, zones, moment)
+            if start is not None and start <= moment:
+                ready.append(row)
+                continue
+            group, which = self._zone_group(row, window)
+            if (row["request"], group) in done:
+                continue
+            done.add((row["request"], group))
+            if start is None:
+                self._cancel_calls(which, WINDOW_CLOSED_CAUSE, now)
+                self._finish_request_if_done(row["request"], now)
+            else:
+                later = naive_utc(start)
+                call.update(next_attempt_at=later, updated_at=now).where(
+                    which
+                    & (call.status == CallStatus.QUEUED.value)
+                    & (call.next_attempt_at.is_null() | (call.next_attempt_at < later))
                 ).execute()
-        return claimed
+        return ready
+
+    def _zone_group(self, row: dict[str, Any], window: CallingWindow) -> tuple[str, Any]:
+        """The queued calls of the row's request in the row's zone: (a name, the condition)."""
+        call = self._tables.call
+        of_request = call.request == row["request"]
+        if window.daily is None or window.daily.time_zone != DESTINATION_TIME_ZONE:
+            return "request", of_request
+        code = zone_calling_code(row["phone"])
+        if code is None:  # a country of several zones: this call alone
+            return f"call {row['id']}", call.id == row["id"]
+        return f"+{code}", of_request & (
+            call.phone.startswith(f"+{code}") | call.phone.startswith(code)
+        )
+
+    def _claim(self, org: Any, row: dict[str, Any], channel_uuid: str, now: datetime
+               ) -> ClaimedCall:
+        call = self._tables.call
+        call.update(
+            status=CallStatus.DIALING.value,
+            channel_uuid=channel_uuid,
+            attempt=call.attempt + 1,
+            next_attempt_at=None,
+            updated_at=now,
+        ).where(call.id == row["id"]).execute()
+        return ClaimedCall(
+            ticket=CallTicket(
+                call_id=row["id"],
+                request_id=row["request_id"],
+                organization_id=org.id,
+                phone=row["phone"],
+                caller=row["caller"],
+                properties=json.loads(row["properties"]),
+                channel_uuid=channel_uuid,
+                line_variable=(org.line_variable, org.line_value),
+                record=bool(row["enable_call_recording"]),
+            ),
+            request_seq=row["request"],
+            call_flow_json=row["call_flow"],
+        )
+
+    def _expire_windows(self, organization_id: str, now: datetime) -> None:
+        """Cancel the queued calls of requests whose window ended (``notAfter`` passed)."""
+        request, call = self._tables.call_request, self._tables.call
+        expired = [
+            row.id
+            for row in request.select(request.id).where(
+                (request.organization == organization_id)
+                & (request.not_after <= now)
+                & request.status.in_(_ACTIVE_REQUEST)
+            )
+        ]
+        for request_seq in expired:
+            queued = (call.request == request_seq) & (call.status == CallStatus.QUEUED.value)
+            if self._cancel_calls(queued, WINDOW_CLOSED_CAUSE, now):
+                self._finish_request_if_done(request_seq, now)
+
+    def _cancel_calls(self, which: Any, cause: str, now: datetime) -> int:
+        """Mark the queued calls ``which`` selects as cancelled with ``cause``; how many."""
+        call = self._tables.call
+        return int(
+            call.update(
+                status=CallStatus.CANCELLED.value,
+                hangup_cause=cause,
+                ended_at=now,
+                next_attempt_at=None,
+                updated_at=now,
+            )
+            .where(which & (call.status == CallStatus.QUEUED.value))
+            .execute()
+        )
+
+    def _finish_request_if_done(self, request_seq: int, now: datetime) -> bool:
+        """Once none of its calls is live, a request is ``completed`` (``cancelled`` if the
+        client cancelled it). True when this call made it final."""
+        request, counts = self._tables.call_request, self._tables.request_count
+        live = (
+            counts.select(peewee.fn.COALESCE(peewee.fn.SUM(counts.count), 0))
+            .where((counts.request == request_seq) & counts.status.in_(_LIVE))
+            .scalar()
+        )
+        if live:
+            return False
+        final = peewee.Case(
+            None,
+            ((request.cancelled_at.is_null(), RequestStatus.COMPLETED.value),),
+            RequestStatus.CANCELLED.value,
+        )
+        finished = (
+            request.update(status=final, updated_at=now)
+            .where((request.id == request_seq) & request.status.in_(_ACTIVE_REQUEST))
+            .execute()
+        )
+        return bool(finished)
 
     def call_belongs_to(self, call_id: int, organization_id: str) -> bool:
         """Whether call ``call_id`` is one of the organization's."""
@@ -183,53 +320,73 @@ class DialingQueries:
         ended_at: float,
         duration_seconds: float | None,
     ) -> bool:
-        """The call is final; its request completes with its last live call (then True)."""
-        call, request, counts = (
-            self._tables.call,
-            self._tables.call_request,
-            self._tables.request_count,
-        )
+        """The call is final; its request completes with its last live call (then True).
+
+        An unanswered attempt whose definite outcome its request's retry policy names, with
+        attempts left, goes back to ``queued`` instead, due after the policy's backoff.
+        """
+        call, request = self._tables.call, self._tables.call_request
         final = CallStatus(status)
+        now = self._now()
         with self._writing(durable=False):
-            request_seq = call.select(call.request).where(call.id == call_id).scalar()
-            if request_seq is None:
+            row = (
+                call.select(call.request, call.attempt, request.retry_policy,
+                            request.cancelled_at)
+                .join(request, on=(call.request == request.id))
+                .where(call.id == call_id)
+                .dicts()
+                .first()
+            )
+            if row is None:
+                return False
+            policy = _retry(row["retry_policy"])
+            if (
+                final is CallStatus.FAILED
+                and row["cancelled_at"] is None
+                and should_retry(policy, hangup_cause, row["attempt"])
+            ):
+                assert policy is not None  # should_retry is False without one
+                call.update(
+                    status=CallStatus.QUEUED.value,
+                    channel_uuid=None,
+                    hangup_cause=hangup_cause,  # the last attempt's, until the next one ends
+                    steps="[]",
+                    next_attempt_at=now + timedelta(seconds=policy.backoff_seconds),
+                    updated_at=now,
+                ).where(call.id == call_id).execute()
                 return False
             call.update(
                 status=final.value,
                 hangup_cause=hangup_cause,
                 ended_at=_stamp(ended_at),
                 duration_seconds=duration_seconds,
-                updated_at=self._now(),
+                updated_at=now,
             ).where(call.id == call_id).execute()
-            live = (
-                counts.select(peewee.fn.COALESCE(peewee.fn.SUM(counts.count), 0))
-                .where((counts.request == request_seq) & counts.status.in_(_LIVE))
-                .scalar()
-            )
-            if live:
-                return False
-            completed = (
-                request.update(status=RequestStatus.COMPLETED.value, updated_at=self._now())
-                .where(
-                    (request.id == request_seq)
-                    & request.status.in_(
-                        (RequestStatus.SUBMITTED.value, RequestStatus.ON_PROGRESS.value)
-                    )
-                )
-                .execute()
-            )
-            return bool(completed)
+            return self._finish_request_if_done(row["request"], now)
 
     def call_not_dialled(self, call_id: int) -> None:
-        """The originate provably never left: back to ``queued``, as if never claimed."""
-        call = self._tables.call
+        """The originate provably never left: back to ``queued``, as if never claimed (or
+        ``cancelled``, if its request was cancelled meanwhile)."""
+        call, request = self._tables.call, self._tables.call_request
+        now = self._now()
         with self._writing(durable=True):
+            dialing = (call.id == call_id) & (call.status == CallStatus.DIALING.value)
             call.update(
                 status=CallStatus.QUEUED.value,
                 channel_uuid=None,
                 attempt=call.attempt - 1,
-                updated_at=self._now(),
-            ).where((call.id == call_id) & (call.status == CallStatus.DIALING.value)).execute()
+                updated_at=now,
+            ).where(dialing).execute()
+            row = (
+                call.select(call.request, request.cancelled_at)
+                .join(request, on=(call.request == request.id))
+                .where(call.id == call_id)
+                .dicts()
+                .first()
+            )
+            if row is not None and row["cancelled_at"] is not None:
+                self._cancel_calls(call.id == call_id, CANCELLED_CAUSE, now)
+                self._finish_request_if_done(row["request"], now)
 
     def _append_json(self, call_id: int, column: str, entry: dict[str, Any]) -> None:
         call = self._tables.call
@@ -243,6 +400,22 @@ class DialingQueries:
             call.update({field: json.dumps(entries), call.updated_at: self._now()}).where(
                 call.id == call_id
             ).execute()
+
+
+@functools.lru_cache(maxsize=1024)
+def _window(text: str | None) -> CallingWindow | None:
+    # stored as accepted; parsed once per request text, not once per claimed call
+    return parse_window(json.loads(text)) if text else None
+
+
+@functools.lru_cache(maxsize=1024)
+def _retry(text: str | None) -> RetryPolicy | None:
+    return parse_retry(json.loads(text)) if text else None
+
+
+def naive_utc(moment: datetime) -> datetime:
+    """An aware moment as the store keeps every timestamp: naive, in UTC."""
+    return moment.astimezone(UTC).replace(tzinfo=None)
 
 
 def _stamp(epoch_seconds: float) -> datetime:

@@ -64,9 +64,31 @@ def _v4_webhooks(database: peewee.Database, tables: Tables) -> None:
     database.create_tables(bind_webhook_models(database).all(), safe=False)
 
 
+# Migration 1 creates the tables from the current models, so on a new database the columns
+# below exist already: each is added only where it is missing.
+_V2_COLUMNS = (
+    ("call_requests", "retry_policy", "TEXT"),
+    ("call_requests", "calling_window", "TEXT"),
+    ("call_requests", "not_before", "TIMESTAMP"),
+    ("call_requests", "not_after", "TIMESTAMP"),
+    ("call_requests", "cancelled_at", "TIMESTAMP"),
+    ("calls", "next_attempt_at", "TIMESTAMP"),
+)
+
+
+def _v2_retry_window_cancel(database: peewee.Database, tables: Tables) -> None:
+    for table, column, kind in _V2_COLUMNS:
+        present = {c.name for c in database.get_columns(table)}
+        if column not in present:
+            if kind == "TIMESTAMP" and not is_postgresql(database):
+                kind = "DATETIME"  # what peewee's DateTimeField is on SQLite
+            database.execute_sql(f"ALTER TABLE {table} ADD COLUMN {column} {kind} NULL")
+
+
 # (version, what it does, how); append only — a released migration never changes
 MIGRATIONS: tuple[tuple[int, str, Callable[[peewee.Database, Tables], None]], ...] = (
     (1, "organizations, api keys, call requests, calls", _v1_initial),
+    (2, "retry policy, calling window, cancellation", _v2_retry_window_cancel),
     (4, "webhooks: request callback URLs, signing secrets, outbox", _v4_webhooks),
 )
 

@@ -71,6 +71,13 @@ def bind_models(database: peewee.Database) -> Tables:
         total = peewee.IntegerField()
         created_at = peewee.DateTimeField()
         updated_at = peewee.DateTimeField()
+        # extensions (migration 2): the retry policy and calling window JSON as accepted,
+        # the window's bounds for the claim's filter, and when the client cancelled it
+        retry_policy = peewee.TextField(null=True)
+        calling_window = peewee.TextField(null=True)
+        not_before = peewee.DateTimeField(null=True)
+        not_after = peewee.DateTimeField(null=True)
+        cancelled_at = peewee.DateTimeField(null=True)
 
         class Meta:
             table_name = "call_requests"
@@ -100,6 +107,8 @@ def bind_models(database: peewee.Database) -> Tables:
         monitor = peewee.TextField(default="[]")  # monitorData JSON
         created_at = peewee.DateTimeField()
         updated_at = peewee.DateTimeField()
+        # migration 2: a queued call is not claimed before this (retry backoff, daily window)
+        next_attempt_at = peewee.DateTimeField(null=True)
 
         class Meta:
             table_name = "calls"

@@ -45,6 +45,7 @@ class RequestRecord:
     total: int
     enable_call_recording: bool
     created_at: datetime
+    cancelled_at: datetime | None = None  # when the client cancelled it (extension)
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,17 @@ class CallRecord:
     duration_seconds: float | None
     steps: list[dict[str, Any]]
     monitor: list[dict[str, Any]]
+    attempt: int = 0  # attempts made so far (retry policy, extension)
+    next_attempt_at: datetime | None = None  # not dialled before (backoff, calling window)
+
+
+@dataclass(frozen=True)
+class LineCounts:
+    """An organization's calls as the store counts them: queued, and live (dialing or
+    answered) on any robocall node."""
+
+    queued: int
+    live: int
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,9 @@ import peewee
 
 from robocall.errors import Conflict, NotFound, StoreError
 from robocall.flow.model import CallRequest, Destination
+from robocall.store.control import ControlQueries
 from robocall.store.db import is_postgresql
-from robocall.store.dialing import DialingQueries
+from robocall.store.dialing import DialingQueries, naive_utc
 from robocall.store.models import bind_models
 from robocall.store.overview import OverviewQueries
 from robocall.store.records import (
@@ -53,9 +54,10 @@ def hash_api_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-class Repo(DialingQueries, WebhookQueries, OverviewQueries):
+class Repo(DialingQueries, WebhookQueries, OverviewQueries, ControlQueries):
     """Every query robocall makes, over one peewee database (dialing's in ``store.dialing``,
-    webhooks' in ``store.webhooks``, the dashboard's and metrics' in ``store.overview``)."""
+    webhooks' in ``store.webhooks``, the dashboard's and metrics' in ``store.overview``,
+    cancelling and line changes in ``store.control``)."""
 
     def __init__(self, database: peewee.Database, *, clock: Callable[[], datetime] = utc_now):
         self._db = database
@@ -142,15 +144,24 @@ class Repo(DialingQueries, WebhookQueries, OverviewQueries):
     # --- call requests ------------------------------------------------------------------------
 
     def submit_request(
-        self, org_id: str, request: CallRequest, *, call_flow_json: str, body_hash: str
+        self,
+        org_id: str,
+        request: CallRequest,
+        *,
+        call_flow_json: str,
+        body_hash: str,
+        retry_json: str | None = None,
+        window_json: str | None = None,
     ) -> tuple[RequestRecord, bool]:
         """Store a request and all its calls in one transaction.
 
         Returns the stored request and whether it is new. The same ``requestId`` with the same
-        ``body_hash`` returns the stored one; with another body raises Conflict.
+        ``body_hash`` returns the stored one; with another body raises Conflict. ``retry_json``
+        and ``window_json`` are the request's ``retry`` and ``window`` as accepted.
         """
         call_request = self._tables.call_request
         now = self._now()
+        window = request.window
         try:
             with self._writing():
                 existing = self._find_request(org_id, request.request_id)
@@ -166,6 +177,10 @@ class Repo(DialingQueries, WebhookQueries, OverviewQueries):
                     total=len(request.destinations),
                     created_at=now,
                     updated_at=now,
+                    retry_policy=retry_json,
+                    calling_window=window_json,
+                    not_before=_optional_utc(window.not_before if window else None),
+                    not_after=_optional_utc(window.not_after if window else None),
                 ).execute()
                 self._insert_calls(seq, org_id, request.destinations, now)
                 self._store_callback(seq, request.callback_url)
@@ -299,6 +314,10 @@ class Repo(DialingQueries, WebhookQueries, OverviewQueries):
                 yield
 
 
+def _optional_utc(moment: datetime | None) -> datetime | None:
+    return naive_utc(moment) if moment is not None else None
+
+
 def _same_body(existing: RequestRecord, body_hash: str) -> RequestRecord:
     if existing.body_hash != body_hash:
         raise Conflict(f"requestId: {existing.request_id!r} was used with another body")
@@ -326,6 +345,7 @@ def _request(row: Any) -> RequestRecord:
         total=row.total,
         enable_call_recording=bool(row.enable_call_recording),
         created_at=row.created_at,
+        cancelled_at=row.cancelled_at,
     )
 
 
@@ -342,4 +362,6 @@ def _call(row: Any, request_id: str) -> CallRecord:
         duration_seconds=row.duration_seconds,
         steps=json.loads(row.steps),
         monitor=json.loads(row.monitor),
+        attempt=row.attempt,
+        next_attempt_at=row.next_attempt_at,
     )

@@ -2,4 +2,5 @@
 
 from tests.support.api_server import api, database_url, repo, start_api  # noqa: F401
 from tests.support.browser import chromium  # noqa: F401
+from tests.support.clock import clock, start_clocked_service  # noqa: F401
 from tests.support.service import start_service  # noqa: F401
