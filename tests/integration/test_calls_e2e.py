@@ -9,7 +9,7 @@ import pytest
 
 from robocall.testing import Callee, Press
 from tests.support.requests_data import seed_with
-from tests.support.service import ServiceStarter
+from tests.support.service import ServiceStarter, step_rows
 
 pytestmark = pytest.mark.usefixtures("repo")
 
@@ -47,19 +47,6 @@ def _seed_to(numbers: list[str], request_id: str) -> dict:
     return body
 
 
-def _steps(detail: dict) -> list[tuple[str, str, str, str, str]]:
-    return [
-        (
-            step["stepName"],
-            step["info"]["status"],
-            step["info"]["call_state"],
-            step["info"]["userPressedDigits"],
-            step["info"]["transfer_status"],
-        )
-        for step in detail["callFlowSteps"]
-    ]
-
-
 @pytest.fixture(scope="module")
 def seed_results(repo, tmp_path_factory):
     """The seed example posted unchanged but for its numbers, one per callee behaviour."""
@@ -95,7 +82,7 @@ def test_press_1_runs_the_nested_gather_then_its_default_play(seed_results):
     _, _, calls = seed_results
     detail = calls[PRESSES_1]
     assert detail["status"] == "completed"
-    assert _steps(detail) == [
+    assert step_rows(detail) == [
         ("play", "success_ok", "ongoing", "", ""),
         ("gather", "success_ok", "ongoing", "1", ""),
         # the nested gather hears nothing three times, then takes its default branch
@@ -114,7 +101,7 @@ def test_press_0_or_an_unknown_key_transfers_to_extension_1000(seed_results, num
     _, _, calls = seed_results
     detail = calls[number]
     assert detail["status"] == "completed"
-    assert _steps(detail) == [
+    assert step_rows(detail) == [
         ("play", "success_ok", "ongoing", "", ""),
         ("gather", "success_ok", "ongoing", pressed, ""),
         ("transfer", "success_ok", "ended", "", "answered"),
@@ -126,7 +113,7 @@ def test_press_0_or_an_unknown_key_transfers_to_extension_1000(seed_results, num
 
 def test_silence_three_times_takes_the_default_branch(seed_results):
     _, _, calls = seed_results
-    assert _steps(calls[SILENT]) == [
+    assert step_rows(calls[SILENT]) == [
         ("play", "success_ok", "ongoing", "", ""),
         ("gather", "error_no_input", "ongoing", "", ""),
         ("transfer", "success_ok", "ended", "", "answered"),
@@ -155,7 +142,7 @@ def test_hanging_up_mid_message_ends_the_step_with_error_hangup(seed_results):
     _, _, calls = seed_results
     detail = calls[HANGS_UP_EARLY]
     assert detail["status"] == "completed"
-    assert _steps(detail) == [("play", "error_hangup", "ended", "", "")]
+    assert step_rows(detail) == [("play", "error_hangup", "ended", "", "")]
     assert detail["hangupCause"] == "NORMAL_CLEARING"
 
 

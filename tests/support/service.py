@@ -96,6 +96,20 @@ class RunningService:
         return {detail["destination"]: detail for detail in status["details"]}
 
 
+def step_rows(detail: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    """A call's ``callFlowSteps`` as rows: (stepName, status, call_state, digits, transfer)."""
+    return [
+        (
+            step["stepName"],
+            step["info"]["status"],
+            step["info"]["call_state"],
+            step["info"]["userPressedDigits"],
+            step["info"]["transfer_status"],
+        )
+        for step in detail["callFlowSteps"]
+    ]
+
+
 class ServiceStarter:
     """Starts robocall services over FakeSwitches for one test (or module); stops them all."""
 
@@ -111,16 +125,20 @@ class ServiceStarter:
         lines: int = 6,
         cps: float = 50.0,
         default: Callee | None = None,
+        tts: TtsCache | None = None,
         **overrides: Any,
     ) -> RunningService:
         """Start robocall over a FakeSwitch scripted with ``callees``, with a new organization
-        of ``lines`` lines (and a key for it)."""
+        of ``lines`` lines (and a key for it); ``tts`` replaces the shared test cache."""
         book = CalleeBook(dict(callees or {}), default or Callee(answer_after_ms=200))
         fake = FakeSwitch(callees=book, time_scale=TIME_SCALE).start()
         settings = Settings(data_dir=self.directory / f"data-{secrets.token_hex(3)}")
         settings = settings.with_overrides(switch=fake.url, **overrides)
         service = bootstrap.build_service(
-            settings, languages=TEST_LANGUAGES, repo=self.repo, tts=TtsCache(self.directory / "tts")
+            settings,
+            languages=TEST_LANGUAGES,
+            repo=self.repo,
+            tts=tts if tts is not None else TtsCache(self.directory / "tts"),
         )
         server = make_server(service.api.app, "127.0.0.1:0")
         server.start()
