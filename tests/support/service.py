@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,10 +126,12 @@ class ServiceStarter:
         cps: float = 50.0,
         default: Callee | None = None,
         tts: TtsCache | None = None,
+        clock: Callable[[], float] = time.time,
         **overrides: Any,
     ) -> RunningService:
         """Start robocall over a FakeSwitch scripted with ``callees``, with a new organization
-        of ``lines`` lines (and a key for it); ``tts`` replaces the shared test cache."""
+        of ``lines`` lines (and a key for it); ``tts`` replaces the shared test cache, ``clock``
+        robocall's wall clock."""
         book = CalleeBook(dict(callees or {}), default or Callee(answer_after_ms=200))
         fake = FakeSwitch(callees=book, time_scale=TIME_SCALE).start()
         settings = Settings(data_dir=self.directory / f"data-{secrets.token_hex(3)}")
@@ -139,6 +141,7 @@ class ServiceStarter:
             languages=TEST_LANGUAGES,
             repo=self.repo,
             tts=tts if tts is not None else TtsCache(self.directory / "tts"),
+            clock=clock,
         )
         server = make_server(service.api.app, "127.0.0.1:0")
         server.start()
