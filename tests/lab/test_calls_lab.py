@@ -57,17 +57,19 @@ AUDIBLE_LEVEL = 500.0
 
 @dataclass
 class LabRun:
-    """One posted request on the lab, its final status, and what was seen while it ran."""
+    """Requests run on the lab, their final statuses, and what was seen while they ran."""
 
-    base_url: str
-    key: str
-    final: dict[str, Any]
-    calls: dict[str, dict[str, Any]]
-    live_uuids: set[str]  # channel uuids uuid_exists confirmed while the calls ran
+    lab: LabService
+    finals: dict[str, dict[str, Any]]  # requestId -> final status
+    calls: dict[str, dict[str, Any]]  # destination -> its call's detail (of the first request)
+    live_uuids: set[str]  # leg uuids uuid_exists confirmed while the calls ran
+
+    @property
+    def final(self) -> dict[str, Any]:
+        return next(iter(self.finals.values()))
 
     def get(self, path: str) -> requests.Response:
-        headers = {API_KEY_HEADER: self.key}
-        return requests.get(f"{self.base_url}{path}", headers=headers, timeout=30)
+        return self.lab.get(path)
 
 
 def lab_settings(lab_switch: LabSwitch, data_dir: Path, **overrides: Any) -> Settings:
@@ -85,20 +87,69 @@ def lab_settings(lab_switch: LabSwitch, data_dir: Path, **overrides: Any) -> Set
     return settings.with_overrides(**overrides)
 
 
-def _poll_live_uuids(run_status: Any, seen: set[str], service: bootstrap.Service) -> None:
-    """While the request runs, ask the switch whether each reported leg exists."""
-    while True:
-        status = run_status()
+class LabService:
+    """The whole of robocall dialling the lab, its API on 127.0.0.1:0, one organization."""
+
+    def __init__(self, settings: Settings, lines: int) -> None:
+        self.service = bootstrap.build_service(settings, languages=available_languages())
+        self.server = make_server(self.service.api.app, "127.0.0.1:0")
+        self.server.start()
+        self.service.start()
+        self.service.switch.wait_connected(10)
+        repo = self.service.api.repo
+        org = bootstrap.create_organization(repo, "lab", lines=lines, cps=10)
+        self.service.dispatcher.refresh_organizations()
+        self.key = bootstrap.create_api_key(repo, org.id)
+        host, port = self.server.address[:2]
+        self.base_url = f"http://{host}:{port}"
+
+    def stop(self) -> None:
+        self.server.stop(timeout=2)
+        self.service.stop(grace_seconds=5)
+
+    def get(self, path: str) -> requests.Response:
+        headers = {API_KEY_HEADER: self.key}
+        return requests.get(f"{self.base_url}{path}", headers=headers, timeout=30)
+
+    def status(self, request_id: str) -> dict[str, Any]:
+        reply = self.get(f"/v1/status/{request_id}")
+        assert reply.status_code == 200, reply.text
+        return dict(reply.json())
+
+    def run(self, bodies: list[dict[str, Any]]) -> LabRun:
+        """Post every body, wait until all are final, asking the switch meanwhile whether
+        each reported leg exists (uuid_exists)."""
+        for body in bodies:
+            reply = requests.post(
+                f"{self.base_url}/v1/call", json=body, headers={API_KEY_HEADER: self.key},
+                timeout=30,
+            )  # fmt: skip
+            assert reply.status_code == 200, reply.text
+        live: set[str] = set()
+        finals: dict[str, dict[str, Any]] = {}
+        started = time.monotonic()
+        with gevent.Timeout(SETTLE_SECONDS, AssertionError("requests not final in time")):
+            while len(finals) < len(bodies):
+                for body in bodies:
+                    status = self.status(body["requestId"])
+                    self._note_live_legs(status, live)
+                    if status["status"] in ("completed", "cancelled"):
+                        finals[body["requestId"]] = status
+                gevent.sleep(0.2)
+        print(f"lab run took {time.monotonic() - started:.1f} s")
+        first = finals[bodies[0]["requestId"]]
+        calls = {detail["destination"]: detail for detail in first["details"]}
+        return LabRun(self, finals, calls, live)
+
+    def _note_live_legs(self, status: dict[str, Any], live: set[str]) -> None:
         for detail in status["details"]:
             for leg in detail["monitorData"]:
                 uuid = leg["uuid"]
-                if uuid and uuid not in seen:
-                    answer = service.switch.api(f"uuid_exists {uuid}").strip()
-                    if answer == "true":
-                        seen.add(uuid)
-        if status["status"] in ("completed", "cancelled"):
-            return
-        gevent.sleep(0.2)
+                if uuid and uuid not in live and self._exists(uuid):
+                    live.add(uuid)
+
+    def _exists(self, uuid: str) -> bool:
+        return self.service.switch.api(f"uuid_exists {uuid}").strip() == "true"
 
 
 @pytest.fixture(scope="module")
@@ -106,46 +157,14 @@ def seed_on_lab(
     lab_switch: LabSwitch, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LabRun]:
     """The seed example posted once to a robocall dialling the lab; its final status."""
-    data_dir = tmp_path_factory.mktemp("lab-service")
-    settings = lab_settings(lab_switch, data_dir)
-    service = bootstrap.build_service(settings, languages=available_languages())
-    server = make_server(service.api.app, "127.0.0.1:0")
-    server.start()
-    service.start()
+    lab = LabService(lab_settings(lab_switch, tmp_path_factory.mktemp("lab-seed")), len(NUMBERS))
     try:
-        service.switch.wait_connected(10)
-        org = bootstrap.create_organization(service.api.repo, "lab", lines=len(NUMBERS), cps=10)
-        service.dispatcher.refresh_organizations()
-        key = bootstrap.create_api_key(service.api.repo, org.id)
-        host, port = server.address[:2]
-        base_url = f"http://{host}:{port}"
-        request_id = f"lab-seed-{secrets.token_hex(3)}"
-        body = seed_with(request_id, destinations=len(NUMBERS))
+        body = seed_with(f"lab-seed-{secrets.token_hex(3)}", destinations=len(NUMBERS))
         for destination, number in zip(body["destinations"], NUMBERS, strict=True):
             destination["phone"] = number
-        response = requests.post(
-            f"{base_url}/v1/call", json=body, headers={API_KEY_HEADER: key}, timeout=30
-        )
-        assert response.status_code == 200, response.text
-
-        def status() -> dict[str, Any]:
-            reply = requests.get(
-                f"{base_url}/v1/status/{request_id}", headers={API_KEY_HEADER: key}, timeout=30
-            )
-            assert reply.status_code == 200, reply.text
-            return dict(reply.json())
-
-        live: set[str] = set()
-        started = time.monotonic()
-        with gevent.Timeout(SETTLE_SECONDS, AssertionError(f"{request_id} not final in time")):
-            _poll_live_uuids(status, live, service)
-        final = status()
-        print(f"lab seed run took {time.monotonic() - started:.1f} s")
-        calls = {detail["destination"]: detail for detail in final["details"]}
-        yield LabRun(base_url, key, final, calls, live)
+        yield lab.run([body])
     finally:
-        server.stop(timeout=2)
-        service.stop(grace_seconds=5)
+        lab.stop()
 
 
 def test_every_call_ends_final_with_the_expected_counts(seed_on_lab: LabRun) -> None:
@@ -220,8 +239,9 @@ def test_a_callee_hanging_up_mid_message_ends_the_step_with_error_hangup(
 
 
 def test_monitor_data_uuids_are_real_channels(seed_on_lab: LabRun) -> None:
-    answered = [PRESSES_1, PRESSES_0, SILENT, HANGS_UP_AFTER_1S]
-    for number in answered:
+    # busy and rejected legs live a few ms; these live long enough to be asked about
+    long_enough = [PRESSES_1, PRESSES_0, SILENT, HANGS_UP_AFTER_1S, NO_ANSWER]
+    for number in long_enough:
         for leg in seed_on_lab.calls[number]["monitorData"]:
             assert leg["uuid"] in seed_on_lab.live_uuids, (number, leg)
 
@@ -243,3 +263,72 @@ def test_recordings_are_served_and_hold_the_spoken_prompts(
         assert loud > wav.sample_rate * 0.5, (number, loud, wav.peak)
     busy = seed_on_lab.calls[BUSY]["callId"]
     assert seed_on_lab.get(f"/v1/recordings/{busy}").status_code == 404
+
+
+# --- transfers: extension answered, busy, never answering; a number -----------------------------
+
+# The robo leg's callee is silent and stays up (..99), so the transfer's outcome alone ends it.
+TRANSFERS = [
+    ("Ext:1000", "answered", "success_ok"),
+    ("Ext:1001", "busy", "error_transfer_failed"),
+    ("Ext:1002", "no_answer", "error_transfer_failed"),
+    (HANGS_UP_AFTER_1S, "answered", "success_ok"),  # a number: answers, talks 1 s
+]
+
+
+def _transfer_body(request_id: str, destination: str) -> dict[str, Any]:
+    return {
+        "requestId": request_id,
+        "destinations": [
+            {"phone": SILENT, "caller": "+6582674904", "properties": {"name": "Alex"}}
+        ],
+        "callFlow": {
+            "steps": [
+                {"name": "play", "message": {"msg": "Connecting you, {{name}}"}},
+                {"name": "transfer", "destination": destination},
+            ]
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def transfers_on_lab(
+    lab_switch: LabSwitch, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, dict[str, Any]]]:
+    """One request per transfer target, run together; destination -> the call's detail."""
+    settings = lab_settings(
+        lab_switch, tmp_path_factory.mktemp("lab-transfers"), transfer_timeout_seconds=5
+    )
+    lab = LabService(settings, lines=2 * len(TRANSFERS))
+    try:
+        tag = secrets.token_hex(3)
+        bodies = [
+            _transfer_body(f"lab-transfer-{index}-{tag}", target)
+            for index, (target, _, _) in enumerate(TRANSFERS)
+        ]
+        run = lab.run(bodies)
+        yield {
+            target: run.finals[body["requestId"]]["details"][0]
+            for (target, _, _), body in zip(TRANSFERS, bodies, strict=True)
+        }
+    finally:
+        lab.stop()
+
+
+@pytest.mark.parametrize(("target", "transfer_status", "step_status"), TRANSFERS)
+def test_transfer_outcomes_on_the_real_switch(
+    transfers_on_lab: dict[str, dict[str, Any]],
+    target: str,
+    transfer_status: str,
+    step_status: str,
+) -> None:
+    detail = transfers_on_lab[target]
+    # the robo leg survives a failed bridge (continue_on_fail) and robocall ends it
+    assert detail["status"] == "completed"
+    assert step_rows(detail) == [
+        ("play", "success_ok", "ongoing", "", ""),
+        ("transfer", step_status, "ended", "", transfer_status),
+    ]
+    assert detail["hangupCause"] == "NORMAL_CLEARING"
+    kinds = [leg["type"] for leg in detail["monitorData"]]
+    assert kinds == (["call", "transfer"] if transfer_status == "answered" else ["call"])
