@@ -418,7 +418,18 @@ class _ActiveCall:
                 self._execute(action)
 
     def _execute(self, action: PlayPrompt | CollectDigits | Bridge) -> None:
-        app, arg = self._application(action)
+        try:
+            app, arg = self._application(action)
+        except RobocallError as err:
+            # Nothing to play (a render failed, say). The greenlet must not die with the
+            # channel parked and the call onProgress for ever: a play step fails with
+            # error_playback; for a gather the machine has no such event, so the call is ended.
+            log.error("call %s: cannot run step %s: %s", self.ticket.call_id, action.step_id, err)
+            if isinstance(action, PlayPrompt):
+                self._apply(self.machine.feed(PromptFinished(ok=False)))
+            else:
+                self._kill("NORMAL_TEMPORARY_FAILURE")
+            return
         event_uuid = self.runner.new_uuid()
         # Registered before sending: the completion can follow the command at once.
         self.pending = _Pending(event_uuid, action)
