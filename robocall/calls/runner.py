@@ -89,6 +89,9 @@ _BRIDGE_OUTCOMES = {
 
 # Messages rendered ahead of the step playing now (the nearest first).
 RENDER_AHEAD = 2
+# How long a call waits for its first message before dialling anyway (a bound, not a pace:
+# a render ends in the TTS timeout well before this).
+FIRST_PROMPT_WAIT_SECONDS = 60.0
 
 
 class CallLog(Protocol):
@@ -201,6 +204,7 @@ class _ActiveCall:
     machine: Machine = field(init=False)
     queue: gevent.queue.Queue = field(init=False)
     answered_at: float | None = None
+    ended_at: float | None = None  # the switch's hangup time, once HANGUP_COMPLETE told it
     channel_created: bool = False
     ready: bool = False
     pending: _Pending | None = None
@@ -221,6 +225,7 @@ class _ActiveCall:
         self.queue = switch.channel_queue(ticket.channel_uuid)
         try:
             self._render_ahead()
+            self._wait_first_prompt()
             if not self._originate():
                 return "queued"
             try:
@@ -322,7 +327,11 @@ class _ActiveCall:
             )
         elif name == "CHANNEL_ANSWER":
             if self.answered_at is None:
-                self.answered_at = self.runner.clock()
+                # The switch's own time: robocall may read the event late when busy (the lab
+                # showed a 1.0 s call reported as 0.74 s while renders held the hub).
+                self.answered_at = _switch_time(event, "Caller-Channel-Answered-Time") or (
+                    self.runner.clock()
+                )
                 self.runner.log_store.call_answered(self.ticket.call_id, self.answered_at)
                 self.runner.observers.call_answered(self.ticket)
                 self._feed(CallAnswered())
@@ -344,6 +353,7 @@ class _ActiveCall:
         elif name == "CHANNEL_HANGUP_COMPLETE":
             self.hangup_cause = event.get("Hangup-Cause") or self.hangup_cause or "UNKNOWN"
             self.hangup_cause_final = True
+            self.ended_at = _switch_time(event, "Caller-Channel-Hangup-Time")
             self._feed_end()
             return True
         return False
@@ -437,8 +447,10 @@ class _ActiveCall:
         try:
             app, arg = self._application(action)
         except RobocallError as err:
-            # The prompt could not be rendered (or its reference is unsafe): nothing to play.
-            log.error("call %s: step %s cannot run: %s", self.ticket.call_id, action.step_id, err)
+            # Nothing to play (a render failed, say). The greenlet must not die with the
+            # channel parked and the call onProgress for ever: a play step fails with
+            # error_playback; for a gather the machine has no such event, so the call is ended.
+            log.error("call %s: cannot run step %s: %s", self.ticket.call_id, action.step_id, err)
             if isinstance(action, PlayPrompt):
                 self._feed(PromptFinished(ok=False))
             else:
@@ -499,16 +511,32 @@ class _ActiveCall:
         return self.runner.prompts.audio(message, self.ticket.properties)
 
     def _render_ahead(self) -> None:
-        """Start rendering what may play next, so no one hears dead air waiting for TTS.
+        """Start rendering what may play next, one message after another, nearest first.
 
-        Only the nearest few: a flow's every branch rendered at dispatch would spend the TTS
-        engines on messages most calls never reach, and delay other calls' first messages.
+        Only the nearest few, and in order: the TTS cache renders two at a time for the whole
+        process, and a call's later messages must not hold up another call's first one (the lab
+        showed p99 answer -> first audio of 920 ms when every message of every call raced).
+        Called again as each step starts, so later messages are ready when they are due.
         """
+        previous: gevent.Greenlet | None = None
         for upcoming in self.machine.upcoming_messages()[:RENDER_AHEAD]:
             if upcoming.step_id not in self.rendering:
-                self.rendering[upcoming.step_id] = gevent.spawn(
-                    self.runner.prompts.audio, upcoming.message, self.ticket.properties
-                )
+                previous = gevent.spawn(self._render_after, previous, upcoming.message)
+                self.rendering[upcoming.step_id] = previous
+
+    def _render_after(self, previous: gevent.Greenlet | None, message: Message) -> str:
+        if previous is not None:
+            previous.join()
+        return self.runner.prompts.audio(message, self.ticket.properties)
+
+    def _wait_first_prompt(self) -> None:
+        """Dial only once the first message is on disk: a real callee may answer at once, and
+        dead air after "hello?" makes people hang up (DESIGN.md, TTS). A failed render is
+        reported when the message is due, as before."""
+        upcoming = self.machine.upcoming_messages()
+        first = self.rendering.get(upcoming[0].step_id) if upcoming else None
+        if first is not None:
+            first.join(timeout=FIRST_PROMPT_WAIT_SECONDS)
 
     def _start_recording(self) -> None:
         path = self.runner.settings.recordings_dir.resolve() / f"{self.ticket.call_id}.wav"
@@ -533,7 +561,7 @@ class _ActiveCall:
 
     def _finish(self) -> str:
         ticket = self.ticket
-        now = self.runner.clock()
+        now = self.ended_at or self.runner.clock()
         outcome = self.outcome
         if outcome is None:
             status = CallOutcome.COMPLETED if self.answered_at is not None else CallOutcome.FAILED
@@ -553,6 +581,13 @@ class _ActiveCall:
         if request_completed:
             observers.request_completed(ticket)
         return status.value
+
+
+def _switch_time(event: Event, header: str) -> float | None:
+    """A ``Caller-Channel-*-Time`` header (microseconds since the epoch) in seconds; None
+    while it is unset ("0") or missing."""
+    raw = event.get(header) or ""
+    return int(raw) / 1_000_000 if raw.isdigit() and int(raw) > 0 else None
 
 
 @dataclass(frozen=True)

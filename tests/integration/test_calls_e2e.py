@@ -10,7 +10,7 @@ import pytest
 from robocall.testing import Callee, Press
 from tests.support.api_server import backend_of
 from tests.support.requests_data import seed_with
-from tests.support.service import ServiceStarter
+from tests.support.service import ServiceStarter, step_rows
 
 PRESSES_1 = "+6580000001"
 PRESSES_0 = "+6580000002"
@@ -44,19 +44,6 @@ def _seed_to(numbers: list[str], request_id: str) -> dict:
     for destination, number in zip(body["destinations"], numbers, strict=True):
         destination["phone"] = number
     return body
-
-
-def _steps(detail: dict) -> list[tuple[str, str, str, str, str]]:
-    return [
-        (
-            step["stepName"],
-            step["info"]["status"],
-            step["info"]["call_state"],
-            step["info"]["userPressedDigits"],
-            step["info"]["transfer_status"],
-        )
-        for step in detail["callFlowSteps"]
-    ]
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +81,7 @@ def test_press_1_runs_the_nested_gather_then_its_default_play(seed_results):
     _, _, calls = seed_results
     detail = calls[PRESSES_1]
     assert detail["status"] == "completed"
-    assert _steps(detail) == [
+    assert step_rows(detail) == [
         ("play", "success_ok", "ongoing", "", ""),
         ("gather", "success_ok", "ongoing", "1", ""),
         # the nested gather hears nothing three times, then takes its default branch
@@ -113,7 +100,7 @@ def test_press_0_or_an_unknown_key_transfers_to_extension_1000(seed_results, num
     _, _, calls = seed_results
     detail = calls[number]
     assert detail["status"] == "completed"
-    assert _steps(detail) == [
+    assert step_rows(detail) == [
         ("play", "success_ok", "ongoing", "", ""),
         ("gather", "success_ok", "ongoing", pressed, ""),
         ("transfer", "success_ok", "ended", "", "answered"),
@@ -125,7 +112,7 @@ def test_press_0_or_an_unknown_key_transfers_to_extension_1000(seed_results, num
 
 def test_silence_three_times_takes_the_default_branch(seed_results):
     _, _, calls = seed_results
-    assert _steps(calls[SILENT]) == [
+    assert step_rows(calls[SILENT]) == [
         ("play", "success_ok", "ongoing", "", ""),
         ("gather", "error_no_input", "ongoing", "", ""),
         ("transfer", "success_ok", "ended", "", "answered"),
@@ -154,7 +141,7 @@ def test_hanging_up_mid_message_ends_the_step_with_error_hangup(seed_results):
     _, _, calls = seed_results
     detail = calls[HANGS_UP_EARLY]
     assert detail["status"] == "completed"
-    assert _steps(detail) == [("play", "error_hangup", "ended", "", "")]
+    assert step_rows(detail) == [("play", "error_hangup", "ended", "", "")]
     assert detail["hangupCause"] == "NORMAL_CLEARING"
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,6 +92,20 @@ class RunningService:
         return {detail["destination"]: detail for detail in status["details"]}
 
 
+def step_rows(detail: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    """A call's ``callFlowSteps`` as rows: (stepName, status, call_state, digits, transfer)."""
+    return [
+        (
+            step["stepName"],
+            step["info"]["status"],
+            step["info"]["call_state"],
+            step["info"]["userPressedDigits"],
+            step["info"]["transfer_status"],
+        )
+        for step in detail["callFlowSteps"]
+    ]
+
+
 class ServiceStarter:
     """Starts robocall services over FakeSwitches for one test (or module); stops them all.
 
@@ -113,10 +127,12 @@ class ServiceStarter:
         cps: float = 50.0,
         default: Callee | None = None,
         tts: TtsCache | None = None,
+        clock: Callable[[], float] = time.time,
         **overrides: Any,
     ) -> RunningService:
         """Start robocall over a FakeSwitch scripted with ``callees``, with a new organization
-        of ``lines`` lines (and a key for it)."""
+        of ``lines`` lines (and a key for it); ``tts`` replaces the shared test cache, ``clock``
+        robocall's wall clock."""
         book = CalleeBook(dict(callees or {}), default or Callee(answer_after_ms=200))
         fake = FakeSwitch(callees=book, time_scale=TIME_SCALE).start()
         # A service restarted "on the same database" passes database_url; else a fresh one.
@@ -126,7 +142,10 @@ class ServiceStarter:
         settings = Settings(data_dir=self.directory / f"data-{secrets.token_hex(3)}")
         settings = settings.with_overrides(switch=fake.url, database_url=database_url, **overrides)
         service = bootstrap.build_service(
-            settings, languages=TEST_LANGUAGES, tts=tts or TtsCache(self.directory / "tts")
+            settings,
+            languages=TEST_LANGUAGES,
+            tts=tts if tts is not None else TtsCache(self.directory / "tts"),
+            clock=clock,
         )
         repo = service.api.repo
         server = make_server(service.api.app, "127.0.0.1:0")
