@@ -212,6 +212,7 @@ class _ActiveCall:
     hangup_cause: str = ""
     hangup_cause_final: bool = False  # CHANNEL_HANGUP_COMPLETE seen: the channel is gone
     rendering: dict[str, gevent.Greenlet] = field(default_factory=dict)
+    last_render: gevent.Greenlet | None = None  # renders of one call run one after another
 
     def __post_init__(self) -> None:
         self.machine = Machine(self.program, record=self.ticket.record)
@@ -518,11 +519,12 @@ class _ActiveCall:
         showed p99 answer -> first audio of 920 ms when every message of every call raced).
         Called again as each step starts, so later messages are ready when they are due.
         """
-        previous: gevent.Greenlet | None = None
         for upcoming in self.machine.upcoming_messages()[:RENDER_AHEAD]:
             if upcoming.step_id not in self.rendering:
-                previous = gevent.spawn(self._render_after, previous, upcoming.message)
-                self.rendering[upcoming.step_id] = previous
+                self.last_render = gevent.spawn(
+                    self._render_after, self.last_render, upcoming.message
+                )
+                self.rendering[upcoming.step_id] = self.last_render
 
     def _render_after(self, previous: gevent.Greenlet | None, message: Message) -> str:
         if previous is not None:
