@@ -93,16 +93,28 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[peewee.Database, Tables], None]], ..
 )
 
 
-def current_version(database: peewee.Database) -> int:
-    """The schema version ``database`` is at (0 for an empty database)."""
+def applied_versions(database: peewee.Database) -> set[int]:
+    """The versions of the migrations ``database`` has had."""
     if not database.table_exists("schema_version"):
-        return 0
-    row = database.execute_sql("SELECT MAX(version) FROM schema_version").fetchone()
-    return int(row[0] or 0)
+        return set()
+    return {int(row[0]) for row in database.execute_sql("SELECT version FROM schema_version")}
+
+
+def current_version(database: peewee.Database) -> int:
+    """The schema version ``database`` is at: the newest migration with every one before it
+    applied (0 for an empty database). Versions are numbered as branches were merged, so a
+    database can have 4 without 2; it is then at 1, and ``migrate`` applies 2."""
+    applied = applied_versions(database)
+    version = 0
+    for known, _, _ in MIGRATIONS:
+        if known not in applied:
+            return version
+        version = known
+    return max(applied, default=version)  # a newer robocall's database reports its own
 
 
 def migrate(database: peewee.Database) -> list[int]:
-    """Apply every migration newer than the database's version; return the versions applied."""
+    """Apply every migration the database has not had, in order; return the versions applied."""
     tables = bind_models(database)
     applied: list[int] = []
     try:
@@ -121,7 +133,7 @@ def migrate(database: peewee.Database) -> list[int]:
                         database.execute_sql(
                             "SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,)
                         )
-                    if version <= current_version(database):
+                    if version in applied_versions(database):
                         continue
                     apply(database, tables)
                     database.execute_sql(

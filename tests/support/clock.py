@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from robocall.store.repo import Repo
+from tests.support.api_server import backend_of
 from tests.support.service import ServiceStarter
 
 
@@ -42,10 +42,9 @@ def clock() -> SettableClock:
 
 
 @pytest.fixture
-def start_clocked_service(repo: Repo, clock: SettableClock, tmp_path: Path
+def start_clocked_service(database_url: str, clock: SettableClock, tmp_path: Path
                           ) -> Iterator[ServiceStarter]:
-    """Like ``start_service``, over the session's database through a repository that reads
-    the time from ``clock``."""
-    starter = ServiceStarter(Repo(repo.database, clock=clock), tmp_path)
+    """Like ``start_service``, with a store that reads the time from ``clock``."""
+    starter = ServiceStarter(backend_of(database_url), tmp_path, store_clock=clock)
     yield starter
     starter.stop_all()

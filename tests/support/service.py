@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -113,9 +114,16 @@ class ServiceStarter:
     organization's queued calls, and the session database holds other tests' requests.
     """
 
-    def __init__(self, backend: str, directory: Path) -> None:
+    def __init__(
+        self,
+        backend: str,
+        directory: Path,
+        *,
+        store_clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self.backend = backend
         self.directory = directory
+        self.store_clock = store_clock  # the store's "now" (retry backoffs, calling windows)
         self.running: list[tuple[Any, bootstrap.Service, FakeSwitch]] = []
         self._databases = ExitStack()
 
@@ -141,9 +149,13 @@ class ServiceStarter:
         )
         settings = Settings(data_dir=self.directory / f"data-{secrets.token_hex(3)}")
         settings = settings.with_overrides(switch=fake.url, database_url=database_url, **overrides)
+        store = (
+            bootstrap.open_repo(settings, clock=self.store_clock) if self.store_clock else None
+        )
         service = bootstrap.build_service(
             settings,
             languages=TEST_LANGUAGES,
+            repo=store,
             tts=tts if tts is not None else TtsCache(self.directory / "tts"),
             clock=clock,
         )
