@@ -17,6 +17,9 @@ $(VENV)/.installed: pyproject.toml
 run: $(VENV)/.installed
 	$(VENV)/bin/robocall serve
 
+demo: $(VENV)/.installed
+	$(VENV)/bin/robocall demo
+
 test: $(VENV)/.installed
 	$(PY) -m pytest $(PYTEST_ARGS)
 
