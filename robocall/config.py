@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +49,6 @@ class Settings:
     webhook_max_attempts: int = 8  # ROBOCALL_WEBHOOK_MAX_ATTEMPTS
     webhook_backoff_seconds: float = 30.0  # ROBOCALL_WEBHOOK_BACKOFF
     webhook_timeout_seconds: float = 10.0  # ROBOCALL_WEBHOOK_TIMEOUT
-    extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def resolved_database_url(self) -> str:
