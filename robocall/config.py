@@ -6,6 +6,7 @@ This is the only module that reads ``os.environ``; everything else receives a ``
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -41,6 +42,9 @@ class Settings:
     tts_base_url: str = ""
     tts_sample_rate: int = 8000  # ROBOCALL_TTS_SAMPLE_RATE: 8000 or 16000
     tts_concurrency: int = 2  # ROBOCALL_TTS_CONCURRENCY: renders at once (one per core)
+    # ROBOCALL_NODE_ID: this dialer's name in a shared database; after a crash a node recovers
+    # only the calls it claimed. Empty: the host name (set it when two nodes share a host).
+    node_id: str = ""
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -49,6 +53,11 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'robocall.db').resolve()}"
+
+    @property
+    def resolved_node_id(self) -> str:
+        """This node's id: the configured one, or the host name."""
+        return self.node_id or socket.gethostname()
 
     @property
     def recordings_dir(self) -> Path:
@@ -83,6 +92,7 @@ _ENV: dict[str, tuple[str, type]] = {
     "ROBOCALL_TTS_BASE_URL": ("tts_base_url", str),
     "ROBOCALL_TTS_SAMPLE_RATE": ("tts_sample_rate", int),
     "ROBOCALL_TTS_CONCURRENCY": ("tts_concurrency", int),
+    "ROBOCALL_NODE_ID": ("node_id", str),
 }
 
 

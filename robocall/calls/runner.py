@@ -375,7 +375,7 @@ class _ActiveCall:
         switch = self.runner.switch
         try:
             switch.wait_connected(self.runner.settings.reconnect_wait_seconds)
-            exists = switch.api(f"uuid_exists {self.ticket.channel_uuid}").strip() == "true"
+            exists = switch.api(commands.uuid_exists(self.ticket.channel_uuid)).strip() == "true"
         except SwitchError as err:
             log.error("call %s: switch unreachable, result unknown: %s", self.ticket.call_id, err)
             exists = False

@@ -18,6 +18,7 @@ from typing import Any
 import peewee
 
 from robocall.store.models import Tables
+from robocall.store.nodes import LinesBudget
 from robocall.store.records import (
     CallStatus,
     CallTicket,
@@ -38,6 +39,7 @@ class DialingQueries:
     _now: Callable[[], datetime]
     _writing: Callable[..., AbstractContextManager[None]]
     _session: Callable[[], AbstractContextManager[None]]
+    _lines_budget: Callable[[str, LinesBudget], int]
 
     # --- what the dispatcher reads ------------------------------------------------------------
 
@@ -75,12 +77,22 @@ class DialingQueries:
 
     # --- the claim: durable before the originate -----------------------------------------------
 
-    def claim_calls(self, organization_id: str, channel_uuids: Sequence[str]) -> list[ClaimedCall]:
+    def claim_calls(
+        self,
+        organization_id: str,
+        channel_uuids: Sequence[str],
+        *,
+        node_id: str | None = None,
+        budget: LinesBudget | None = None,
+    ) -> list[ClaimedCall]:
         """Commit up to ``len(channel_uuids)`` of the organization's queued calls as ``dialing``.
 
         First in, first out: by request submission, then destination order. Each claimed call
-        gets one of ``channel_uuids`` as the uuid its originate will carry. On PostgreSQL the
-        rows are locked and others' locked rows skipped, so two nodes never claim one call.
+        gets one of ``channel_uuids`` as the uuid its originate will carry, and ``node_id`` as
+        its owner. On PostgreSQL the rows are locked and others' locked rows skipped, so two
+        nodes never claim one call. With ``budget``, the organization's dispatch is serialized
+        across nodes and at most ``budget(unfinished channel uuids)`` calls are claimed
+        (``store.nodes``).
         """
         if not channel_uuids:
             return []
@@ -114,12 +126,18 @@ class DialingQueries:
             org = organization.get_or_none(organization.id == organization_id)
             if org is None:
                 return []
+            if budget is not None:
+                wanted = min(len(channel_uuids), self._lines_budget(organization_id, budget))
+                if wanted <= 0:
+                    return []
+                query = query.limit(wanted)
             rows = list(query.dicts())
             claimed: list[ClaimedCall] = []
             for row, channel_uuid in zip(rows, channel_uuids, strict=False):
                 call.update(
                     status=CallStatus.DIALING.value,
                     channel_uuid=channel_uuid,
+                    node=node_id,
                     attempt=call.attempt + 1,
                     updated_at=now,
                 ).where(call.id == row["id"]).execute()

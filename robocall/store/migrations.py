@@ -58,9 +58,17 @@ def _v1_initial(database: peewee.Database, tables: Tables) -> None:
         database.execute_sql(_SQLITE_COUNT_TRIGGER)
 
 
+def _v3_calls_node(database: peewee.Database, tables: Tables) -> None:
+    # v1 creates the tables from the current models, so a database created since has the
+    # column already: add it only where it is missing.
+    if "node_id" not in {column.name for column in database.get_columns("calls")}:
+        database.execute_sql("ALTER TABLE calls ADD COLUMN node_id VARCHAR(64)")
+
+
 # (version, what it does, how); append only — a released migration never changes
 MIGRATIONS: tuple[tuple[int, str, Callable[[peewee.Database, Tables], None]], ...] = (
     (1, "organizations, api keys, call requests, calls", _v1_initial),
+    (3, "calls.node_id: the node that claimed a call, for crash recovery", _v3_calls_node),
 )
 
 

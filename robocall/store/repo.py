@@ -25,6 +25,7 @@ from robocall.flow.model import CallRequest, Destination
 from robocall.store.db import is_postgresql
 from robocall.store.dialing import DialingQueries
 from robocall.store.models import bind_models
+from robocall.store.nodes import NodeQueries
 from robocall.store.records import (
     CallRecord,
     CallStatus,
@@ -51,7 +52,7 @@ def hash_api_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-class Repo(DialingQueries):
+class Repo(DialingQueries, NodeQueries):
     """Every query robocall makes, over one peewee database (dialing's in ``store.dialing``)."""
 
     def __init__(self, database: peewee.Database, *, clock: Callable[[], datetime] = utc_now):
