@@ -30,6 +30,7 @@ from typing import Protocol
 
 import gevent.queue
 
+from robocall.calls.runner import CallLog
 from robocall.errors import CommandFailed, SwitchDisconnected
 from robocall.esl import commands
 from robocall.esl.client import DISCONNECTED, EslClient
@@ -42,20 +43,11 @@ RESTARTED_CAUSE = "ROBOCALL_RESTARTED"
 HANGUP_WAIT_SECONDS = 10.0
 
 
-class RecoveryStore(Protocol):
-    """The queries recovery needs (``robocall.store.repo.Repo`` implements them)."""
+class RecoveryStore(CallLog, Protocol):
+    """The queries recovery needs (``robocall.store.repo.Repo`` implements them): a call's
+    log, to record its end, and this node's unfinished calls."""
 
     def calls_to_recover(self, node_id: str) -> list[UnfinishedCall]: ...
-
-    def call_ended(
-        self,
-        call_id: int,
-        *,
-        status: str,
-        hangup_cause: str,
-        ended_at: float,
-        duration_seconds: float | None,
-    ) -> bool: ...
 
 
 @dataclass(frozen=True)
