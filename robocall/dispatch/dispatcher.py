@@ -232,25 +232,28 @@ class Dispatcher:
             self._woken.clear()
             if self._stopping:
                 break
+            if self.switch.connected:  # else dispatch pauses; the reconnect wakes everyone
+                self._dispatch_dirty()
+            # The safety net after the dispatch, so a line freed just now waits on no query.
             now = self.clock()
             if now >= next_refresh:
                 next_refresh = now + self.tick_seconds
                 self._safety_net()
+                if self._dirty:
+                    self._woken.set()
             if now >= next_reconcile and self.switch.connected:
                 next_reconcile = now + self.reconcile_seconds
                 gevent.spawn(self.resync)
-            if not self.switch.connected:
-                continue  # dispatch pauses; the reconnect wakes everyone
-            dirty, self._dirty = self._dirty, set()
-            for organization_id in dirty:
-                try:
-                    self._dispatch(organization_id)
-                except Exception:
-                    # One organization's failure (a busy database) must not stop the others.
-                    log.exception(
-                        "dispatch for %s failed; retrying on the next tick", organization_id
-                    )
-                    self._dirty.add(organization_id)
+
+    def _dispatch_dirty(self) -> None:
+        dirty, self._dirty = self._dirty, set()
+        for organization_id in dirty:
+            try:
+                self._dispatch(organization_id)
+            except Exception:
+                # One organization's failure (a busy database) must not stop the others.
+                log.exception("dispatch for %s failed; retrying on the next tick", organization_id)
+                self._dirty.add(organization_id)
 
     def _safety_net(self) -> None:
         try:
