@@ -162,7 +162,8 @@ def _callees(calls: int, rng: random.Random) -> dict[str, Any]:
     }
 
 
-def _postgres_database() -> tuple[str, Any]:
+def create_postgres_database() -> tuple[str, Any]:
+    """A fresh PostgreSQL database on 127.0.0.1 and a function that drops it."""
     import psycopg2
 
     name = f"robocall_bench_{secrets.token_hex(4)}"
@@ -226,7 +227,7 @@ def _measure(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
         port = int(fake.stdout.readline())
         database_url = ""
         if args.postgres:
-            database_url, drop_database = _postgres_database()
+            database_url, drop_database = create_postgres_database()
         settings = Settings(
             data_dir=directory / "data", database_url=database_url,
             switch=f"esl://:ClueCon@127.0.0.1:{port}", switch_cps=1000.0, node_id="bench",

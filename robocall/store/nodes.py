@@ -59,11 +59,14 @@ class NodeQueries:
         if not self._postgresql:
             # A SQLite database has one node, whose own books already hold all its dials.
             return budget(frozenset())
-        # Held until the claim commits: another node's claim for this organization waits here
-        # and then sees these calls as dialing. Two statements on purpose: the select's
-        # snapshot must be taken after the lock is granted.
-        self._db.execute_sql(_LOCK_SQL, (DISPATCH_LOCK_CLASS, organization_id))
-        cursor = self._db.execute_sql(_UNFINISHED_SQL, (organization_id, *_UNFINISHED))
+        # The lock is held until the claim commits: another node's claim for this organization
+        # waits here and then sees these calls as dialing. Two statements in one round trip:
+        # in READ COMMITTED each statement takes its own snapshot, so the select's is taken
+        # after the lock is granted and sees every claim committed before it.
+        cursor = self._db.execute_sql(
+            f"{_LOCK_SQL}; {_UNFINISHED_SQL}",
+            (DISPATCH_LOCK_CLASS, organization_id, organization_id, *_UNFINISHED),
+        )
         return budget(frozenset(uuid for (uuid,) in cursor.fetchall()))
 
     def calls_to_recover(self, node_id: str) -> list[UnfinishedCall]:
