@@ -111,6 +111,7 @@ class DialingQueries:
                 request.request_id,
                 request.call_flow,
                 request.enable_call_recording,
+                request.status.alias("request_status"),
             )
             .join(request, on=(call.request == request.id))
             .where(
@@ -158,7 +159,12 @@ class DialingQueries:
                         call_flow_json=row["call_flow"],
                     )
                 )
-            sequences = {c.request_seq for c in claimed}
+            # Only a request's first claim moves it on: the others skip a round trip.
+            sequences = {
+                row["request"]
+                for row in rows
+                if row["request_status"] == RequestStatus.SUBMITTED.value
+            }
             if sequences:
                 request.update(status=RequestStatus.ON_PROGRESS.value, updated_at=now).where(
                     request.id.in_(sequences) & (request.status == RequestStatus.SUBMITTED.value)

@@ -8,17 +8,17 @@ import secrets
 import uuid
 from pathlib import Path
 
-import pytest
 import requests
 
 from robocall import bootstrap
 from robocall.api.auth import API_KEY_HEADER
+from robocall.api.server import make_server
 from robocall.config import Settings
 from robocall.dispatch.recovery import RESTARTED_CAUSE
-from robocall.store.repo import Repo
 from robocall.testing import Callee, CalleeBook, FakeSwitch
 from robocall.tts.cache import TtsCache
 from tests.support.api_server import TEST_LANGUAGES
+from tests.support.node_fixtures import NodeDatabase
 from tests.support.nodes import ServeProcess, originates_by_number
 from tests.support.service import SETTLE_SECONDS, TIME_SCALE, wait_for
 
@@ -34,8 +34,9 @@ def _answered_robo_calls(fake: FakeSwitch) -> list[str]:
 
 
 def test_a_killed_node_restarts_settles_its_calls_and_dials_none_twice(
-    repo: Repo, database_url: str, tmp_path: Path
+    node_database: NodeDatabase, tmp_path: Path
 ) -> None:
+    repo, database_url = node_database.repo, node_database.url
     # given a node (a `robocall serve` process) with 3 lines, six queued calls, each answered
     # and transferred to an extension that talks for a while
     fake = FakeSwitch(
@@ -107,11 +108,51 @@ def test_a_killed_node_restarts_settles_its_calls_and_dials_none_twice(
         fake.stop()
 
 
-@pytest.mark.usefixtures("repo")
-def test_a_fresh_start_recovers_nothing(start_service) -> None:
-    # given a node that starts on a database without unfinished calls of its own
-    running = start_service()
-    # when it starts dispatching, then recovery found nothing to settle
-    assert running.service.dispatching.wait(SETTLE_SECONDS)
-    assert running.service.recovery is not None
-    assert running.service.recovery.total == 0
+def test_a_node_recovers_only_the_calls_it_claimed(
+    node_database: NodeDatabase, tmp_path: Path
+) -> None:
+    # given one database shared by two nodes, each of which claimed a call and then died
+    # before its originate left
+    repo = node_database.repo
+    org = bootstrap.create_organization(repo, "shared", lines=4)
+    key = bootstrap.create_api_key(repo, org.id)
+    fake = FakeSwitch(time_scale=TIME_SCALE).start()
+    service = None
+    try:
+        settings = Settings(data_dir=tmp_path / "mine").with_overrides(
+            switch=fake.url, node_id="node-mine", database_url=node_database.url)
+        mine_first = bootstrap.build_service(settings, languages=TEST_LANGUAGES, repo=repo,
+                                             tts=TtsCache(tmp_path / "tts"))
+        server = make_server(mine_first.api.app, "127.0.0.1:0")
+        server.start()
+        host, port = server.address[:2]
+        body = {
+            "requestId": "shared",
+            "destinations": [{"phone": f"+658100{i:04d}", "caller": "+6582674904"}
+                             for i in range(2)],
+            "callFlow": {"steps": [{"name": "transfer", "destination": "Ext:1000"}]},
+        }
+        response = requests.post(f"http://{host}:{port}/v1/call", json=body,
+                                 headers={API_KEY_HEADER: key}, timeout=30)
+        server.stop(timeout=2)
+        assert response.status_code == 200, response.text
+        [theirs] = repo.claim_calls(org.id, [str(uuid.uuid4())], node_id="node-theirs")
+        [mine] = repo.claim_calls(org.id, [str(uuid.uuid4())], node_id="node-mine")
+
+        # when this node starts again
+        service = mine_first
+        service.start()
+        assert service.dispatching.wait(SETTLE_SECONDS)
+
+        # then it settled its own call and left the other node's alone
+        assert service.recovery is not None
+        assert service.recovery.without_channel == (mine.ticket.call_id,)
+        assert service.recovery.hung_up == ()
+        statuses = {c.id: c.status.value for c in repo.request_status(
+            org.id, "shared", limit=10).calls}
+        assert statuses == {mine.ticket.call_id: "failed", theirs.ticket.call_id: "dialing"}
+        assert originates_by_number(fake.received) == {}
+    finally:
+        if service is not None:
+            service.stop(grace_seconds=1)
+        fake.stop()

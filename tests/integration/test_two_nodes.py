@@ -13,8 +13,8 @@ import requests
 
 from robocall import bootstrap
 from robocall.api.auth import API_KEY_HEADER
-from robocall.store.repo import Repo
 from robocall.testing import Callee, CalleeBook, FakeSwitch
+from tests.support.node_fixtures import NodeDatabase
 from tests.support.nodes import ServeProcess, originates_by_number
 from tests.support.service import TIME_SCALE, wait_for
 
@@ -45,8 +45,9 @@ class OrgChannelSampler:
 
 
 def test_two_nodes_on_one_database_never_exceed_an_organizations_lines(
-    repo: Repo, database_url: str, tmp_path: Path
+    node_database: NodeDatabase, tmp_path: Path
 ) -> None:
+    repo, database_url = node_database.repo, node_database.url
     if not database_url.startswith("postgresql"):
         pytest.skip("several nodes share PostgreSQL; SQLite is one node's database")
     # given one switch, an organization with 4 lines (one of them busy with another app's

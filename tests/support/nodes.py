@@ -4,13 +4,16 @@ scripts/bench_crash.py (plain Python: no pytest here)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import secrets
 import signal
 import subprocess
 import sys
 import time
 from collections import deque
+from collections.abc import Iterator
 from pathlib import Path
 
 import gevent
@@ -118,3 +121,25 @@ def originates_by_number(received: list[str]) -> dict[str, int]:
                 number = parse_originate(line[len(prefix):]).dial.number
                 counts[number] = counts.get(number, 0) + 1
     return counts
+
+
+@contextlib.contextmanager
+def fresh_database(like_url: str, directory: Path) -> Iterator[str]:
+    """A new empty database of the same kind as ``like_url`` (dropped afterwards): child
+    processes dispatch every organization's queued calls, so a test that starts them gets a
+    database no other test has left calls in."""
+    if not like_url.startswith("postgresql"):
+        yield f"sqlite:///{directory / f'fresh-{secrets.token_hex(3)}.db'}"
+        return
+    from tests.support.api_server import _admin_connection
+
+    name = f"robocall_nodes_{os.getpid()}_{secrets.token_hex(4)}"
+    admin = _admin_connection()
+    with admin.cursor() as cursor:
+        cursor.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield like_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
