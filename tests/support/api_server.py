@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,7 +46,14 @@ def database_url(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path_factory.mktemp('db') / 'robocall.db'}"
         return
-    name = f"robocall_test_{os.getpid()}_{secrets.token_hex(4)}"
+    with scratch_postgresql_database("robocall_test") as url:
+        yield url
+
+
+@contextmanager
+def scratch_postgresql_database(prefix: str) -> Iterator[str]:
+    """A new empty PostgreSQL database, dropped (even with clients still on it) afterwards."""
+    name = f"{prefix}_{os.getpid()}_{secrets.token_hex(4)}"
     admin = _admin_connection()
     with admin.cursor() as cursor:
         cursor.execute(f'CREATE DATABASE "{name}"')

@@ -131,15 +131,7 @@ def fresh_database(like_url: str, directory: Path) -> Iterator[str]:
     if not like_url.startswith("postgresql"):
         yield f"sqlite:///{directory / f'fresh-{secrets.token_hex(3)}.db'}"
         return
-    from tests.support.api_server import _admin_connection
+    from tests.support.api_server import scratch_postgresql_database
 
-    name = f"robocall_nodes_{os.getpid()}_{secrets.token_hex(4)}"
-    admin = _admin_connection()
-    with admin.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield like_url.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+    with scratch_postgresql_database("robocall_nodes") as url:
+        yield url
