@@ -19,6 +19,7 @@ from robocall.testing import Callee, CalleeBook, FakeSwitch
 from robocall.tts.cache import TtsCache
 from tests.support.api_server import TEST_LANGUAGES
 from tests.support.node_fixtures import NodeDatabase
+from tests.support.node_fixtures import node_database as node_database  # noqa: F401
 from tests.support.nodes import ServeProcess, originates_by_number
 from tests.support.service import SETTLE_SECONDS, TIME_SCALE, wait_for
 

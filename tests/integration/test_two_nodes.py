@@ -15,6 +15,7 @@ from robocall import bootstrap
 from robocall.api.auth import API_KEY_HEADER
 from robocall.testing import Callee, CalleeBook, FakeSwitch
 from tests.support.node_fixtures import NodeDatabase
+from tests.support.node_fixtures import node_database as node_database  # noqa: F401
 from tests.support.nodes import ServeProcess, originates_by_number
 from tests.support.service import TIME_SCALE, wait_for
 
