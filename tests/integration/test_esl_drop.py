@@ -61,7 +61,8 @@ def test_connections_dropped_mid_dialing_lose_nothing_and_dial_nothing_twice(sta
     for phone in set(phones) - set(originated):
         assert details[phone]["status"] == "failed"
         assert details[phone]["hangupCause"] == "SWITCH_CONNECTION_LOST"
-    assert len(set(phones) - set(originated)) <= 3
+    # (at most the 4 lines' dials in flight at each of the 3 drops)
+    assert len(set(phones) - set(originated)) <= 3 * 4
     # and dialling went on after the last drop
     assert sum(originated.get(p, 0) for p in phones) > dialled_before_drop[-1]
     # and the line book agrees with the switch at the end: no line leaked
