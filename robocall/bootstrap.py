@@ -12,7 +12,7 @@ import logging
 import secrets
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +20,7 @@ from urllib.parse import unquote, urlsplit
 
 import falcon
 import gevent
+import gevent.event
 from prometheus_client import CollectorRegistry
 
 from robocall import dashboard
@@ -34,7 +35,9 @@ from robocall.calls.webhook_delivery import DeliveryPolicy, WebhookWorker
 from robocall.calls.webhooks import WebhookObserver, new_webhook_secret
 from robocall.config import Settings
 from robocall.dispatch.dispatcher import Dispatcher
-from robocall.errors import ConfigError, NotFound
+from robocall.dispatch.lines import DEFAULT_SETTLE_SECONDS
+from robocall.dispatch.recovery import RecoveryReport, recover_calls
+from robocall.errors import ConfigError, NotFound, StoreError, SwitchError
 from robocall.esl.client import EslClient
 from robocall.logs import CallEventLog
 from robocall.metrics import CallMetrics, DispatchTimer, LiveCollector, MetricsResource
@@ -50,6 +53,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DEFAULT_CPS = 5.0
+RECOVERY_RETRY_SECONDS = 5.0
 
 
 def new_org_id() -> str:
@@ -185,16 +189,42 @@ class Service:
     tts: TtsCache
     fake_switch: FakeSwitch | None = None
     webhooks: WebhookWorker | None = None
+    recovery: RecoveryReport | None = None
+    dispatching: gevent.event.Event = field(default_factory=gevent.event.Event)
+    _starting: gevent.Greenlet | None = None
 
     def start(self) -> None:
-        """Connect to the switch (in the background, with backoff) and start dispatching."""
+        """Connect to the switch (in the background, with backoff); once connected, settle
+        the calls a crash left unfinished, then start dispatching. The API serves meanwhile:
+        requests queue up and are dialled as soon as dispatching starts."""
         self.switch.start()
-        self.dispatcher.start()
         if self.webhooks is not None:
             self.webhooks.start()
+        self._starting = gevent.spawn(self._recover_then_dispatch)
+
+    def _recover_then_dispatch(self) -> None:
+        while not self.switch.closed:
+            try:
+                self.switch.wait_connected(RECOVERY_RETRY_SECONDS)
+                self.recovery = recover_calls(
+                    self.api.repo, self.switch, node_id=self.settings.resolved_node_id
+                )
+            except (SwitchError, StoreError) as err:
+                # Nothing dials before recovery is done: a call left dialing must not be
+                # counted out of its line or dialled again.
+                log.warning("crash recovery waits for the switch and the store: %s", err)
+                gevent.sleep(1.0)
+                continue
+            self.dispatcher.start()
+            # Events before the dispatcher listened are not in its line book: list them now.
+            gevent.spawn(self.dispatcher.resync)
+            self.dispatching.set()
+            return
 
     def stop(self, grace_seconds: float = 10.0) -> None:
         """Stop dialling, let live calls finish for up to ``grace_seconds``, close everything."""
+        if self._starting is not None:
+            self._starting.kill()
         self.dispatcher.stop(grace_seconds)
         if self.webhooks is not None:  # after the calls: their last events are in the outbox
             self.webhooks.stop()
@@ -231,8 +261,11 @@ def build_service(
 
     def connected(_client: EslClient) -> None:
         # The supervisor greenlet must not wait on a command: resync in a greenlet of its own.
+        # Once more after the settle time: a channel that ended during the outage, too young
+        # at the first listing to be released, is not left holding its line for a minute.
         if dispatcher_box:
             gevent.spawn(dispatcher_box[0].resync)
+            gevent.spawn_later(DEFAULT_SETTLE_SECONDS + 0.5, dispatcher_box[0].resync)
 
     switch = EslClient(address.host, address.port, address.password, on_connected=connected)
     dial_plan = DialPlan(
@@ -261,6 +294,7 @@ def build_service(
         switch_cps=settings.switch_cps,
         clock=monotonic,
         wall_clock=clock,
+        node_id=settings.resolved_node_id,
     )
     dispatcher_box.append(dispatcher)
     webhooks = WebhookWorker(

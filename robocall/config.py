@@ -6,6 +6,7 @@ This is the only module that reads ``os.environ``; everything else receives a ``
 from __future__ import annotations
 
 import os
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -49,6 +50,9 @@ class Settings:
     webhook_max_attempts: int = 8  # ROBOCALL_WEBHOOK_MAX_ATTEMPTS
     webhook_backoff_seconds: float = 30.0  # ROBOCALL_WEBHOOK_BACKOFF
     webhook_timeout_seconds: float = 10.0  # ROBOCALL_WEBHOOK_TIMEOUT
+    # ROBOCALL_NODE_ID: this dialer's name in a shared database; after a crash a node recovers
+    # only the calls it claimed. Empty: the host name (set it when two nodes share a host).
+    node_id: str = ""
 
     @property
     def resolved_database_url(self) -> str:
@@ -56,6 +60,11 @@ class Settings:
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'robocall.db').resolve()}"
+
+    @property
+    def resolved_node_id(self) -> str:
+        """This node's id: the configured one, or the host name."""
+        return self.node_id or socket.gethostname()
 
     @property
     def recordings_dir(self) -> Path:
@@ -95,6 +104,7 @@ _ENV: dict[str, tuple[str, type]] = {
     "ROBOCALL_WEBHOOK_MAX_ATTEMPTS": ("webhook_max_attempts", int),
     "ROBOCALL_WEBHOOK_BACKOFF": ("webhook_backoff_seconds", float),
     "ROBOCALL_WEBHOOK_TIMEOUT": ("webhook_timeout_seconds", float),
+    "ROBOCALL_NODE_ID": ("node_id", str),
 }
 
 

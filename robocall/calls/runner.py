@@ -401,16 +401,16 @@ class _ActiveCall:
         switch = self.runner.switch
         try:
             switch.wait_connected(self.runner.settings.reconnect_wait_seconds)
-            exists = switch.api(f"uuid_exists {self.ticket.channel_uuid}").strip() == "true"
+            exists = switch.api(commands.uuid_exists(self.ticket.channel_uuid)).strip() == "true"
         except SwitchError as err:
             log.error("call %s: switch unreachable, result unknown: %s", self.ticket.call_id, err)
             exists = False
         if exists:
-            if self.pending is not None or not self.ready:
-                # What happened meanwhile (an answer, an execution's end) may be lost with the
-                # connection: end the channel cleanly rather than wait for events that will
-                # not come. Its CHANNEL_HANGUP_COMPLETE ends the call here.
-                self._kill("NORMAL_CLEARING")
+            # What happened meanwhile (an answer, an execution's end, a hangup robocall sent
+            # that never left) may be lost with the connection, and nothing else would move
+            # the flow on: end the channel cleanly rather than wait for events that will not
+            # come. Its CHANNEL_HANGUP_COMPLETE ends the call here.
+            self._kill("NORMAL_CLEARING")
             return True
         self.hangup_cause = self.hangup_cause or "SWITCH_CONNECTION_LOST"
         self._feed_end()
@@ -464,9 +464,13 @@ class _ActiveCall:
             self.runner.switch.execute(self.ticket.channel_uuid, app, arg, event_uuid)
         except SwitchError as err:
             log.warning("call %s: %s failed to start: %s", self.ticket.call_id, app, err)
+            if isinstance(err, SwitchDisconnected):
+                # Whether it started is unknown, and its completion would be lost with the
+                # connection: left pending, so the resync after the reconnect ends the call
+                # cleanly instead of waiting on an execution that may never report.
+                return
             self.pending = None
-            if not isinstance(err, SwitchDisconnected):
-                self._kill("NORMAL_TEMPORARY_FAILURE")
+            self._kill("NORMAL_TEMPORARY_FAILURE")
             return
         # While this plays, render what may follow.
         self._render_ahead()

@@ -47,7 +47,12 @@ class DispatchStore(Protocol):
     def organizations_with_queued_calls(self) -> set[str]: ...
 
     def claim_calls(
-        self, organization_id: str, channel_uuids: Sequence[str]
+        self,
+        organization_id: str,
+        channel_uuids: Sequence[str],
+        *,
+        node_id: str | None = None,
+        budget: Callable[[frozenset[str]], int] | None = None,
     ) -> list[ClaimedCall]: ...
 
     def call_ended(
@@ -103,8 +108,10 @@ class Dispatcher:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         new_uuid: Callable[[], str] = lambda: str(uuid_module.uuid4()),
+        node_id: str | None = None,
     ) -> None:
         self.store = store
+        self.node_id = node_id
         self.switch = switch
         self.runner = runner
         self.programs = programs
@@ -135,6 +142,8 @@ class Dispatcher:
 
     def start(self) -> None:
         """Load organizations, listen to the switch's events, and start dispatching."""
+        if self._stopping:
+            return
         self.refresh_organizations()
         self.switch.add_event_listener(self._on_event)
         self._loop = gevent.spawn(self._run)
@@ -149,7 +158,8 @@ class Dispatcher:
             self._loop.join(timeout=5)
         with gevent.Timeout(grace_seconds, False):
             gevent.joinall(list(self._calls))
-        self.switch.remove_event_listener(self._on_event)
+        if self._loop is not None:
+            self.switch.remove_event_listener(self._on_event)
 
     def wake(self, organization_id: str | None = None) -> None:
         """Something changed (a new request, a capacity change): dispatch again now."""
@@ -238,25 +248,28 @@ class Dispatcher:
             self._woken.clear()
             if self._stopping:
                 break
+            if self.switch.connected:  # else dispatch pauses; the reconnect wakes everyone
+                self._dispatch_dirty()
+            # The safety net after the dispatch, so a line freed just now waits on no query.
             now = self.clock()
             if now >= next_refresh:
                 next_refresh = now + self.tick_seconds
                 self._safety_net()
+                if self._dirty:
+                    self._woken.set()
             if now >= next_reconcile and self.switch.connected:
                 next_reconcile = now + self.reconcile_seconds
                 gevent.spawn(self.resync)
-            if not self.switch.connected:
-                continue  # dispatch pauses; the reconnect wakes everyone
-            dirty, self._dirty = self._dirty, set()
-            for organization_id in dirty:
-                try:
-                    self._dispatch(organization_id)
-                except Exception:
-                    # One organization's failure (a busy database) must not stop the others.
-                    log.exception(
-                        "dispatch for %s failed; retrying on the next tick", organization_id
-                    )
-                    self._dirty.add(organization_id)
+
+    def _dispatch_dirty(self) -> None:
+        dirty, self._dirty = self._dirty, set()
+        for organization_id in dirty:
+            try:
+                self._dispatch(organization_id)
+            except Exception:
+                # One organization's failure (a busy database) must not stop the others.
+                log.exception("dispatch for %s failed; retrying on the next tick", organization_id)
+                self._dirty.add(organization_id)
 
     def _safety_net(self) -> None:
         try:
@@ -281,7 +294,12 @@ class Dispatcher:
                 self._wake_later(organization_id, organization.bucket)
             return
         uuids = [self.new_uuid() for _ in range(allowed)]
-        claimed = self.store.claim_calls(organization_id, uuids)
+        claimed = self.store.claim_calls(
+            organization_id,
+            uuids,
+            node_id=self.node_id,
+            budget=lambda unfinished: self._lines_left(organization, unfinished),
+        )
         for call in claimed:
             self._dial(organization, call)
         if len(claimed) == allowed:
@@ -290,6 +308,18 @@ class Dispatcher:
             self._woken.set()
         elif self.on_queue_drained is not None:
             self.on_queue_drained(organization_id)
+
+    def _lines_left(self, organization: _Organization, unfinished: frozenset[str]) -> int:
+        """Free lines counted under the organization's lock in the database: ``unfinished`` are
+        the channel uuids of its calls that any node claimed and has not ended, so another
+        node's dial in flight holds a line here too, though this node has not seen its channel.
+        A channel the switch reported gone frees its line even before its end is recorded."""
+        organization_id = organization.lines.id
+        robo = self.lines.robo_channel_ids(organization_id) | unfinished | organization.in_flight
+        in_use = self.lines.usage(organization_id).other + sum(
+            1 for channel_uuid in robo if not self.lines.has_ended(channel_uuid)
+        )
+        return organization.lines.max_concurrent_calls - in_use
 
     def _dial(self, organization: _Organization, call: ClaimedCall) -> None:
         ticket = call.ticket

@@ -69,6 +69,7 @@ class LineBook:
         self._channels: dict[str, _Channel] = {}  # Unique-ID -> channel
         self._ended: dict[str, float] = {}  # Unique-ID -> when its line was released
         self._usage: dict[str, LineUsage] = {}  # kept current so reading it costs nothing
+        self._robo: dict[str, set[str]] = {}  # organization -> Unique-IDs of its robo channels
 
     # --- rules --------------------------------------------------------------------------------
 
@@ -151,11 +152,15 @@ class LineBook:
 
     def _occupy(self, unique_id: str, channel: _Channel) -> None:
         self._channels[unique_id] = channel
+        if channel.robo:
+            self._robo.setdefault(channel.organization, set()).add(unique_id)
         self._usage[channel.organization] = _counted(self.usage(channel.organization), channel, +1)
 
     def _release(self, unique_id: str, now: float) -> None:
         channel = self._channels.pop(unique_id)
         self._ended[unique_id] = now
+        if channel.robo:
+            self._robo.get(channel.organization, set()).discard(unique_id)
         self._usage[channel.organization] = _counted(self.usage(channel.organization), channel, -1)
 
     def _forget_ended(self, now: float) -> None:
@@ -168,6 +173,14 @@ class LineBook:
     def usage(self, organization: str) -> LineUsage:
         """The organization's lines in use now, robo and other."""
         return self._usage.get(organization, LineUsage())
+
+    def robo_channel_ids(self, organization: str) -> frozenset[str]:
+        """Unique-IDs of the organization's live robo channels (calls and their transfers)."""
+        return frozenset(self._robo.get(organization, ()))
+
+    def has_ended(self, unique_id: str) -> bool:
+        """Whether the channel's line was seen released (within the last two settle times)."""
+        return unique_id in self._ended
 
     def channel_ids(self, organization: str) -> set[str]:
         return {u for u, c in self._channels.items() if c.organization == organization}

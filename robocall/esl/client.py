@@ -343,16 +343,19 @@ class EslClient:
             execution = connection.executions.pop(headers.get("Application-UUID", ""), None)
             if execution is not None:
                 execution[1].set(event)
-        channel_uuid = headers.get("Unique-ID")
-        if channel_uuid is not None:
-            queue = self._queues.get(channel_uuid)
-            if queue is not None:
-                queue.put_nowait(event)
+        # Listeners first: a greenlet they wake (the dispatcher, on a line released) is
+        # scheduled ahead of the call greenlets this event wakes, so a freed line is redialled
+        # before the ended call writes its report.
         for listener in self._listeners:
             try:
                 listener(event)
             except Exception:
                 log.exception("event listener %r failed", listener)
+        channel_uuid = headers.get("Unique-ID")
+        if channel_uuid is not None:
+            queue = self._queues.get(channel_uuid)
+            if queue is not None:
+                queue.put_nowait(event)
         if name == "CHANNEL_DESTROY" and channel_uuid is not None:
             # Apps still queued on a destroyed channel never complete: fail their waiters now.
             executions = connection.executions

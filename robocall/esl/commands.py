@@ -212,6 +212,11 @@ def uuid_kill(uuid: str, cause: str | None = None) -> str:
     return text
 
 
+def uuid_exists(uuid: str) -> str:
+    """``uuid_exists <uuid>`` command text (for :func:`api`; it answers ``true`` or ``false``)."""
+    return f"uuid_exists {check_uuid(uuid)}"
+
+
 def show_channels_json() -> str:
     """``show channels as json`` command text (for :func:`api`)."""
     return "show channels as json"

@@ -22,6 +22,7 @@ from robocall.flow.model import DESTINATION_TIME_ZONE, CallingWindow, RetryPolic
 from robocall.flow.parse import parse_retry, parse_window
 from robocall.flow.schedule import next_start, should_retry, window_zones, zone_calling_code
 from robocall.store.models import Tables
+from robocall.store.nodes import LinesBudget
 from robocall.store.records import (
     CallStatus,
     CallTicket,
@@ -51,6 +52,7 @@ class DialingQueries:
     _now: Callable[[], datetime]
     _writing: Callable[..., AbstractContextManager[None]]
     _session: Callable[[], AbstractContextManager[None]]
+    _lines_budget: Callable[[str, LinesBudget], int]
 
     # --- what the dispatcher reads ------------------------------------------------------------
 
@@ -88,14 +90,23 @@ class DialingQueries:
 
     # --- the claim: durable before the originate -----------------------------------------------
 
-    def claim_calls(self, organization_id: str, channel_uuids: Sequence[str]) -> list[ClaimedCall]:
+    def claim_calls(
+        self,
+        organization_id: str,
+        channel_uuids: Sequence[str],
+        *,
+        node_id: str | None = None,
+        budget: LinesBudget | None = None,
+    ) -> list[ClaimedCall]:
         """Commit up to ``len(channel_uuids)`` of the organization's queued calls as ``dialing``.
 
         First in, first out: by request submission, then destination order. Each claimed call
-        gets one of ``channel_uuids`` as the uuid its originate will carry. On PostgreSQL the
-        rows are locked and others' locked rows skipped, so two nodes never claim one call.
-        Calls not yet due (a retry's backoff, a window not open yet) are skipped, keeping
-        their place; a call whose window is over is cancelled instead.
+        gets one of ``channel_uuids`` as the uuid its originate will carry, and ``node_id`` as
+        its owner. On PostgreSQL the rows are locked and others' locked rows skipped, so two
+        nodes never claim one call. With ``budget``, the organization's dispatch is serialized
+        across nodes and at most ``budget(unfinished channel uuids)`` calls are claimed
+        (``store.nodes``). Calls not yet due (a retry's backoff, a window not open yet) are
+        skipped, keeping their place; a call whose window is over is cancelled instead.
         """
         if not channel_uuids:
             return []
@@ -105,20 +116,29 @@ class DialingQueries:
             org = organization.get_or_none(organization.id == organization_id)
             if org is None:
                 return []
+            allowed = len(channel_uuids)
+            if budget is not None:
+                allowed = min(allowed, self._lines_budget(organization_id, budget))
+                if allowed <= 0:
+                    return []
             self._expire_windows(organization_id, now)
             claimed: list[ClaimedCall] = []
+            sequences: set[int] = set()  # requests this claim moves on from submitted
             scanned, batch = 0, 0
-            while len(claimed) < len(channel_uuids) and scanned < MAX_WINDOW_SCAN:
-                wanted = len(channel_uuids) - len(claimed)
+            while len(claimed) < allowed and scanned < MAX_WINDOW_SCAN:
+                wanted = allowed - len(claimed)
                 limit = max(wanted, batch)
                 rows = list(self._claimable(organization_id, now, limit).dicts())
                 scanned += len(rows)
                 for row in self._in_window(rows, now)[:wanted]:
-                    claimed.append(self._claim(org, row, channel_uuids[len(claimed)], now))
+                    uuid = channel_uuids[len(claimed)]
+                    claimed.append(self._claim(org, row, uuid, node_id, now))
+                    # Only a request's first claim moves it on: the others skip a round trip.
+                    if row["request_status"] == RequestStatus.SUBMITTED.value:
+                        sequences.add(row["request"])
                 if len(rows) < limit:
                     break
                 batch = WINDOW_BATCH  # calls were out of their window: look further at once
-            sequences = {c.request_seq for c in claimed}
             if sequences:
                 request.update(status=RequestStatus.ON_PROGRESS.value, updated_at=now).where(
                     request.id.in_(sequences) & (request.status == RequestStatus.SUBMITTED.value)
@@ -138,6 +158,7 @@ class DialingQueries:
                 request.call_flow,
                 request.enable_call_recording,
                 request.calling_window,
+                request.status.alias("request_status"),
             )
             .join(request, on=(call.request == request.id))
             .where(
@@ -204,12 +225,15 @@ class DialingQueries:
             call.phone.startswith(f"+{code}") | call.phone.startswith(code)
         )
 
-    def _claim(self, org: Any, row: dict[str, Any], channel_uuid: str, now: datetime
-               ) -> ClaimedCall:
+    def _claim(
+        self, org: Any, row: dict[str, Any], channel_uuid: str, node_id: str | None,
+        now: datetime,
+    ) -> ClaimedCall:
         call = self._tables.call
         call.update(
             status=CallStatus.DIALING.value,
             channel_uuid=channel_uuid,
+            node=node_id,
             attempt=call.attempt + 1,
             next_attempt_at=None,
             updated_at=now,

@@ -58,12 +58,6 @@ def _v1_initial(database: peewee.Database, tables: Tables) -> None:
         database.execute_sql(_SQLITE_COUNT_TRIGGER)
 
 
-def _v4_webhooks(database: peewee.Database, tables: Tables) -> None:
-    from robocall.store.webhooks import bind_webhook_models
-
-    database.create_tables(bind_webhook_models(database).all(), safe=False)
-
-
 # Migration 1 creates the tables from the current models, so on a new database the columns
 # below exist already: each is added only where it is missing.
 _V2_COLUMNS = (
@@ -85,10 +79,24 @@ def _v2_retry_window_cancel(database: peewee.Database, tables: Tables) -> None:
             database.execute_sql(f"ALTER TABLE {table} ADD COLUMN {column} {kind} NULL")
 
 
+def _v3_calls_node(database: peewee.Database, tables: Tables) -> None:
+    # v1 creates the tables from the current models, so a database created since has the
+    # column already: add it only where it is missing.
+    if "node_id" not in {column.name for column in database.get_columns("calls")}:
+        database.execute_sql("ALTER TABLE calls ADD COLUMN node_id VARCHAR(64)")
+
+
+def _v4_webhooks(database: peewee.Database, tables: Tables) -> None:
+    from robocall.store.webhooks import bind_webhook_models
+
+    database.create_tables(bind_webhook_models(database).all(), safe=False)
+
+
 # (version, what it does, how); append only — a released migration never changes
 MIGRATIONS: tuple[tuple[int, str, Callable[[peewee.Database, Tables], None]], ...] = (
     (1, "organizations, api keys, call requests, calls", _v1_initial),
     (2, "retry policy, calling window, cancellation", _v2_retry_window_cancel),
+    (3, "calls.node_id: the node that claimed a call, for crash recovery", _v3_calls_node),
     (4, "webhooks: request callback URLs, signing secrets, outbox", _v4_webhooks),
 )
 

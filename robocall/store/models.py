@@ -99,6 +99,8 @@ def bind_models(database: peewee.Database) -> Tables:
         status = peewee.CharField(max_length=16)
         attempt = peewee.IntegerField(default=0)
         channel_uuid = peewee.CharField(max_length=64, null=True)
+        # the node that claimed it (migration 3): after a crash each node recovers its own
+        node = peewee.CharField(max_length=64, null=True, column_name="node_id")
         hangup_cause = peewee.CharField(max_length=64, null=True)
         answered_at = peewee.DateTimeField(null=True)
         ended_at = peewee.DateTimeField(null=True)

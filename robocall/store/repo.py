@@ -26,6 +26,7 @@ from robocall.store.control import ControlQueries
 from robocall.store.db import is_postgresql
 from robocall.store.dialing import DialingQueries, naive_utc
 from robocall.store.models import bind_models
+from robocall.store.nodes import NodeQueries
 from robocall.store.overview import OverviewQueries
 from robocall.store.records import (
     CallRecord,
@@ -54,10 +55,10 @@ def hash_api_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-class Repo(DialingQueries, WebhookQueries, OverviewQueries, ControlQueries):
+class Repo(DialingQueries, NodeQueries, WebhookQueries, OverviewQueries, ControlQueries):
     """Every query robocall makes, over one peewee database (dialing's in ``store.dialing``,
-    webhooks' in ``store.webhooks``, the dashboard's and metrics' in ``store.overview``,
-    cancelling and line changes in ``store.control``)."""
+    several nodes' in ``store.nodes``, webhooks' in ``store.webhooks``, the dashboard's and
+    metrics' in ``store.overview``, cancelling and line changes in ``store.control``)."""
 
     def __init__(self, database: peewee.Database, *, clock: Callable[[], datetime] = utc_now):
         self._db = database

@@ -4,12 +4,11 @@ lines shared with calls its people make from other apps — never more, and none
 from __future__ import annotations
 
 import secrets
-import time
 
 import gevent
 
 from robocall.testing import Callee, FakeSwitch
-from tests.support.service import SETTLE_SECONDS
+from tests.support.service import wait_for
 
 LINES = 6
 # Each robo call is transferred to extension 1000, which stays on the line this long (scripted).
@@ -59,14 +58,6 @@ class LineSampler:
         self._greenlet.kill()
 
 
-def _wait_for(predicate, what: str) -> None:
-    deadline = time.monotonic() + SETTLE_SECONDS
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        gevent.sleep(0.01)
-
-
 def test_the_seed_scenario_t1_four_robo_calls_t2_one(start_service):
     # given an organization with 6 lines, 2 of them busy with calls from another app
     running = start_service({"1000": Callee(answer_after_ms=100, hangup_after_ms=TALK_MS)},
@@ -84,13 +75,13 @@ def test_the_seed_scenario_t1_four_robo_calls_t2_one(start_service):
     # when 12 calls are queued
     assert running.post_call(body).status_code == 200
     # then at t1: 4 robo calls are triggered (6 lines - 2 busy), and no more
-    _wait_for(lambda: sampler.counts() == (4, 2), "4 robo calls beside 2 external ones")
+    wait_for(lambda: sampler.counts() == (4, 2), "4 robo calls beside 2 external ones")
     gevent.sleep(0.2)
     assert sampler.counts() == (4, 2)
     # when 3 more people start calls from other apps (5 lines busy elsewhere)
     external += [fake.start_external_call({"accountcode": running.org_id}) for _ in range(3)]
     # then at t2, once the first robo calls end, one robo call at a time runs
-    _wait_for(lambda: sampler.counts() == (1, 5), "1 robo call beside 5 external ones")
+    wait_for(lambda: sampler.counts() == (1, 5), "1 robo call beside 5 external ones")
     gevent.sleep(0.2)
     assert sampler.counts()[0] <= 1
     # when the other apps hang up, every line is used again

@@ -46,7 +46,14 @@ def fresh_database(backend: str, directory: Path) -> Iterator[str]:
     if backend == "sqlite":
         yield f"sqlite:///{directory / f'robocall-{secrets.token_hex(4)}.db'}"
         return
-    name = f"robocall_test_{os.getpid()}_{secrets.token_hex(4)}"
+    with scratch_postgresql_database("robocall_test") as url:
+        yield url
+
+
+@contextmanager
+def scratch_postgresql_database(prefix: str) -> Iterator[str]:
+    """A new empty PostgreSQL database, dropped (even with clients still on it) afterwards."""
+    name = f"{prefix}_{os.getpid()}_{secrets.token_hex(4)}"
     admin = _admin_connection()
     with admin.cursor() as cursor:
         cursor.execute(f'CREATE DATABASE "{name}"')

@@ -92,6 +92,7 @@ def test_sendmsg_hangup_is_the_recorded_one() -> None:
 def test_api_command_texts() -> None:
     assert commands.uuid_kill(CALL) == f"uuid_kill {CALL}"
     assert commands.uuid_kill(CALL, "NORMAL_CLEARING") == f"uuid_kill {CALL} NORMAL_CLEARING"
+    assert commands.uuid_exists(CALL) == f"uuid_exists {CALL}"
     assert commands.show_channels_json() == "show channels as json"
     assert commands.uuid_getvar(CALL, "pagd_digits") == f"uuid_getvar {CALL} pagd_digits"
     assert commands.exit_command() == "exit\n\n"

@@ -1,0 +1,65 @@
+"""An organization's claims are serialized across nodes through PostgreSQL: a claim that waited
+for another's lock sees that claim's calls as unfinished, and so counts their lines."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+
+import gevent
+import gevent.event
+import pytest
+
+from robocall import bootstrap
+from robocall.flow.parse import parse_call_request
+from robocall.store.repo import Repo
+from tests.support.api_server import TEST_LANGUAGES
+
+
+def _queue_calls(repo: Repo, org_id: str, count: int) -> None:
+    body = {
+        "requestId": f"serial-{secrets.token_hex(3)}",
+        "destinations": [{"phone": f"+658400{i:04d}", "caller": "+6582674904"}
+                         for i in range(count)],
+        "callFlow": {"steps": [{"name": "transfer", "destination": "Ext:1000"}]},
+    }
+    request = parse_call_request(body, languages=TEST_LANGUAGES, max_destinations=100)
+    repo.submit_request(org_id, request, call_flow_json="{}", body_hash=secrets.token_hex(8))
+
+
+def test_a_waiting_claim_sees_the_claim_it_waited_for(repo: Repo, database_url: str) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("serialization across nodes is PostgreSQL's")
+    # given an organization with queued calls, and a first node's claim holding its lock
+    org = bootstrap.create_organization(repo, "serial", lines=4)
+    _queue_calls(repo, org.id, 4)
+    first_holds_lock = gevent.event.Event()
+    release_first = gevent.event.Event()
+    first_uuid = str(uuid.uuid4())
+    seen_by_second: list[frozenset[str]] = []
+
+    def first_budget(unfinished: frozenset[str]) -> int:
+        first_holds_lock.set()
+        release_first.wait(10)
+        return 4 - len(unfinished)
+
+    def second_budget(unfinished: frozenset[str]) -> int:
+        seen_by_second.append(unfinished)
+        return 4 - len(unfinished)
+
+    first = gevent.spawn(repo.claim_calls, org.id, [first_uuid], node_id="a", budget=first_budget)
+    assert first_holds_lock.wait(10)
+    # when a second node claims for the same organization meanwhile
+    second = gevent.spawn(repo.claim_calls, org.id, [str(uuid.uuid4())], node_id="b",
+                          budget=second_budget)
+    gevent.sleep(0.2)
+    # then it waits for the lock instead of counting without the first claim
+    assert seen_by_second == []
+    release_first.set()
+    first_claimed = first.get(timeout=10)
+    second_claimed = second.get(timeout=10)
+    # and once the first commits, the second counts the first's dial as a line in use
+    assert [c.ticket.channel_uuid for c in first_claimed] == [first_uuid]
+    assert seen_by_second == [frozenset({first_uuid})]
+    assert len(second_claimed) == 1
+    assert second_claimed[0].ticket.call_id != first_claimed[0].ticket.call_id
