@@ -30,6 +30,15 @@ import gevent.queue
 
 from robocall.calls.dialplan import DialPlan
 from robocall.calls.observers import Observers
+from robocall.calls.translate import (
+    bridge_argument,
+    bridge_outcome,
+    collect_digits_argument,
+    collected_digits,
+    originate_failure,
+    prompt_played,
+    switch_time,
+)
 from robocall.errors import (
     FlowError,
     RobocallError,
@@ -61,31 +70,14 @@ from robocall.flow.events import (
     CallReady,
     DigitsCollected,
     PromptFinished,
-    TransferStatus,
 )
 from robocall.flow.events import Event as MachineEvent
 from robocall.flow.machine import Machine
-from robocall.flow.model import Message, TransferKind
+from robocall.flow.model import Message
 from robocall.logs import call_context
 from robocall.store.records import CallTicket
 
 log = logging.getLogger(__name__)
-
-DIGITS_VARIABLE = "robocall_digits"
-# Any keys: the flow machine, not FreeSWITCH, decides what the input means.
-ANY_KEYS = "[0-9*#]+"
-# Played by play_and_get_digits after invalid input; the machine replays the real prompt.
-NO_INVALID_PROMPT = "silence_stream://250"
-
-# FreeSWITCH's originate_disposition after a bridge, as a transfer_status.
-_BRIDGE_OUTCOMES = {
-    "SUCCESS": TransferStatus.ANSWERED,
-    "USER_BUSY": TransferStatus.BUSY,
-    "NO_ANSWER": TransferStatus.NO_ANSWER,
-    "NO_USER_RESPONSE": TransferStatus.NO_ANSWER,
-    "ORIGINATOR_CANCEL": TransferStatus.NO_ANSWER,
-    "ALLOTTED_TIMEOUT": TransferStatus.NO_ANSWER,
-}
 
 # Messages rendered ahead of the step playing now (the nearest first).
 RENDER_AHEAD = 2
@@ -307,10 +299,9 @@ class _ActiveCall:
 
     def _on_job(self, body: str) -> bool:
         """The originate's result; True when the call is over."""
-        text = body.strip()
-        if text.startswith("+OK"):
+        cause = originate_failure(body)
+        if cause is None:
             return False
-        cause = text[4:].split()[0] if text.startswith("-ERR") and len(text) > 4 else "FAILURE"
         self.hangup_cause = self.hangup_cause or cause
         if self.answered_at is None and not self.machine.finished:
             self._feed(CallFailed(cause))
@@ -330,7 +321,7 @@ class _ActiveCall:
             if self.answered_at is None:
                 # The switch's own time: robocall may read the event late when busy (the lab
                 # showed a 1.0 s call reported as 0.74 s while renders held the hub).
-                self.answered_at = _switch_time(event, "Caller-Channel-Answered-Time") or (
+                self.answered_at = switch_time(event, "Caller-Channel-Answered-Time") or (
                     self.runner.clock()
                 )
                 self.runner.log_store.call_answered(self.ticket.call_id, self.answered_at)
@@ -354,7 +345,7 @@ class _ActiveCall:
         elif name == "CHANNEL_HANGUP_COMPLETE":
             self.hangup_cause = event.get("Hangup-Cause") or self.hangup_cause or "UNKNOWN"
             self.hangup_cause_final = True
-            self.ended_at = _switch_time(event, "Caller-Channel-Hangup-Time")
+            self.ended_at = switch_time(event, "Caller-Channel-Hangup-Time")
             self._feed_end()
             return True
         return False
@@ -378,15 +369,11 @@ class _ActiveCall:
         self.pending = None
         action = pending.action
         if isinstance(action, PlayPrompt):
-            played = event.get("Application-Response") == "FILE PLAYED"
-            self._feed(PromptFinished(ok=played))
+            self._feed(PromptFinished(ok=prompt_played(event)))
         elif isinstance(action, CollectDigits):
-            digits = event.get(f"variable_{DIGITS_VARIABLE}") or ""
-            self._feed(DigitsCollected(digits))
+            self._feed(DigitsCollected(collected_digits(event)))
         else:
-            disposition = event.get("variable_originate_disposition") or ""
-            outcome = _BRIDGE_OUTCOMES.get(disposition, TransferStatus.FAILED)
-            self._feed(BridgeFinished(outcome))
+            self._feed(BridgeFinished(bridge_outcome(event)))
 
     def _feed_end(self) -> None:
         """The channel is gone: tell the machine, if it still runs."""
@@ -480,34 +467,11 @@ class _ActiveCall:
             return "playback", self._audio(action.step_id, action.message)
         if isinstance(action, CollectDigits):
             prompt = self._audio(action.step_id, action.message)
-            return "play_and_get_digits", commands.play_and_get_digits_arg(
-                min_digits=action.min_digits,
-                max_digits=action.max_digits,
-                tries=1,
-                timeout_ms=action.timeout_ms,
-                terminators=action.terminators or "none",
-                prompt=prompt,
-                invalid_prompt=NO_INVALID_PROMPT,
-                variable=DIGITS_VARIABLE,
-                digits_regex=ANY_KEYS,
-                digit_timeout_ms=action.digit_timeout_ms,
-            )
-        return "bridge", self._bridge_target(action)
-
-    def _bridge_target(self, action: Bridge) -> str:
-        ticket = self.ticket
-        transfer = action.transfer
-        variables: list[tuple[str, str]] = [
-            ("origination_caller_id_number", ticket.caller),
-            ("originate_timeout", str(self.runner.settings.transfer_timeout_seconds)),
-            ("robocall_call_id", str(ticket.call_id)),
-            ("robocall_request_id", commands.channel_text(ticket.request_id)),
-        ]
-        if transfer.kind is TransferKind.NUMBER:
-            # A transfer to a number takes a second line of the organization's.
-            variables.append(ticket.line_variable)
-        dial = self.runner.dial_plan.transfer(transfer)
-        return commands.channel_variables(variables) + dial
+            return "play_and_get_digits", collect_digits_argument(action, prompt)
+        timeout = self.runner.settings.transfer_timeout_seconds
+        return "bridge", bridge_argument(
+            self.ticket, action.transfer, self.runner.dial_plan, timeout
+        )
 
     def _audio(self, step_id: str, message: Message) -> str:
         greenlet = self.rendering.pop(step_id, None)
@@ -587,13 +551,6 @@ class _ActiveCall:
         if request_completed:
             observers.request_completed(ticket)
         return status.value
-
-
-def _switch_time(event: Event, header: str) -> float | None:
-    """A ``Caller-Channel-*-Time`` header (microseconds since the epoch) in seconds; None
-    while it is unset ("0") or missing."""
-    raw = event.get(header) or ""
-    return int(raw) / 1_000_000 if raw.isdigit() and int(raw) > 0 else None
 
 
 @dataclass(frozen=True)

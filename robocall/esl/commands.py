@@ -239,6 +239,15 @@ def quoted_argument(value: str, what: str) -> str:
     return f"'{value}'"
 
 
+NO_TERMINATORS: Final = "none"  # play_and_get_digits' word for "no key ends the input"
+
+
+def _terminators(terminators: str) -> str:
+    if terminators == NO_TERMINATORS:
+        return terminators
+    return _check_pattern(_DIGITS, terminators, "terminators", "keypad keys or 'none'")
+
+
 def play_and_get_digits_arg(
     *,
     min_digits: int,
@@ -271,7 +280,7 @@ def play_and_get_digits_arg(
             str(max_digits),
             str(tries),
             str(timeout_ms),
-            _check_pattern(_DIGITS, terminators, "terminators", "keypad keys"),
+            _terminators(terminators),
             quoted_argument(prompt, "prompt"),
             quoted_argument(invalid_prompt, "invalid prompt"),
             _check_pattern(_NAME, variable, "variable name", "a variable name"),

@@ -6,7 +6,7 @@ import secrets
 
 import pytest
 
-from robocall.testing import Callee
+from robocall.testing import Callee, Press
 from robocall.tts.cache import TtsCache
 
 
@@ -108,9 +108,7 @@ def test_a_request_of_1000_destinations_runs_to_completion_in_order(start_servic
     running = start_service({}, lines=25, cps=500.0, switch_cps=500.0)
     body = {
         "requestId": f"big-{secrets.token_hex(3)}",
-        "destinations": [
-            {"phone": f"+6581{i:06d}", "caller": "+6582674904"} for i in range(1000)
-        ],
+        "destinations": [{"phone": f"+6581{i:06d}", "caller": "+6582674904"} for i in range(1000)],
         "callFlow": {"steps": [{"name": "play", "message": {"msg": "Your parcel has arrived."}}]},
     }
     running.warm_prompts({**body, "destinations": body["destinations"][:1]})
@@ -123,3 +121,42 @@ def test_a_request_of_1000_destinations_runs_to_completion_in_order(start_servic
     assert dialled == [d["phone"] for d in body["destinations"]]
     page = running.status(body["requestId"], limit=1000)
     assert all(d["callFlowSteps"][0]["info"]["status"] == "success_ok" for d in page["details"])
+
+
+def test_a_branch_on_the_pound_key_is_taken(start_service):
+    # given a gather whose branch is '#' (so '#' cannot end the input) and a callee pressing it
+    running = start_service({"+6580000001": Callee(presses=(Press(500, "#", on_prompt=1),))})
+    body = {
+        "requestId": f"pound-{secrets.token_hex(3)}",
+        "destinations": [{"phone": "+6580000001", "caller": "+6582674904"}],
+        "callFlow": {
+            "steps": [
+                {
+                    "name": "gather",
+                    "message": {"msg": "Press pound to hear it again."},
+                    "branches": [
+                        {
+                            "digit": "#",
+                            "callFlow": {
+                                "steps": [{"name": "play", "message": {"msg": "Here it is again."}}]
+                            },
+                        },
+                    ],
+                }
+            ]
+        },
+    }
+    running.warm_prompts(body)
+    assert running.post_call(body).status_code == 200
+    final = running.wait_until_final(body["requestId"])
+    # then the '#' branch ran
+    [detail] = final["details"]
+    assert [
+        (s["stepName"], s["info"]["status"], s["info"]["userPressedDigits"])
+        for s in detail["callFlowSteps"]
+    ] == [
+        ("gather", "success_ok", "#"),
+        ("play", "success_ok", ""),
+    ]
+    gathers = [c for c in running.fake.received if "play_and_get_digits" in c]
+    assert " none " in gathers[0]
