@@ -185,7 +185,7 @@ class Switch:
         report(f"-ERR {channel.hangup_cause}\n")
         channel.destroy()
 
-    # --- calls robocall did not make ------------------------------------------------------
+    # --- calls of other apps (not robocall's) -------------------------------------------
 
     def start_external_call(self, variables: dict[str, str] | None = None,
                             number: str = "+6590000000") -> str:
