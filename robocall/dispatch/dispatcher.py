@@ -22,7 +22,7 @@ from typing import Protocol
 import gevent
 import gevent.event
 
-from robocall.calls.runner import CallRunner
+from robocall.calls.runner import CallLog, CallRunner
 from robocall.dispatch.lines import LineBook, LineRule, LineUsage
 from robocall.dispatch.pacing import TokenBucket, dials_allowed, free_lines
 from robocall.errors import RobocallError, SwitchError
@@ -39,8 +39,8 @@ DEFAULT_SWITCH_CPS = 25.0
 _LINE_EVENTS = frozenset({"CHANNEL_HANGUP_COMPLETE", "CHANNEL_DESTROY"})
 
 
-class DispatchStore(Protocol):
-    """The queries the dispatcher needs (``robocall.store.repo.Repo`` implements them)."""
+class DispatchStore(CallLog, Protocol):
+    """The queries the dispatcher needs, besides the runner's call log (``Repo`` implements both)."""
 
     def organizations_with_lines(self) -> list[OrganizationLines]: ...
 
@@ -54,16 +54,6 @@ class DispatchStore(Protocol):
         node_id: str | None = None,
         budget: Callable[[frozenset[str]], int] | None = None,
     ) -> list[ClaimedCall]: ...
-
-    def call_ended(
-        self,
-        call_id: int,
-        *,
-        status: str,
-        hangup_cause: str,
-        ended_at: float,
-        duration_seconds: float | None,
-    ) -> bool: ...
 
 
 class Programs(Protocol):
