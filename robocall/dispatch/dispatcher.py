@@ -40,7 +40,7 @@ _LINE_EVENTS = frozenset({"CHANNEL_HANGUP_COMPLETE", "CHANNEL_DESTROY"})
 
 
 class DispatchStore(CallLog, Protocol):
-    """The queries the dispatcher needs, besides the runner's call log (``Repo`` implements both)."""
+    """The queries the dispatcher needs, besides the runner's call log (``Repo`` has both)."""
 
     def organizations_with_lines(self) -> list[OrganizationLines]: ...
 
