@@ -7,18 +7,15 @@ Retry policy, calling window, cancel (DELETE /v1/call/{requestId}) and the lines
 from __future__ import annotations
 
 import secrets
-import time
-from collections.abc import Callable
 from typing import Any
 
-import gevent
 import pytest
 import requests
 
 from robocall.api.auth import API_KEY_HEADER
 from robocall.testing import Callee
 from tests.support.clock import START, iso
-from tests.support.service import SETTLE_SECONDS, RunningService
+from tests.support.service import RunningService, wait_for
 
 pytestmark = pytest.mark.usefixtures("repo")
 
@@ -36,17 +33,6 @@ def _body(prefix: str, phones: list[str], **extensions: Any) -> dict[str, Any]:
         "callFlow": HELLO,
         **extensions,
     }
-
-
-def _wait_for(predicate: Callable[[], Any], what: str) -> Any:
-    deadline = time.monotonic() + SETTLE_SECONDS
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        gevent.sleep(0.02)
 
 
 def _details(running: RunningService, request_id: str) -> dict[str, dict[str, Any]]:
@@ -85,7 +71,7 @@ def test_a_busy_call_is_retried_after_its_backoff_in_its_place(start_clocked_ser
     # when the request is posted
     assert running.post_call(body).status_code == 200
     # then the busy call goes back to the queue, due in 10 minutes, and the next call runs
-    details = _wait_for(
+    details = wait_for(
         lambda: (d := _details(running, body["requestId"]))[answers]["status"] == "completed"
         and d[busy_first]["status"] == "queued" and d,
         "the second call to complete while the busy one waits",
@@ -151,7 +137,7 @@ def test_a_daily_window_in_the_destinations_zone(start_clocked_service, clock):
     # when the request is posted
     assert running.post_call(body).status_code == 200
     # then Singapore is called though London comes first; London waits for 09:00 London time
-    details = _wait_for(
+    details = wait_for(
         lambda: (d := _details(running, body["requestId"]))[SINGAPORE]["status"] == "completed"
         and d[LONDON]["nextAttemptAt"] is not None and d,
         "Singapore to be called while London waits",
@@ -212,7 +198,7 @@ def test_delete_cancels_queued_calls_and_lets_the_live_one_finish(start_clocked_
     body = {**_body("cancel", ["+6580000401", "+6580000402", "+6580000403"]),
             "callFlow": {"steps": [{"name": "transfer", "destination": "Ext:1000"}]}}
     assert running.post_call(body).status_code == 200
-    _wait_for(lambda: _details(running, body["requestId"])["+6580000401"]["status"]
+    wait_for(lambda: _details(running, body["requestId"])["+6580000401"]["status"]
               == "onProgress", "the first call to be answered")
     # when another organization tries to cancel it
     stranger = requests.delete(f"{running.base_url}/v1/call/{body['requestId']}",
@@ -261,7 +247,7 @@ def _end_transfers(running: RunningService, request_id: str, phones: list[str]) 
             if leg["type"] == "transfer"
         ]
 
-    legs = _wait_for(lambda: len(found := transfer_legs()) == len(phones) and found,
+    legs = wait_for(lambda: len(found := transfer_legs()) == len(phones) and found,
                      f"the calls to {phones} to be bridged")
     for channel in running.fake.channels():
         if channel.uuid in legs:
@@ -285,7 +271,7 @@ def test_lines_show_the_switch_and_a_change_takes_effect_at_once(start_clocked_s
     for _ in range(2):
         running.fake.start_external_call({"accountcode": running.org_id})
     # then the lines report shows them, as the switch's events counted them
-    report = _wait_for(lambda: (r := _lines(running))["busyFromOtherApps"] == 2 and r,
+    report = wait_for(lambda: (r := _lines(running))["busyFromOtherApps"] == 2 and r,
                        "the external calls to be counted")
     assert report == {"maxConcurrentCalls": 6, "cps": 50.0, "busyFromOtherApps": 2,
                       "roboCallsLive": 0, "dialsInFlight": 0, "free": 4, "queued": 0}
@@ -300,7 +286,7 @@ def test_lines_show_the_switch_and_a_change_takes_effect_at_once(start_clocked_s
     # when it raises its lines to 4
     _lines(running, {"maxConcurrentCalls": 4})
     # then two calls are dialled on the two lines that are free now, and no more
-    report = _wait_for(lambda: (r := _lines(running))["roboCallsLive"] == 2 and r,
+    report = wait_for(lambda: (r := _lines(running))["roboCallsLive"] == 2 and r,
                        "two robo calls on the freed lines")
     assert report == {"maxConcurrentCalls": 4, "cps": 50.0, "busyFromOtherApps": 2,
                       "roboCallsLive": 2, "dialsInFlight": 0, "free": 0, "queued": 1}

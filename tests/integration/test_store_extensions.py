@@ -18,7 +18,7 @@ from robocall.flow.parse import parse_call_request, parse_retry
 from robocall.store.db import open_database
 from robocall.store.migrations import _V2_COLUMNS, current_version, migrate
 from robocall.store.repo import Repo
-from tests.support.api_server import PG_ADDRESS, _admin_connection
+from tests.support import api_server
 from tests.support.clock import START, SettableClock
 
 FLOW_JSON = '{"steps": [{"name": "play", "message": {"msg": "hello"}}]}'
@@ -115,23 +115,12 @@ def test_a_cancel_while_the_originate_never_left_cancels_the_call(clocked):
 @pytest.fixture(params=["sqlite", "postgresql"])
 def fresh_database(request: pytest.FixtureRequest, tmp_path: Path):
     """An empty database of its own (the test alters its schema)."""
-    if request.param == "sqlite":
-        database = open_database(f"sqlite:///{tmp_path / 'v1.db'}")
-        yield database
-        database.close_all()
-        return
-    name = f"robocall_v1_{secrets.token_hex(4)}"
-    admin = _admin_connection()
-    with admin.cursor() as cursor:
-        cursor.execute(f'CREATE DATABASE "{name}"')
-    database = open_database(f"postgresql://postgres@{PG_ADDRESS}/{name}")
-    try:
-        yield database
-    finally:
-        database.close_all()
-        with admin.cursor() as cursor:
-            cursor.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.close()
+    with api_server.fresh_database(request.param, tmp_path) as url:
+        database = open_database(url)
+        try:
+            yield database
+        finally:
+            database.close_all()
 
 
 def test_migration_2_adds_its_columns_to_a_database_at_version_1(fresh_database):

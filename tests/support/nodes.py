@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import secrets
 import signal
 import subprocess
 import sys
@@ -17,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import gevent
+
+from tests.support import api_server
 
 ROOT = Path(__file__).resolve().parents[2]
 _LISTENING = re.compile(r"robocall API on (http://[\d.]+:\d+)")
@@ -128,10 +129,5 @@ def fresh_database(like_url: str, directory: Path) -> Iterator[str]:
     """A new empty database of the same kind as ``like_url`` (dropped afterwards): child
     processes dispatch every organization's queued calls, so a test that starts them gets a
     database no other test has left calls in."""
-    if not like_url.startswith("postgresql"):
-        yield f"sqlite:///{directory / f'fresh-{secrets.token_hex(3)}.db'}"
-        return
-    from tests.support.api_server import scratch_postgresql_database
-
-    with scratch_postgresql_database("robocall_nodes") as url:
+    with api_server.fresh_database(api_server.backend_of(like_url), directory) as url:
         yield url

@@ -33,13 +33,15 @@ TIME_SCALE = 0.1
 SETTLE_SECONDS = 60.0
 
 
-def wait_for(predicate: Any, what: str, poll_seconds: float = 0.01) -> None:
-    """Wait until ``predicate()`` holds; fail after SETTLE_SECONDS (a bound, not a measure)."""
+def wait_for(predicate: Any, what: str, poll_seconds: float = 0.01) -> Any:
+    """Wait until ``predicate()`` is true and return what it returned; fail after
+    SETTLE_SECONDS (a bound, not a measure)."""
     deadline = time.monotonic() + SETTLE_SECONDS
-    while not predicate():
+    while not (value := predicate()):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         gevent.sleep(poll_seconds)
+    return value
 
 
 @dataclass
