@@ -35,8 +35,11 @@ from robocall.calls.webhook_delivery import DeliveryPolicy, WebhookWorker
 from robocall.calls.webhooks import WebhookObserver, new_webhook_secret
 from robocall.config import Settings
 from robocall.dispatch.dispatcher import Dispatcher
+from robocall.dispatch.lease import LeaseKeeper
 from robocall.dispatch.lines import DEFAULT_SETTLE_SECONDS
+from robocall.dispatch.pacing import SwitchLimits
 from robocall.dispatch.recovery import RecoveryReport, recover_calls
+from robocall.dispatch.sending import SendGate
 from robocall.errors import ConfigError, NotFound, StoreError, SwitchError
 from robocall.esl.client import EslClient
 from robocall.logs import CallEventLog
@@ -187,6 +190,7 @@ class Service:
     switch: EslClient
     dispatcher: Dispatcher
     tts: TtsCache
+    lease: LeaseKeeper
     fake_switch: FakeSwitch | None = None
     webhooks: WebhookWorker | None = None
     recovery: RecoveryReport | None = None
@@ -194,9 +198,11 @@ class Service:
     _starting: gevent.Greenlet | None = None
 
     def start(self) -> None:
-        """Connect to the switch (in the background, with backoff); once connected, settle
-        the calls a crash left unfinished, then start dispatching. The API serves meanwhile:
+        """Take the node's lease (NodeBusy, at once, while another live process holds it);
+        connect to the switch (in the background, with backoff); once connected, settle the
+        calls a crash left unfinished, then start dispatching. The API serves meanwhile:
         requests queue up and are dialled as soon as dispatching starts."""
+        self.lease.take()
         self.switch.start()
         if self.webhooks is not None:
             self.webhooks.start()
@@ -206,8 +212,12 @@ class Service:
         while not self.switch.closed:
             try:
                 self.switch.wait_connected(RECOVERY_RETRY_SECONDS)
+                self.dispatcher.read_switch_limits()
                 self.recovery = recover_calls(
-                    self.api.repo, self.switch, node_id=self.settings.resolved_node_id
+                    self.api.repo,
+                    self.switch,
+                    node_id=self.settings.resolved_node_id,
+                    observers=self.dispatcher.runner.observers,
                 )
             except (SwitchError, StoreError) as err:
                 # Nothing dials before recovery is done: a call left dialing must not be
@@ -222,12 +232,15 @@ class Service:
             return
 
     def stop(self, grace_seconds: float = 10.0) -> None:
-        """Stop dialling, let live calls finish for up to ``grace_seconds``, close everything."""
+        """Stop dialling, let live calls finish for up to ``grace_seconds``, then hang up the
+        ones still live and record them final (``ROBOCALL_SHUTDOWN``); close everything and
+        give the node's lease up, so the next start finds nothing to recover."""
         if self._starting is not None:
             self._starting.kill()
         self.dispatcher.stop(grace_seconds)
         if self.webhooks is not None:  # after the calls: their last events are in the outbox
             self.webhooks.stop()
+        self.lease.release()
         self.switch.close()
         if self.fake_switch is not None:
             self.fake_switch.stop()
@@ -264,6 +277,7 @@ def build_service(
         # Once more after the settle time: a channel that ended during the outage, too young
         # at the first listing to be released, is not left holding its line for a minute.
         if dispatcher_box:
+            gevent.spawn(dispatcher_box[0].read_switch_limits)
             gevent.spawn(dispatcher_box[0].resync)
             gevent.spawn_later(DEFAULT_SETTLE_SECONDS + 0.5, dispatcher_box[0].resync)
 
@@ -274,6 +288,11 @@ def build_service(
         gateway=settings.gateway,
         domain=settings.domain,
     )
+    # Before the switch tells its own limits: FreeSWITCH's defaults (the dispatcher reads them
+    # before it dials anything, and again on every reconnect).
+    gate = SendGate(SwitchLimits().legs_per_second(settings.switch_cps), clock=monotonic)
+    lease = LeaseKeeper(repo, settings.resolved_node_id, clock=monotonic)
+    gate.may_send = lease.fresh
     runner = CallRunner(
         switch,
         repo,
@@ -284,6 +303,7 @@ def build_service(
             transfer_timeout_seconds=settings.transfer_timeout_seconds,
             recordings_dir=settings.recordings_dir,
         ),
+        send_gate=gate,
         clock=clock,
     )
     dispatcher = Dispatcher(
@@ -291,10 +311,12 @@ def build_service(
         switch,
         runner,
         ProgramCache(languages),
-        switch_cps=settings.switch_cps,
+        gate,
+        switch_cps=settings.switch_cps or None,
         clock=monotonic,
         wall_clock=clock,
         node_id=settings.resolved_node_id,
+        lease_token=lease.token,
     )
     dispatcher_box.append(dispatcher)
     webhooks = WebhookWorker(
@@ -318,7 +340,8 @@ def build_service(
         lines_control=dispatcher,
     )
     _install_watching(api.app, repo=repo, switch=switch, runner=runner, dispatcher=dispatcher)
-    return Service(settings, api, switch, dispatcher, tts, fake_switch, webhooks)
+    lease.on_lost = dispatcher.lease_lost
+    return Service(settings, api, switch, dispatcher, tts, lease, fake_switch, webhooks)
 
 
 def _install_watching(

@@ -38,7 +38,9 @@ class Settings:
     # (GET /v1/tts/<key>.wav through mod_http_cache); empty: it reads them from the shared disk.
     originate_timeout_seconds: int = 30  # ROBOCALL_ORIGINATE_TIMEOUT: ring this long at most
     transfer_timeout_seconds: int = 30  # ROBOCALL_TRANSFER_TIMEOUT: a transfer rings this long
-    switch_cps: float = 25.0  # ROBOCALL_SWITCH_CPS: legs per second, below FreeSWITCH's 30
+    # ROBOCALL_SWITCH_CPS: legs per second at most. Unset: 90 % of the switch's own
+    # sessions-per-second, read from it on connect; a value here can only lower that.
+    switch_cps: float = 0.0
     tts_base_url: str = ""
     tts_sample_rate: int = 8000  # ROBOCALL_TTS_SAMPLE_RATE: 8000 or 16000
     tts_concurrency: int = 2  # ROBOCALL_TTS_CONCURRENCY: renders at once (one per core)

@@ -111,3 +111,15 @@ class FlowError(RobocallError):
 
 class TtsError(RobocallError):
     """A message could not be rendered to audio."""
+
+
+class DispatchStopped(RobocallError):
+    """Dispatching stopped (shutdown) while a call waited for its turn to be sent."""
+
+
+class NodeBusy(RobocallError):
+    """Another live process holds this node's lease: one node id, one dialer."""
+
+
+class LeaseLost(StoreError):
+    """This process no longer holds its node's lease (a peer took it over): it must not dial."""

@@ -14,12 +14,16 @@ import string
 from dataclasses import dataclass
 
 from robocall.errors import ConfigError, UnsafeValue
+from robocall.esl import commands
 from robocall.flow.model import Transfer, TransferKind
 
 E164 = re.compile(r"^\+?[1-9]\d{1,14}$")
 EXTENSION = re.compile(r"^\d{2,10}$")
 # Operator-supplied names (gateway, domain) end up inside the same dial string.
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_.:\-]+$")
+
+_SAMPLE_NUMBER = "+6580000000"
+_SAMPLE_EXTENSION = "1000"
 
 NUMBER_FIELDS = frozenset({"number", "gateway", "domain"})
 EXTENSION_FIELDS = frozenset({"ext", "domain", "gateway"})
@@ -42,6 +46,17 @@ class DialPlan:
         for label, value in (("gateway", self.gateway), ("domain", self.domain)):
             if not _SAFE_NAME.match(value):
                 raise ConfigError(f"{label} {value!r}: use letters, digits, '.', '-', '_', ':'")
+        # Held to the command builder's own rules now, at start, with a sample destination: a
+        # template it would refuse (a space, '|', '[') must not be found out call by call.
+        for variable, template, sample in (
+            ("ROBOCALL_DIAL_TEMPLATE", self.number_template, self.number(_SAMPLE_NUMBER)),
+            ("ROBOCALL_EXTENSION_TEMPLATE", self.extension_template,
+             self.extension(_SAMPLE_EXTENSION)),
+        ):
+            try:
+                commands.check_word(sample, "dial string")
+            except UnsafeValue as err:
+                raise ConfigError(f"{variable}={template!r}: {err}") from err
 
     def number(self, phone: str) -> str:
         """The dial string that calls an E.164 number."""

@@ -40,6 +40,7 @@ from robocall.calls.translate import (
     switch_time,
 )
 from robocall.errors import (
+    DispatchStopped,
     FlowError,
     RobocallError,
     SwitchDisconnected,
@@ -84,6 +85,19 @@ RENDER_AHEAD = 2
 # How long a call waits for its first message before dialling anyway (a bound, not a pace:
 # a render ends in the TTS timeout well before this).
 FIRST_PROMPT_WAIT_SECONDS = 60.0
+# The cause a call is recorded with when something in robocall failed on its path (a bug, a dial
+# string the command builder refuses): the call is final, never left `dialing`.
+INTERNAL_ERROR_CAUSE = "ROBOCALL_INTERNAL_ERROR"
+# The cause of a call still live when a shutdown's grace ran out: robocall hung it up.
+SHUTDOWN_CAUSE = "ROBOCALL_SHUTDOWN"
+# How long a call ended at shutdown waits for the switch to confirm its hangup.
+SHUTDOWN_HANGUP_SECONDS = 10.0
+# What FreeSWITCH answers an originate it refuses before creating a session: over its
+# sessions-per-second ("Throttle Error") or its max-sessions. No SIP left, no channel existed.
+SWITCH_REFUSAL_CAUSE = "DESTINATION_OUT_OF_ORDER"
+# A refused originate's job can overtake its channel's first event only by a few ms (FreeSWITCH's
+# event threads); a channel event within this time proves the dial was not refused before SIP.
+REFUSAL_SETTLE_SECONDS = 0.25
 
 
 class CallLog(Protocol):
@@ -112,6 +126,20 @@ class CallLog(Protocol):
 
     def call_not_dialled(self, call_id: int) -> None:
         """The originate was provably never sent: the call goes back to ``queued``."""
+
+
+class SendTurns(Protocol):
+    """Where a new leg waits for its turn to leave (``robocall.dispatch.sending.SendGate``):
+    calls-per-second is spent as each originate or bridge is sent."""
+
+    def turn(self, organization_id: str, channel_uuid: str) -> None:
+        """Block until the call's originate may leave (DispatchStopped: it must not)."""
+
+    def transfer_turn(self) -> None:
+        """Block until a transfer's bridge may leave (DispatchStopped: it must not)."""
+
+    def refused(self) -> None:
+        """The switch refused a send for its budget."""
 
 
 class Prompts(Protocol):
@@ -143,10 +171,14 @@ class CallRunner:
         settings: RunnerSettings = RunnerSettings(),
         *,
         observers: Observers | None = None,
+        send_gate: SendTurns | None = None,
         clock: Callable[[], float] = time.time,
         new_uuid: Callable[[], str] = lambda: str(uuid_module.uuid4()),
     ) -> None:
         self.switch = switch
+        self.send_gate = send_gate
+        self.dialing_stopped = gevent.event.Event()
+        self._active: dict[str, _ActiveCall] = {}  # channel uuid -> call being run
         self.log_store = log_store
         self.prompts = prompts
         self.dial_plan = dial_plan
@@ -177,7 +209,22 @@ class CallRunner:
     def run(self, ticket: CallTicket, program: Program) -> str:
         """Run one call to its end; returns its final status (or ``queued`` if never sent)."""
         with call_context(ticket):  # every log line of the call names it (robocall.logs)
-            return _ActiveCall(self, ticket, program).run()
+            call = _ActiveCall(self, ticket, program)
+            self._active[ticket.channel_uuid] = call
+            try:
+                return call.run()
+            finally:
+                self._active.pop(ticket.channel_uuid, None)
+
+    def stop_dialing(self) -> None:
+        """Shutdown: calls not yet sent go back to the queue instead of being dialled."""
+        self.dialing_stopped.set()
+
+    def end_live_calls(self, cause: str) -> None:
+        """Shutdown's grace is over: hang every live call up; each is recorded final with
+        ``cause`` (and its observers told) once the switch confirms, or after a bound."""
+        for call in list(self._active.values()):
+            call.queue.put_nowait(_EndNow(cause))
 
 
 @dataclass
@@ -203,6 +250,8 @@ class _ActiveCall:
     outcome: CallFinished | None = None
     hangup_cause: str = ""
     hangup_cause_final: bool = False  # CHANNEL_HANGUP_COMPLETE seen: the channel is gone
+    refused: bool = False  # the switch refused the originate before any SIP left
+    forced_cause: str | None = None  # robocall ended the call itself (shutdown, internal error)
     rendering: dict[str, gevent.Greenlet] = field(default_factory=dict)
     last_render: gevent.Greenlet | None = None  # renders of one call run one after another
 
@@ -217,9 +266,17 @@ class _ActiveCall:
         # Registered before the originate: the first events follow the command at once.
         self.queue = switch.channel_queue(ticket.channel_uuid)
         try:
-            self._render_ahead()
-            self._wait_first_prompt()
-            if not self._originate():
+            try:
+                self._render_ahead()
+                self._wait_first_prompt()
+                sent = self._originate()
+            except Exception:
+                # Nothing was sent (the originate raises before its command leaves), but the
+                # call must not stay `dialing` for ever: it ends failed, its observers told.
+                log.exception("call %s: could not be dialled", ticket.call_id)
+                self.forced_cause = INTERNAL_ERROR_CAUSE
+                return self._finish()
+            if not sent:
                 return "queued"
             try:
                 self._follow()
@@ -227,7 +284,16 @@ class _ActiveCall:
                 # A bug must not leave the call `dialing` forever or the line taken.
                 log.exception("call %s: runner failed; ending the call", ticket.call_id)
                 self._kill("NORMAL_TEMPORARY_FAILURE")
-                self.hangup_cause = self.hangup_cause or "ROBOCALL_INTERNAL_ERROR"
+                self.hangup_cause = self.hangup_cause or INTERNAL_ERROR_CAUSE
+            if self.refused:
+                # The switch refused it before any SIP left: back to the head of the queue,
+                # its place kept, not an attempt of the retry policy.
+                log.warning("call %s: the switch refused the dial (%s); queued again",
+                            ticket.call_id, SWITCH_REFUSAL_CAUSE)
+                self.runner.log_store.call_not_dialled(ticket.call_id)
+                if self.runner.send_gate is not None:
+                    self.runner.send_gate.refused()
+                return "queued"
             return self._finish()
         finally:
             switch.release_channel(ticket.channel_uuid)
@@ -235,6 +301,7 @@ class _ActiveCall:
                 greenlet.kill(block=False)
 
     def _originate(self) -> bool:
+        """Send the originate; False when the call went back to the queue unsent."""
         ticket = self.ticket
         runner = self.runner
         command = commands.originate(
@@ -249,6 +316,15 @@ class _ActiveCall:
             # outcome; after a bridge the leg returns to park and the flow machine decides.
             extra_variables=(("continue_on_fail", "true"), ("hangup_after_bridge", "false")),
         )
+        try:
+            if runner.dialing_stopped.is_set():
+                raise DispatchStopped("dispatching stopped before the call was sent")
+            if runner.send_gate is not None:
+                # Its turn at the organization's and the switch's pace: spent now, as it leaves.
+                runner.send_gate.turn(ticket.organization_id, ticket.channel_uuid)
+        except DispatchStopped:
+            runner.log_store.call_not_dialled(ticket.call_id)
+            return False
         try:
             job = runner.switch.bgapi(command)
         except SwitchNotConnected:
@@ -279,12 +355,22 @@ class _ActiveCall:
             try:
                 item = self.queue.get(timeout=limit)
             except gevent.queue.Empty:
+                if self.forced_cause is not None:
+                    log.error("call %s: the switch did not confirm its hangup in %s s",
+                              self.ticket.call_id, limit)
+                    return
                 log.error("call %s: no event in %s s, ending it", self.ticket.call_id, limit)
                 self._kill("RECOVERY_ON_TIMER_EXPIRE")
                 self.hangup_cause = self.hangup_cause or "RECOVERY_ON_TIMER_EXPIRE"
                 self._feed_end()
                 return
+            if isinstance(item, _EndNow):
+                self._end_now(item.cause)
+                limit = SHUTDOWN_HANGUP_SECONDS
+                continue
             if item is DISCONNECTED:
+                if self.forced_cause is not None:
+                    return  # ending at shutdown: no reconnect to wait for
                 if self._resync_after_disconnect():
                     continue
                 return
@@ -302,11 +388,30 @@ class _ActiveCall:
         cause = originate_failure(body)
         if cause is None:
             return False
+        if self._refused_before_sip(cause):
+            self.refused = True
+            return True
         self.hangup_cause = self.hangup_cause or cause
         if self.answered_at is None and not self.machine.finished:
             self._feed(CallFailed(cause))
         # Busy: the HANGUP_COMPLETE came first. Unreached: there will be none.
         return not self.channel_created or self.hangup_cause_final
+
+    def _refused_before_sip(self, cause: str) -> bool:
+        """Whether the switch refused the originate before creating a session (its budget
+        was spent): then no channel event ever comes for it."""
+        if cause != SWITCH_REFUSAL_CAUSE or self.channel_created:
+            return False
+        try:
+            self.queue.peek(timeout=REFUSAL_SETTLE_SECONDS)
+        except gevent.queue.Empty:
+            return True
+        return False  # something of the channel came: it existed, a real failure
+
+    def _end_now(self, cause: str) -> None:
+        """Shutdown: hang the channel up; the call is recorded with ``cause``."""
+        self.forced_cause = cause
+        self._kill("NORMAL_CLEARING")
 
     def _on_event(self, event: Event) -> bool:
         """One event of this channel; True when the channel is gone."""
@@ -444,6 +549,8 @@ class _ActiveCall:
             else:
                 self._kill("NORMAL_TEMPORARY_FAILURE")
             return
+        if isinstance(action, Bridge) and self.runner.send_gate is not None:
+            self.runner.send_gate.transfer_turn()  # a new leg: it spends the switch's pace
         event_uuid = self.runner.new_uuid()
         # Registered before sending: the completion can follow the command at once.
         self.pending = _Pending(event_uuid, action)
@@ -506,7 +613,9 @@ class _ActiveCall:
         upcoming = self.machine.upcoming_messages()
         first = self.rendering.get(upcoming[0].step_id) if upcoming else None
         if first is not None:
-            first.join(timeout=FIRST_PROMPT_WAIT_SECONDS)
+            # A shutdown does not wait for it: the call goes back to the queue unsent.
+            gevent.wait([first, self.runner.dialing_stopped], timeout=FIRST_PROMPT_WAIT_SECONDS,
+                        count=1)
 
     def _start_recording(self) -> None:
         path = self.runner.settings.recordings_dir.resolve() / f"{self.ticket.call_id}.wav"
@@ -533,12 +642,17 @@ class _ActiveCall:
         ticket = self.ticket
         now = self.ended_at or self.runner.clock()
         outcome = self.outcome
-        if outcome is None:
+        if self.forced_cause is not None:
+            status = CallOutcome.FAILED  # robocall ended it, whatever the flow had reached
+        elif outcome is None:
             status = CallOutcome.COMPLETED if self.answered_at is not None else CallOutcome.FAILED
         else:
             status = outcome.status
         duration = None if self.answered_at is None else max(0.0, now - self.answered_at)
-        cause = self.hangup_cause or (outcome.cause if outcome else "") or "UNKNOWN"
+        cause = (
+            self.forced_cause or self.hangup_cause or (outcome.cause if outcome else "")
+            or "UNKNOWN"
+        )
         request_completed = self.runner.log_store.call_ended(
             ticket.call_id,
             status=status.value,
@@ -551,6 +665,13 @@ class _ActiveCall:
         if request_completed:
             observers.request_completed(ticket)
         return status.value
+
+
+@dataclass(frozen=True)
+class _EndNow:
+    """Put on a call's queue at shutdown: hang up now, record the call with ``cause``."""
+
+    cause: str
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ EXIT_UNREACHABLE = 6  # nothing answers at the API URL
 # The most specific class first: the first match decides the exit code.
 EXIT_CODES: tuple[tuple[type[errors.RobocallError], int, str], ...] = (
     (errors.ConfigError, EXIT_USAGE, "configuration error"),
+    (errors.NodeBusy, EXIT_USAGE, "node busy"),
     (errors.InputError, EXIT_REJECTED, "refused"),
     (errors.Conflict, EXIT_REJECTED, "refused"),
     (errors.PayloadTooLarge, EXIT_REJECTED, "refused"),

@@ -1,6 +1,9 @@
 """The dispatcher: dials an organization's queued calls exactly as fast as its lines free up.
 
 free = lines - live lines (robo and other apps, counted from the event stream) - dials in flight.
+How many of them leave, and when, is the send gate's (``dispatch.sending``): calls-per-second is
+spent when an originate is sent, at the switch's pace (read from the switch on every connect)
+and the organization's; the dispatcher claims only what the gate can send within a second.
 It is woken by events — a line released, a new request, a capacity change — and by a timer as a
 safety net, so a freed line is reused within milliseconds. Calls are claimed first in, first out
 (by request submission, then destination order) and committed as ``dialing`` before their
@@ -22,10 +25,11 @@ from typing import Protocol
 import gevent
 import gevent.event
 
-from robocall.calls.runner import CallLog, CallRunner
+from robocall.calls.runner import SHUTDOWN_CAUSE, SHUTDOWN_HANGUP_SECONDS, CallLog, CallRunner
 from robocall.dispatch.lines import LineBook, LineRule, LineUsage
-from robocall.dispatch.pacing import TokenBucket, dials_allowed, free_lines
-from robocall.errors import RobocallError, SwitchError
+from robocall.dispatch.pacing import SwitchLimits, free_lines, parse_switch_status
+from robocall.dispatch.sending import SendGate
+from robocall.errors import LeaseLost, RobocallError, SwitchError
 from robocall.esl.client import EslClient
 from robocall.esl.protocol import Event
 from robocall.flow.compile import Program
@@ -33,9 +37,6 @@ from robocall.store.records import CallTicket, ClaimedCall, OrganizationLines
 
 log = logging.getLogger(__name__)
 
-# FreeSWITCH's default sessions-per-second budget is 30, counted per leg (a transfer spends it
-# too); robocall stays below it so the switch never answers "Throttle Error".
-DEFAULT_SWITCH_CPS = 25.0
 _LINE_EVENTS = frozenset({"CHANNEL_HANGUP_COMPLETE", "CHANNEL_DESTROY"})
 
 
@@ -53,6 +54,7 @@ class DispatchStore(CallLog, Protocol):
         *,
         node_id: str | None = None,
         budget: Callable[[frozenset[str]], int] | None = None,
+        lease_token: str | None = None,
     ) -> list[ClaimedCall]: ...
 
 
@@ -65,8 +67,7 @@ class Programs(Protocol):
 @dataclass
 class _Organization:
     lines: OrganizationLines
-    bucket: TokenBucket
-    in_flight: set[str] = field(default_factory=set)  # channel uuids sent, no channel seen yet
+    in_flight: set[str] = field(default_factory=set)  # channel uuids claimed, no channel seen yet
     live_calls: int = 0  # robo calls whose runner has not finished
 
 
@@ -90,18 +91,21 @@ class Dispatcher:
         switch: EslClient,
         runner: CallRunner,
         programs: Programs,
+        gate: SendGate,
         *,
         lines: LineBook | None = None,
-        switch_cps: float = DEFAULT_SWITCH_CPS,
+        switch_cps: float | None = None,
         tick_seconds: float = 1.0,
         reconcile_seconds: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         new_uuid: Callable[[], str] = lambda: str(uuid_module.uuid4()),
         node_id: str | None = None,
+        lease_token: str | None = None,
     ) -> None:
         self.store = store
         self.node_id = node_id
+        self.lease_token = lease_token  # claims are made only while this node's lease is ours
         self.switch = switch
         self.runner = runner
         self.programs = programs
@@ -111,13 +115,18 @@ class Dispatcher:
         self.new_uuid = new_uuid
         self.tick_seconds = tick_seconds
         self.reconcile_seconds = reconcile_seconds
-        self.switch_bucket = TokenBucket(
-            rate=switch_cps, burst=max(1.0, switch_cps / 5), clock=clock
-        )
+        # The switch's limits until it tells its own (FreeSWITCH's defaults), and the pace the
+        # settings allow at most (None: the switch's own, less headroom).
+        self.switch_limits = SwitchLimits()
+        self.switch_cps = switch_cps
+        self.gate = gate  # the runner's too: it spends the budgets as each originate leaves
+        self.gate.set_switch_rate(self.switch_limits.legs_per_second(switch_cps))
+        self._switch_channels: set[str] = set()  # every live channel of the switch, any owner
         self._organizations: dict[str, _Organization] = {}
         self._dirty: set[str] = set()
         self._woken = gevent.event.Event()
         self._stopping = False
+        self._halted = False  # the node's lease was lost: claim nothing more
         self._loop: gevent.Greenlet | None = None
         self._calls: set[gevent.Greenlet] = set()
         self._live_channels: set[str] = set()  # channel uuids of robo calls being run
@@ -144,12 +153,27 @@ class Dispatcher:
             return
         self._stopping = True
         self._woken.set()
+        # Calls claimed and not yet sent go back to the queue: nothing new leaves from now on.
+        self.gate.close()
+        self.runner.stop_dialing()
         if self._loop is not None:
             self._loop.join(timeout=5)
-        with gevent.Timeout(grace_seconds, False):
-            gevent.joinall(list(self._calls))
+        gevent.joinall(list(self._calls), timeout=grace_seconds)
+        if self._calls:
+            # The grace is over: the calls still live are hung up and recorded final, each by
+            # its own runner (which also tells the observers).
+            log.warning("ending %d live call(s) at shutdown (%s)", len(self._calls),
+                        SHUTDOWN_CAUSE)
+            self.runner.end_live_calls(SHUTDOWN_CAUSE)
+            gevent.joinall(list(self._calls), timeout=SHUTDOWN_HANGUP_SECONDS + 5)
         if self._loop is not None:
             self.switch.remove_event_listener(self._on_event)
+
+    def lease_lost(self) -> None:
+        """Another process holds this node now: dial nothing more (live calls run on)."""
+        self._halted = True
+        self.gate.close()
+        self.runner.stop_dialing()
 
     def wake(self, organization_id: str | None = None) -> None:
         """Something changed (a new request, a capacity change): dispatch again now."""
@@ -163,14 +187,11 @@ class Dispatcher:
         """Reload every organization's lines, pace and line rule from the store."""
         for lines in self.store.organizations_with_lines():
             current = self._organizations.get(lines.id)
-            burst = max(1.0, lines.cps)
             if current is None:
-                bucket = TokenBucket(rate=lines.cps, burst=burst, clock=self.clock)
-                self._organizations[lines.id] = _Organization(lines, bucket)
+                self._organizations[lines.id] = _Organization(lines)
             else:
-                if (current.lines.cps, current.bucket.burst) != (lines.cps, burst):
-                    current.bucket.set_rate(lines.cps, burst)
                 current.lines = lines
+            self.gate.set_rate(lines.id, lines.cps)
             self.lines.set_rule(lines.id, LineRule(lines.line_variable, lines.line_value))
 
     def resync(self) -> None:
@@ -181,10 +202,31 @@ class Dispatcher:
         except SwitchError as err:
             log.warning("could not list the switch's channels: %s", err)
             return
+        self._switch_channels = {row["uuid"] for row in rows if row.get("uuid")}
         changed = self.lines.reconcile(rows, is_robo=self._live_channels.__contains__)
         if changed:
             log.info("line counts corrected from the switch's listing for %s", sorted(changed))
         self.wake()
+
+    def read_switch_limits(self) -> SwitchLimits:
+        """Ask the switch for its sessions-per-second and max-sessions (``status``) and pace
+        below them; the configured ``switch_cps`` only ever lowers the pace. On every (re)connect:
+        the switch may have restarted with other settings."""
+        try:
+            limits = parse_switch_status(self.switch.api("status"))
+        except (SwitchError, ValueError) as err:
+            log.warning("could not read the switch's limits (%s); pacing for %s", err,
+                        self.switch_limits)
+            return self.switch_limits
+        self.switch_limits = limits
+        rate = limits.legs_per_second(self.switch_cps)
+        self.gate.set_switch_rate(rate)
+        log.info(
+            "switch allows %d sessions/s and %d sessions: sending at most %g legs/s, "
+            "keeping under %d sessions",
+            limits.sessions_per_second, limits.max_sessions, rate, limits.sessions_cap,
+        )
+        return limits
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -214,6 +256,11 @@ class Dispatcher:
 
     def _on_event(self, event: Event) -> None:
         headers = event.headers
+        name = headers.get("Event-Name")
+        if name == "CHANNEL_CREATE":
+            self._switch_channels.add(headers.get("Unique-ID", ""))
+        elif name in _LINE_EVENTS:
+            self._switch_channels.discard(headers.get("Unique-ID", ""))
         changed = self.lines.observe(headers)
         if changed is None:
             return
@@ -223,7 +270,7 @@ class Dispatcher:
             return
         # Seen as a channel now, so it is counted in the line book and no longer in flight.
         organization.in_flight.discard(unique_id)
-        if headers.get("Event-Name") in _LINE_EVENTS:
+        if name in _LINE_EVENTS:
             if self.on_line_freed is not None:
                 self.on_line_freed(changed)
             self.wake(changed)
@@ -238,7 +285,8 @@ class Dispatcher:
             self._woken.clear()
             if self._stopping:
                 break
-            if self.switch.connected:  # else dispatch pauses; the reconnect wakes everyone
+            # Without the switch, dispatch pauses (the reconnect wakes everyone).
+            if self.switch.connected and not self._halted:
                 self._dispatch_dirty()
             # The safety net after the dispatch, so a line freed just now waits on no query.
             now = self.clock()
@@ -256,6 +304,10 @@ class Dispatcher:
         for organization_id in dirty:
             try:
                 self._dispatch(organization_id)
+            except LeaseLost as err:
+                log.error("%s: no more calls are claimed or sent by this process", err)
+                self.lease_lost()
+                return
             except Exception:
                 # One organization's failure (a busy database) must not stop the others.
                 log.exception("dispatch for %s failed; retrying on the next tick", organization_id)
@@ -278,10 +330,10 @@ class Dispatcher:
         if organization is None:
             return
         free = self._free(organization, self.lines.usage(organization_id))
-        allowed = dials_allowed(free, organization.bucket, self.switch_bucket)
+        allowed = min(free, self.gate.room(organization_id), self._sessions_left())
         if allowed <= 0:
             if free > 0:
-                self._wake_later(organization_id, organization.bucket)
+                self._wake_later(organization_id)
             return
         uuids = [self.new_uuid() for _ in range(allowed)]
         claimed = self.store.claim_calls(
@@ -289,6 +341,7 @@ class Dispatcher:
             uuids,
             node_id=self.node_id,
             budget=lambda unfinished: self._lines_left(organization, unfinished),
+            lease_token=self.lease_token,
         )
         for call in claimed:
             self._dial(organization, call)
@@ -298,6 +351,13 @@ class Dispatcher:
             self._woken.set()
         elif self.on_queue_drained is not None:
             self.on_queue_drained(organization_id)
+
+    def _sessions_left(self) -> int:
+        """Sessions the switch may still take from us, under its max-sessions (with headroom):
+        every live channel of the switch counts, whoever made it, and every dial in flight."""
+        in_flight = sum(len(o.in_flight) for o in self._organizations.values())
+        cap = self.switch_limits.sessions_cap
+        return max(0, cap - len(self._switch_channels) - in_flight)
 
     def _lines_left(self, organization: _Organization, unfinished: frozenset[str]) -> int:
         """Free lines counted under the organization's lock in the database: ``unfinished`` are
@@ -327,8 +387,7 @@ class Dispatcher:
                 duration_seconds=None,
             )
             return
-        organization.bucket.take()
-        self.switch_bucket.take()
+        self.gate.expect(organization.lines.id, ticket.channel_uuid)
         organization.in_flight.add(ticket.channel_uuid)
         organization.live_calls += 1
         self._live_channels.add(ticket.channel_uuid)
@@ -340,6 +399,7 @@ class Dispatcher:
 
     def _call_done(self, ticket: CallTicket, status: str) -> None:
         self._live_channels.discard(ticket.channel_uuid)
+        self.gate.forget(ticket.organization_id, ticket.channel_uuid)
         organization = self._organizations.get(ticket.organization_id)
         if organization is None:
             return
@@ -349,6 +409,6 @@ class Dispatcher:
             organization.in_flight.discard(ticket.channel_uuid)
             self.wake(ticket.organization_id)
 
-    def _wake_later(self, organization_id: str, bucket: TokenBucket) -> None:
-        delay = max(bucket.seconds_until(1), self.switch_bucket.seconds_until(1), 0.001)
-        gevent.spawn_later(delay, self.wake, organization_id)
+    def _wake_later(self, organization_id: str) -> None:
+        gevent.spawn_later(self.gate.seconds_until_room(organization_id), self.wake,
+                           organization_id)

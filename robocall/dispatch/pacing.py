@@ -1,77 +1,123 @@
 """How many calls may be dialled now: free lines, and the calls-per-second budgets.
 
-Pure: the clock is injected. FreeSWITCH rejects sessions above its sessions-per-second budget
-("Throttle Error") instead of queueing them, so robocall spends a token per new leg it asks
-for, from the organization's bucket and from the switch's.
+Pure: the clock is injected. FreeSWITCH refuses a session above its sessions-per-second budget
+("Throttle Error") instead of queueing it. It counts sessions per leg (a transfer's too) and
+refills the whole budget once a second on its own timer, whose phase robocall cannot see; so a
+pace that is safe against every one of FreeSWITCH's windows must hold in ANY one-second window.
+:class:`SendWindow` does: sends are spaced at least ``1/rate`` apart (no burst at all) and never
+more than ``rate`` fall in one second, counted at the moment each command is sent.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
+import math
+import re
+from collections import deque
 from dataclasses import dataclass
 
 from robocall.dispatch.lines import LineUsage
+
+WINDOW_SECONDS = 1.0
+# FreeSWITCH counts a session when its bgapi thread creates it, a little after robocall sent
+# the command; jitter in that delay can move a send into the next of its windows. Staying 10 %
+# under its budget absorbs ~100 ms of jitter even at a steady full pace.
+SWITCH_HEADROOM = 0.9
+# What FreeSWITCH ships with (switch.conf.xml): used until the switch has told its own.
+FREESWITCH_DEFAULT_SPS = 30
+FREESWITCH_DEFAULT_MAX_SESSIONS = 1000
+
+_SPS = re.compile(r"session\(s\) per Sec out of max (\d+)")
+_MAX_SESSIONS = re.compile(r"^(\d+) session\(s\) max", re.MULTILINE)
+_LIVE_SESSIONS = re.compile(r"^(\d+) session\(s\) - peak", re.MULTILINE)
 
 
 def free_lines(capacity: int, usage: LineUsage, dials_in_flight: int) -> int:
     """Lines no one uses and no dial of ours is about to take (never negative).
 
-    A dial in flight was sent but its channel has not been seen yet; once seen, the channel is
-    in ``usage`` and the dial is no longer in flight, so nothing is counted twice.
+    A dial in flight was claimed or sent but its channel has not been seen yet; once seen, the
+    channel is in ``usage`` and the dial is no longer in flight, so nothing is counted twice.
     """
     return max(0, capacity - usage.total - dials_in_flight)
 
 
-@dataclass
-class TokenBucket:
-    """A budget of ``rate`` tokens per second, holding at most ``burst``."""
+@dataclass(frozen=True)
+class SwitchLimits:
+    """The switch's own limits, as its ``status`` reports them."""
 
-    rate: float
-    burst: float
-    clock: Callable[[], float] = time.monotonic
+    sessions_per_second: int = FREESWITCH_DEFAULT_SPS
+    max_sessions: int = FREESWITCH_DEFAULT_MAX_SESSIONS
+    live_sessions: int = 0
 
-    def __post_init__(self) -> None:
-        if self.rate <= 0 or self.burst <= 0:
-            raise ValueError("a token bucket needs a positive rate and burst")
-        self._tokens = self.burst
-        self._stamp = self.clock()
+    def legs_per_second(self, configured: float | None) -> float:
+        """The pace robocall keeps: under the switch's budget, lowered by ``configured``."""
+        own = max(1.0, math.floor(self.sessions_per_second * SWITCH_HEADROOM))
+        return own if not configured else min(own, configured)
 
-    def _refill(self) -> None:
-        now = self.clock()
-        self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
-        self._stamp = now
-
-    def available(self) -> int:
-        """Whole tokens that can be taken now."""
-        self._refill()
-        return int(self._tokens)
-
-    def take(self, count: int = 1) -> None:
-        """Spend ``count`` tokens; the caller checked :meth:`available` first."""
-        self._refill()
-        if count > self._tokens + 1e-9:
-            raise ValueError(f"took {count} tokens with {self._tokens:.3f} available")
-        self._tokens -= count
-
-    def seconds_until(self, count: int = 1) -> float:
-        """How long until ``count`` tokens are available (0 if they are now)."""
-        self._refill()
-        missing = count - self._tokens
-        return 0.0 if missing <= 0 else missing / self.rate
-
-    def set_rate(self, rate: float, burst: float) -> None:
-        """Change the budget at once, keeping the tokens already earned (capped by ``burst``)."""
-        if rate <= 0 or burst <= 0:
-            raise ValueError("a token bucket needs a positive rate and burst")
-        self._refill()
-        self.rate, self.burst = rate, burst
-        self._tokens = min(self._tokens, burst)
+    @property
+    def sessions_cap(self) -> int:
+        """Sessions robocall lets the switch reach (the rest is headroom for other callers)."""
+        return max(1, math.floor(self.max_sessions * SWITCH_HEADROOM))
 
 
-def dials_allowed(free: int, *buckets: TokenBucket) -> int:
-    """How many calls to dial now: free lines, bounded by every budget."""
-    allowed = free
-    for bucket in buckets:
-        allowed = min(allowed, bucket.available())
-    return max(0, allowed)
+def parse_switch_status(text: str) -> SwitchLimits:
+    """The limits in FreeSWITCH's ``status`` answer ("... per Sec out of max 30, ...",
+    "1000 session(s) max"); ValueError when it does not say them."""
+    sps, cap = _SPS.search(text), _MAX_SESSIONS.search(text)
+    if sps is None or cap is None:
+        raise ValueError(f"status names no session limits: {text[:120]!r}")
+    live = _LIVE_SESSIONS.search(text)
+    return SwitchLimits(
+        sessions_per_second=int(sps.group(1)),
+        max_sessions=int(cap.group(1)),
+        live_sessions=int(live.group(1)) if live else 0,
+    )
+
+
+class SendWindow:
+    """At most ``rate`` sends in any window of one second, and none closer than ``1/rate``.
+
+    The spacing alone keeps every half-open one-second window at ``rate`` sends; the window
+    count is the guarantee that stays true if the spacing is ever computed from a late clock.
+    """
+
+    def __init__(self, rate: float) -> None:
+        self._sent: deque[float] = deque()
+        self._paused_until = -math.inf
+        self.rate = 1.0
+        self.set_rate(rate)
+
+    def set_rate(self, rate: float) -> None:
+        """Change the pace at once; the sends already made still count."""
+        if rate <= 0:
+            raise ValueError("a send window needs a positive rate")
+        self.rate = rate
+        self.limit = max(1, math.floor(rate))  # sends per window
+        self.spacing = 1.0 / rate
+
+    def _forget(self, now: float) -> None:
+        while self._sent and now - self._sent[0] >= WINDOW_SECONDS:
+            self._sent.popleft()
+
+    def wait_seconds(self, now: float) -> float:
+        """How long until one more send may leave (0: now)."""
+        self._forget(now)
+        ready = self._paused_until
+        if self._sent:
+            ready = max(ready, self._sent[-1] + self.spacing)
+        if len(self._sent) >= self.limit:
+            ready = max(ready, self._sent[-self.limit] + WINDOW_SECONDS)
+        return max(0.0, ready - now)
+
+    def record(self, now: float) -> None:
+        """A send left at ``now`` (the caller waited :meth:`wait_seconds` first)."""
+        self._forget(now)
+        self._sent.append(now)
+
+    def pause(self, now: float, seconds: float) -> None:
+        """Let nothing leave for ``seconds`` (the switch refused a send: its budget is spent)."""
+        self._paused_until = max(self._paused_until, now + seconds)
+
+    def sent_in_window(self, now: float) -> int:
+        """Sends in the last second."""
+        self._forget(now)
+        return len(self._sent)

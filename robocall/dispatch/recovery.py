@@ -15,8 +15,10 @@ looked up by that uuid (``uuid_exists``, which reads the switch's own channel ta
   final as it stands.
 
 Both are recorded ``failed`` with hangupCause ``ROBOCALL_RESTARTED`` (``answeredAt`` stays, so a
-client sees whether the callee had answered). Only this node's calls are touched: in a shared
-database each node recovers what it claimed (``calls.node_id``).
+client sees whether the callee had answered), and the observers (webhooks, metrics, the call
+log) are told of each as of any call's end. Only this node's calls are touched: in a shared
+database each node recovers what it claimed (``calls.node_id``), and only once it holds the
+node's lease — which it gets only when the process before it is gone (``dispatch.lease``).
 """
 
 from __future__ import annotations
@@ -30,12 +32,13 @@ from typing import Protocol
 
 import gevent.queue
 
+from robocall.calls.observers import Observers
 from robocall.calls.runner import CallLog
 from robocall.errors import CommandFailed, SwitchDisconnected
 from robocall.esl import commands
 from robocall.esl.client import DISCONNECTED, EslClient
 from robocall.store.nodes import UnfinishedCall
-from robocall.store.records import CallStatus
+from robocall.store.records import CallStatus, CallTicket
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +72,7 @@ def recover_calls(
     node_id: str,
     clock: Callable[[], float] = time.time,
     hangup_wait_seconds: float = HANGUP_WAIT_SECONDS,
+    observers: Observers | None = None,
 ) -> RecoveryReport:
     """Settle this node's unfinished calls; raises SwitchError if the switch cannot be asked
     (nothing is recorded then, so a retry after the reconnect starts over)."""
@@ -83,13 +87,19 @@ def recover_calls(
     _hang_up(switch, live, hangup_wait_seconds)
     for call in live + absent:
         now = clock()
-        store.call_ended(
+        duration = None if call.answered_at is None else max(0.0, now - call.answered_at)
+        request_completed = store.call_ended(
             call.call_id,
             status=CallStatus.FAILED.value,
             hangup_cause=RESTARTED_CAUSE,
             ended_at=now,
-            duration_seconds=None if call.answered_at is None else max(0.0, now - call.answered_at),
+            duration_seconds=duration,
         )
+        if observers is not None:
+            ticket = _ticket(call)
+            observers.call_ended(ticket, CallStatus.FAILED.value, RESTARTED_CAUSE, duration)
+            if request_completed:
+                observers.request_completed(ticket)
     report = RecoveryReport(
         hung_up=tuple(c.call_id for c in live), without_channel=tuple(c.call_id for c in absent)
     )
@@ -99,6 +109,22 @@ def recover_calls(
         report.total, node_id, len(live), len(absent), RESTARTED_CAUSE,
     )
     return report
+
+
+def _ticket(call: UnfinishedCall) -> CallTicket:
+    """What an observer is told about a recovered call (its flow and properties went with the
+    process that ran it)."""
+    return CallTicket(
+        call_id=call.call_id,
+        request_id=call.request_id,
+        organization_id=call.organization_id,
+        phone=call.phone,
+        caller=call.caller,
+        properties={},
+        channel_uuid=call.channel_uuid or "",
+        line_variable=("", ""),
+        record=False,
+    )
 
 
 def _channel_exists(switch: EslClient, channel_uuid: str) -> bool:

@@ -53,6 +53,7 @@ class DialingQueries:
     _writing: Callable[..., AbstractContextManager[None]]
     _session: Callable[[], AbstractContextManager[None]]
     _lines_budget: Callable[[str, LinesBudget], int]
+    _check_lease: Callable[[str, str], None]
 
     # --- what the dispatcher reads ------------------------------------------------------------
 
@@ -97,6 +98,7 @@ class DialingQueries:
         *,
         node_id: str | None = None,
         budget: LinesBudget | None = None,
+        lease_token: str | None = None,
     ) -> list[ClaimedCall]:
         """Commit up to ``len(channel_uuids)`` of the organization's queued calls as ``dialing``.
 
@@ -106,13 +108,17 @@ class DialingQueries:
         nodes never claim one call. With ``budget``, the organization's dispatch is serialized
         across nodes and at most ``budget(unfinished channel uuids)`` calls are claimed
         (``store.nodes``). Calls not yet due (a retry's backoff, a window not open yet) are
-        skipped, keeping their place; a call whose window is over is cancelled instead.
+        skipped, keeping their place; a call whose window is over is cancelled instead. With
+        ``lease_token``, nothing is claimed unless this process still holds ``node_id``'s lease
+        (LeaseLost): checked in the claim's own transaction.
         """
         if not channel_uuids:
             return []
         organization, request = self._tables.organization, self._tables.call_request
         now = self._now()
         with self._writing(durable=True):
+            if lease_token is not None and node_id is not None:
+                self._check_lease(node_id, lease_token)
             org = organization.get_or_none(organization.id == organization_id)
             if org is None:
                 return []

@@ -92,12 +92,19 @@ def _v4_webhooks(database: peewee.Database, tables: Tables) -> None:
     database.create_tables(bind_webhook_models(database).all(), safe=False)
 
 
+def _v6_node_leases(database: peewee.Database, tables: Tables) -> None:
+    from robocall.store.nodes import bind_lease_model
+
+    database.create_tables([bind_lease_model(database)], safe=True)
+
+
 # (version, what it does, how); append only — a released migration never changes
 MIGRATIONS: tuple[tuple[int, str, Callable[[peewee.Database, Tables], None]], ...] = (
     (1, "organizations, api keys, call requests, calls", _v1_initial),
     (2, "retry policy, calling window, cancellation", _v2_retry_window_cancel),
     (3, "calls.node_id: the node that claimed a call, for crash recovery", _v3_calls_node),
     (4, "webhooks: request callback URLs, signing secrets, outbox", _v4_webhooks),
+    (6, "nodes: one lease per node id (host, pid, started, heartbeat)", _v6_node_leases),
 )
 
 

@@ -6,6 +6,12 @@ lock (a PostgreSQL advisory lock held to the claim's commit) and reads which of 
 node has claimed and not yet ended: their channels count as lines in use even before this
 node's Event Socket has seen them. Every claim records the node that made it, so a node that
 restarts after a crash recovers its own calls and no one else's.
+
+A node id is one process: the ``nodes`` table (migration 6) holds each node's lease — host, pid,
+when it started, its last heartbeat and a token only the holder knows. A process takes the lease
+before it dials (refused while another live process holds it), renews it while it runs, and
+gives it up on a clean stop; every claim checks, inside its own transaction, that the lease is
+still this process's, so two processes on one database never both claim for one node.
 """
 
 from __future__ import annotations
@@ -13,10 +19,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import peewee
 
+from robocall.errors import LeaseLost, NodeBusy
 from robocall.store.models import Tables
 from robocall.store.records import CallStatus
 
@@ -36,13 +44,53 @@ LinesBudget = Callable[[frozenset[str]], int]
 
 @dataclass(frozen=True)
 class UnfinishedCall:
-    """A call a node claimed and had not finished when it stopped: what recovery needs."""
+    """A call a node claimed and had not finished when it stopped: what recovery needs (and
+    what its observers are told: request, destination, caller)."""
 
     call_id: int
     organization_id: str
     channel_uuid: str | None
     status: CallStatus
     answered_at: float | None  # epoch seconds
+    request_id: str = ""
+    phone: str = ""
+    caller: str = ""
+
+
+@dataclass(frozen=True)
+class NodeLease:
+    """Who holds a node id: the process (host, pid) and when it started and last renewed."""
+
+    node_id: str
+    host: str
+    pid: int
+    token: str
+    started_at: datetime
+    heartbeat_at: datetime
+
+    def describe(self) -> str:
+        return (
+            f"pid {self.pid} on {self.host}, started {self.started_at:%Y-%m-%d %H:%M:%S} UTC, "
+            f"last heartbeat {self.heartbeat_at:%H:%M:%S} UTC"
+        )
+
+
+def bind_lease_model(database: peewee.Database) -> Any:
+    """The model of the ``nodes`` table (one row per node id: its lease)."""
+
+    class Node(peewee.Model):
+        node_id = peewee.CharField(primary_key=True, max_length=64)
+        host = peewee.CharField(max_length=255)
+        pid = peewee.IntegerField()
+        token = peewee.CharField(max_length=64)
+        started_at = peewee.DateTimeField()
+        heartbeat_at = peewee.DateTimeField()
+
+        class Meta:
+            table_name = "nodes"
+
+    Node._meta.set_database(database)
+    return Node
 
 
 class NodeQueries:
@@ -51,7 +99,9 @@ class NodeQueries:
     _db: peewee.Database
     _tables: Tables
     _postgresql: bool
+    _now: Callable[[], datetime]
     _session: Callable[[], AbstractContextManager[None]]
+    _writing: Callable[..., AbstractContextManager[None]]
 
     def _lines_budget(self, organization_id: str, budget: LinesBudget) -> int:
         """Inside the claim's transaction: lock the organization's dispatch, then ask ``budget``
@@ -69,17 +119,96 @@ class NodeQueries:
         )
         return budget(frozenset(uuid for (uuid,) in cursor.fetchall()))
 
+    # --- the node's lease -----------------------------------------------------------------------
+
+    def take_lease(
+        self,
+        node_id: str,
+        *,
+        host: str,
+        pid: int,
+        token: str,
+        expiry_seconds: float,
+        holder_gone: Callable[[NodeLease], bool],
+    ) -> NodeLease | None:
+        """Make this process (``token``) the node's holder. Refused with NodeBusy while another
+        holder's heartbeat is younger than ``expiry_seconds`` and ``holder_gone`` (its process
+        is known dead) says no. Returns the lease taken over (None if there was none): a node
+        that takes over recovers that holder's calls. Each write is one conditional statement,
+        so of two processes racing for the node exactly one wins."""
+        node = bind_lease_model(self._db)
+        now = self._now()
+        with self._writing(durable=True):
+            node.insert(
+                node_id=node_id, host=host, pid=pid, token=token, started_at=now,
+                heartbeat_at=now,
+            ).on_conflict_ignore().execute()
+            row = node.get_or_none(node.node_id == node_id)
+        if row is None:
+            raise NodeBusy(f"node {node_id}: its lease vanished while it was taken")
+        holder = _lease(row)
+        if holder.token == token:
+            return None  # inserted just now (or held already by this very process)
+        expired = now - holder.heartbeat_at > timedelta(seconds=expiry_seconds)
+        if not expired and not holder_gone(holder):
+            raise NodeBusy(f"node {node_id} is held by another live process ({holder.describe()})")
+        with self._writing(durable=True):
+            taken = (
+                node.update(host=host, pid=pid, token=token, started_at=now, heartbeat_at=now)
+                .where((node.node_id == node_id) & (node.token == holder.token))
+                .execute()
+            )
+        if not taken:
+            raise NodeBusy(f"node {node_id} was taken by another process just now")
+        return holder
+
+    def renew_lease(self, node_id: str, token: str) -> bool:
+        """The heartbeat: False when the lease is no longer this process's."""
+        node = bind_lease_model(self._db)
+        with self._writing(durable=False):
+            renewed = (
+                node.update(heartbeat_at=self._now())
+                .where((node.node_id == node_id) & (node.token == token))
+                .execute()
+            )
+        return bool(renewed)
+
+    def release_lease(self, node_id: str, token: str) -> None:
+        """A clean stop: the node id is free at once."""
+        node = bind_lease_model(self._db)
+        with self._writing(durable=True):
+            node.delete().where((node.node_id == node_id) & (node.token == token)).execute()
+
+    def lease_of(self, node_id: str) -> NodeLease | None:
+        """The node's lease as stored, if any."""
+        node = bind_lease_model(self._db)
+        with self._session():
+            row = node.get_or_none(node.node_id == node_id)
+        return None if row is None else _lease(row)
+
+    def _check_lease(self, node_id: str, token: str) -> None:
+        """Inside a claim's transaction: the claim is made only while the lease is ours."""
+        node = bind_lease_model(self._db)
+        holder = node.select(node.token).where(node.node_id == node_id).scalar()
+        if holder != token:
+            raise LeaseLost(f"node {node_id}: this process no longer holds its lease")
+
+    # --- recovery -------------------------------------------------------------------------------
+
     def calls_to_recover(self, node_id: str) -> list[UnfinishedCall]:
         """This node's calls left ``dialing`` or ``onProgress`` (and those claimed before nodes
         were recorded, which no node owns)."""
         call, organization = self._tables.call, self._tables.organization
+        request = self._tables.call_request
         found: list[UnfinishedCall] = []
         with self._session():
             organizations = [row.id for row in organization.select(organization.id)]
             for organization_id in organizations:
                 # one probe of the (org, status, ...) index per organization
                 rows = (
-                    call.select(call.id, call.channel_uuid, call.status, call.answered_at)
+                    call.select(call.id, call.channel_uuid, call.status, call.answered_at,
+                                request.request_id, call.phone, call.caller)
+                    .join(request, on=(call.request == request.id))
                     .where(
                         (call.organization == organization_id)
                         & call.status.in_(_UNFINISHED)
@@ -95,10 +224,30 @@ class NodeQueries:
                         channel_uuid=channel_uuid,
                         status=CallStatus(status),
                         answered_at=_epoch(answered_at),
+                        request_id=request_id,
+                        phone=phone,
+                        caller=caller,
                     )
-                    for call_id, channel_uuid, status, answered_at in rows
+                    for call_id, channel_uuid, status, answered_at, request_id, phone, caller
+                    in rows
                 )
         return found
+
+
+def _lease(row: Any) -> NodeLease:
+    return NodeLease(
+        node_id=row.node_id,
+        host=row.host,
+        pid=row.pid,
+        token=row.token,
+        started_at=_naive(row.started_at),
+        heartbeat_at=_naive(row.heartbeat_at),
+    )
+
+
+def _naive(stamp: datetime | str) -> datetime:
+    # SQLite hands back text when peewee cannot tell the column's type
+    return datetime.fromisoformat(stamp) if isinstance(stamp, str) else stamp
 
 
 def _epoch(stamp: datetime | str | None) -> float | None:

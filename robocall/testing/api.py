@@ -51,13 +51,16 @@ def status(switch: Switch, argument: str) -> str:
     minutes, seconds = divmod(rest, 60)
     millis = int((up - int(up)) * 1000)
     live = len(switch.channels)
+    # A scaled switch's second is scaled too (its budget refills every scripted second): the
+    # budget is told per real second, so a client that paces by it is paced right.
+    per_second = max(1, round(switch.sessions_per_second / switch.time_scale))
     return (
         f"UP 0 years, {days} days, {hours} hours, {minutes} minutes, {seconds} seconds, "
         f"{millis} milliseconds, 0 microseconds\n"
         "FreeSWITCH (Version 1.11.1-release git c2c5964 2026-05-26 20:41:26Z 64bit) is ready\n"
         f"{switch.session_count} session(s) since startup\n"
         f"{live} session(s) - peak {switch.peak_sessions}, last 5min {switch.peak_sessions} \n"
-        f"0 session(s) per Sec out of max {switch.sessions_per_second}, peak 0, last 5min 0 \n"
+        f"0 session(s) per Sec out of max {per_second}, peak 0, last 5min 0 \n"
         f"{switch.max_sessions} session(s) max\n"
         "min idle cpu 0.00/95.37\n"
         "Current Stack Size/Max 240K/8192K\n"

@@ -185,11 +185,7 @@ class ServiceStarter:
     def stop_all(self) -> None:
         for server, service, fake in self.running:
             server.stop(timeout=2)
-            service.dispatcher.stop(grace_seconds=2)
-            if service.webhooks is not None:
-                service.webhooks.stop()
-            service.switch.close()
-            service.api.repo.close()
+            service.stop(grace_seconds=2)
             fake.stop()
         self.running.clear()
         self._databases.close()

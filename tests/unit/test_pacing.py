@@ -1,19 +1,18 @@
-"""Free lines and calls-per-second budgets."""
+"""Free lines, the send window (calls per second spent as each leg leaves), switch limits."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 
 from robocall.dispatch.lines import LineUsage
-from robocall.dispatch.pacing import TokenBucket, dials_allowed, free_lines
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 50.0
-
-    def __call__(self) -> float:
-        return self.now
+from robocall.dispatch.pacing import (
+    SendWindow,
+    SwitchLimits,
+    free_lines,
+    parse_switch_status,
+)
 
 
 @pytest.mark.parametrize(
@@ -30,39 +29,92 @@ def test_free_lines(capacity, robo, other, in_flight, expected):
     assert free_lines(capacity, LineUsage(robo=robo, other=other), in_flight) == expected
 
 
-def test_bucket_starts_full_and_refills_at_its_rate():
-    clock = FakeClock()
-    bucket = TokenBucket(rate=10, burst=5, clock=clock)
-    assert bucket.available() == 5
-    bucket.take(5)
-    assert bucket.available() == 0
-    clock.now += 0.25
-    assert bucket.available() == 2
-    assert bucket.seconds_until(3) == pytest.approx(0.05)
-    clock.now += 10
-    assert bucket.available() == 5  # capped at the burst
+def _sent_greedily(window: SendWindow, start: float, seconds: float) -> list[float]:
+    """Send as soon as the window allows, for ``seconds``: the send times."""
+    now, sent = start, []
+    while now < start + seconds:
+        wait = window.wait_seconds(now)
+        if wait > 0:
+            now += wait
+            continue
+        window.record(now)
+        sent.append(now)
+    return sent
 
 
-def test_taking_more_than_available_is_refused():
-    bucket = TokenBucket(rate=1, burst=1, clock=FakeClock())
-    bucket.take()
+def _most_in_any_second(times: list[float]) -> int:
+    return max(sum(1 for t in times if start <= t < start + 1.0) for start in times)
+
+
+@pytest.mark.parametrize("rate", [1, 5, 27, 90, 0.5])
+def test_a_greedy_sender_never_puts_more_than_the_rate_in_any_one_second(rate):
+    # given a window of `rate` sends per second, and a sender that sends whenever allowed
+    window = SendWindow(rate)
+    # when it sends for ten seconds from a cold start
+    sent = _sent_greedily(window, 100.0, 10.0)
+    # then no one-second window, wherever it starts, holds more than the rate (no burst at
+    # start), and the pace is the rate
+    assert _most_in_any_second(sent) == max(1, int(rate))
+    assert len(sent) == pytest.approx(10 * rate, abs=1)
+
+
+def test_sends_are_spaced_evenly_not_bunched():
+    window = SendWindow(10)
+    window.record(0.0)
+    assert window.wait_seconds(0.0) == pytest.approx(0.1)
+    assert window.wait_seconds(0.05) == pytest.approx(0.05)
+    assert window.wait_seconds(0.1) == 0
+
+
+def test_the_window_holds_even_when_sends_were_recorded_late():
+    # given sends recorded bunched (a sender that ignored the spacing after a stall)
+    window = SendWindow(3)
+    for moment in (0.0, 0.01, 0.02):
+        window.record(moment)
+    # then the next may leave only once the first has left the one-second window
+    assert window.wait_seconds(0.5) == pytest.approx(0.5)
+    assert window.wait_seconds(1.0) == 0
+
+
+def test_a_pause_holds_every_send_back_and_a_rate_change_applies_at_once():
+    window = SendWindow(10)
+    window.pause(5.0, 1.0)
+    assert window.wait_seconds(5.5) == pytest.approx(0.5)
+    window.record(6.0)
+    window.set_rate(2)
+    assert window.wait_seconds(6.0) == pytest.approx(0.5)
     with pytest.raises(ValueError):
-        bucket.take()
+        window.set_rate(0)
 
 
-def test_dials_allowed_is_bounded_by_lines_and_every_budget():
-    clock = FakeClock()
-    organization = TokenBucket(rate=5, burst=5, clock=clock)
-    switch = TokenBucket(rate=25, burst=3, clock=clock)
-    assert dials_allowed(10, organization, switch) == 3
-    assert dials_allowed(2, organization, switch) == 2
-    assert dials_allowed(0, organization, switch) == 0
+STATUS = (
+    "UP 0 years, 0 days, 0 hours, 3 minutes, 7 seconds, 12 milliseconds, 0 microseconds\n"
+    "FreeSWITCH (Version 1.11.1-release git c2c5964 2026-05-26 20:41:26Z 64bit) is ready\n"
+    "12 session(s) since startup\n"
+    "4 session(s) - peak 6, last 5min 6 \n"
+    "0 session(s) per Sec out of max 100, peak 3, last 5min 3 \n"
+    "2000 session(s) max\n"
+    "min idle cpu 0.00/95.37\n"
+)
 
 
-def test_changing_the_rate_keeps_earned_tokens_within_the_new_burst():
-    clock = FakeClock()
-    bucket = TokenBucket(rate=10, burst=10, clock=clock)
-    bucket.set_rate(rate=2, burst=4)
-    assert bucket.available() == 4
+def test_the_switch_status_tells_its_limits():
+    limits = parse_switch_status(STATUS)
+    assert limits == SwitchLimits(sessions_per_second=100, max_sessions=2000, live_sessions=4)
     with pytest.raises(ValueError):
-        bucket.set_rate(rate=0, burst=1)
+        parse_switch_status("-ERR no reply")
+
+
+def test_robocall_paces_under_the_switch_and_settings_only_lower_it():
+    limits = SwitchLimits(sessions_per_second=30, max_sessions=1000)
+    assert limits.legs_per_second(None) == 27  # headroom under FreeSWITCH's own budget
+    assert limits.legs_per_second(10) == 10  # a lower setting lowers it
+    assert limits.legs_per_second(500) == 27  # a higher one cannot raise it
+    assert limits.sessions_cap == 900
+
+
+def test_the_limits_are_read_from_a_real_freeswitch_status_answer():
+    # the lab FreeSWITCH 1.11.1's own answer to `api status`, as recorded
+    recorded = (Path(__file__).parents[1] / "transcripts" / "esl-transcript.txt").read_text()
+    limits = parse_switch_status(recorded)
+    assert (limits.sessions_per_second, limits.max_sessions) == (30, 1000)
