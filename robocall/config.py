@@ -55,6 +55,9 @@ class Settings:
     # ROBOCALL_NODE_ID: this dialer's name in a shared database; after a crash a node recovers
     # only the calls it claimed. Empty: the host name (set it when two nodes share a host).
     node_id: str = ""
+    # ROBOCALL_SHUTDOWN_GRACE: on SIGTERM, live calls get this long to finish; then they are
+    # hung up and recorded failed with hangupCause ROBOCALL_SHUTDOWN.
+    shutdown_grace_seconds: float = 30.0
 
     @property
     def resolved_database_url(self) -> str:
@@ -107,6 +110,7 @@ _ENV: dict[str, tuple[str, type]] = {
     "ROBOCALL_WEBHOOK_BACKOFF": ("webhook_backoff_seconds", float),
     "ROBOCALL_WEBHOOK_TIMEOUT": ("webhook_timeout_seconds", float),
     "ROBOCALL_NODE_ID": ("node_id", str),
+    "ROBOCALL_SHUTDOWN_GRACE": ("shutdown_grace_seconds", float),
 }
 
 

@@ -17,8 +17,6 @@ from robocall.errors import ConfigError, NotFound
 
 log = logging.getLogger("robocall")
 
-SHUTDOWN_GRACE_SECONDS = 30.0
-
 
 def _serve(args: argparse.Namespace, settings: config.Settings) -> int:
     from robocall.tts.voices import available_languages
@@ -42,10 +40,11 @@ def _serve(args: argparse.Namespace, settings: config.Settings) -> int:
     server.start()
     try:
         stopping.wait()
-        log.info("stopping: no new calls; live calls get %s s to finish", SHUTDOWN_GRACE_SECONDS)
+        log.info("stopping: no new calls; live calls get %s s to finish",
+                 settings.shutdown_grace_seconds)
     finally:
         server.stop(timeout=5)
-        service.stop(SHUTDOWN_GRACE_SECONDS)
+        service.stop(settings.shutdown_grace_seconds)
     return 0
 
 

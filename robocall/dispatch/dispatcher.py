@@ -121,6 +121,8 @@ class Dispatcher:
         self.switch_cps = switch_cps
         self.gate = gate  # the runner's too: it spends the budgets as each originate leaves
         self.gate.set_switch_rate(self.switch_limits.legs_per_second(switch_cps))
+        self.gate.on_refused = self._limits_changed
+        self._reading_limits: gevent.Greenlet | None = None
         self._switch_channels: set[str] = set()  # every live channel of the switch, any owner
         self._organizations: dict[str, _Organization] = {}
         self._dirty: set[str] = set()
@@ -144,6 +146,7 @@ class Dispatcher:
         if self._stopping:
             return
         self.refresh_organizations()
+        self.gate.start_cold()
         self.switch.add_event_listener(self._on_event)
         self._loop = gevent.spawn(self._run)
 
@@ -227,6 +230,12 @@ class Dispatcher:
             limits.sessions_per_second, limits.max_sessions, rate, limits.sessions_cap,
         )
         return limits
+
+    def _limits_changed(self) -> None:
+        """The switch refused a send we paced under its budget: read its limits again (once,
+        however many refusals come together)."""
+        if self._reading_limits is None or self._reading_limits.dead:
+            self._reading_limits = gevent.spawn(self.read_switch_limits)
 
     # --- reading ------------------------------------------------------------------------------
 

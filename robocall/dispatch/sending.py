@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator
 import gevent
 import gevent.event
 
-from robocall.dispatch.pacing import SendWindow
+from robocall.dispatch.pacing import WINDOW_SECONDS, SendWindow
 from robocall.errors import DispatchStopped
 
 # After a send the switch refused for its budget, nothing leaves for this long: FreeSWITCH
@@ -85,6 +85,8 @@ class SendGate:
         # Checked as each originate leaves: False once this process may no longer dial (its
         # node's lease is not provably its own, robocall.dispatch.lease).
         self.may_send: Callable[[], bool] = lambda: True
+        # Told when the switch refused a send: its limits may have changed (read them again).
+        self.on_refused: Callable[[], None] = lambda: None
 
     # --- budgets ------------------------------------------------------------------------------
 
@@ -101,9 +103,15 @@ class SendGate:
         elif window.rate != rate:
             window.set_rate(rate)
 
+    def start_cold(self) -> None:
+        """A new process: what an earlier one sent in the last second is not in this window,
+        but the switch still counts it. Nothing leaves until that second is surely over."""
+        self.switch.pause(self.clock(), WINDOW_SECONDS)
+
     def refused(self) -> None:
         """The switch refused a send for its budget: let nothing leave until its next window."""
         self.switch.pause(self.clock(), REFUSED_PAUSE_SECONDS)
+        self.on_refused()
 
     # --- claiming -----------------------------------------------------------------------------
 

@@ -24,6 +24,10 @@ SQLITE_PRAGMAS = (
 )
 POOL_SIZE = 32
 POOL_STALE_SECONDS = 300
+# A greenlet finding every pooled connection taken waits this long for one: hundreds of live
+# calls write at once at load, and a pool that refused at once (peewee's default) left a call
+# whose final write it refused `dialing` for ever.
+POOL_WAIT_SECONDS = 30
 
 
 def open_database(url: str) -> peewee.Database:
@@ -40,6 +44,7 @@ def open_database(url: str) -> peewee.Database:
             pragmas=SQLITE_PRAGMAS,
             max_connections=POOL_SIZE,
             stale_timeout=POOL_STALE_SECONDS,
+            timeout=POOL_WAIT_SECONDS,
             check_same_thread=False,
         )
         return sqlite
@@ -56,6 +61,7 @@ def open_database(url: str) -> peewee.Database:
             password=unquote(parts.password) if parts.password else None,
             max_connections=POOL_SIZE,
             stale_timeout=POOL_STALE_SECONDS,
+            timeout=POOL_WAIT_SECONDS,
         )
         return postgresql
     raise ConfigError(f"{url}: the database URL must start with sqlite:// or postgresql://")

@@ -148,9 +148,10 @@ class NodeQueries:
             raise NodeBusy(f"node {node_id}: its lease vanished while it was taken")
         holder = _lease(row)
         if holder.token == token:
+            if not self._postgresql:
+                self._sole_node_of_sqlite(node, node_id, token, now, expiry_seconds, holder_gone)
             return None  # inserted just now (or held already by this very process)
-        expired = now - holder.heartbeat_at > timedelta(seconds=expiry_seconds)
-        if not expired and not holder_gone(holder):
+        if not _expired(holder, now, expiry_seconds) and not holder_gone(holder):
             raise NodeBusy(f"node {node_id} is held by another live process ({holder.describe()})")
         with self._writing(durable=True):
             taken = (
@@ -160,7 +161,30 @@ class NodeQueries:
             )
         if not taken:
             raise NodeBusy(f"node {node_id} was taken by another process just now")
+        if not self._postgresql:
+            self._sole_node_of_sqlite(node, node_id, token, now, expiry_seconds, holder_gone)
         return holder
+
+    def _sole_node_of_sqlite(
+        self,
+        node: Any,
+        node_id: str,
+        token: str,
+        now: datetime,
+        expiry_seconds: float,
+        holder_gone: Callable[[NodeLease], bool],
+    ) -> None:
+        """A SQLite database is one node's (its claims are not serialized across processes):
+        another live node on it refuses this one, which gives its lease back."""
+        with self._session():
+            others = [_lease(row) for row in node.select().where(node.node_id != node_id)]
+        for other in others:
+            if not _expired(other, now, expiry_seconds) and not holder_gone(other):
+                self.release_lease(node_id, token)
+                raise NodeBusy(
+                    f"this SQLite database is dialled by node {other.node_id} "
+                    f"({other.describe()}); several nodes need PostgreSQL"
+                )
 
     def renew_lease(self, node_id: str, token: str) -> bool:
         """The heartbeat: False when the lease is no longer this process's."""
@@ -232,6 +256,10 @@ class NodeQueries:
                     in rows
                 )
         return found
+
+
+def _expired(lease: NodeLease, now: datetime, expiry_seconds: float) -> bool:
+    return now - lease.heartbeat_at > timedelta(seconds=expiry_seconds)
 
 
 def _lease(row: Any) -> NodeLease:

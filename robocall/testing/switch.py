@@ -54,6 +54,7 @@ class Switch:
         self.session_count = 0
         self.peak_sessions = 0
         self.throttled = 0
+        self.admitted: list[float] = []  # when each new session was admitted (monotonic)
         self.started = time.monotonic()
         self._recent_sessions: deque[float] = deque()
         self.greenlets = Group()
@@ -97,7 +98,19 @@ class Switch:
             self.throttled += 1
             return THROTTLE_CAUSE
         self._recent_sessions.append(now)
+        self.admitted.append(now)
         return None
+
+    def most_sessions_in_a_second(self) -> int:
+        """The most sessions admitted in any one (scripted) second, wherever it starts: what a
+        pacer must keep at or under ``sessions_per_second``."""
+        window = self.seconds(1000)
+        times, most, first = self.admitted, 0, 0
+        for last, moment in enumerate(times):
+            while moment - times[first] >= window:
+                first += 1
+            most = max(most, last - first + 1)
+        return most
 
     def new_channel(self, channel_uuid: str, name: str, number: str,
                     variables: dict[str, str], callee: Callee, kind: str) -> Channel:
