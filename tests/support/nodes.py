@@ -109,6 +109,30 @@ class ServeProcess:
             self.kill()
 
 
+def serve_to_exit(
+    database_url: str,
+    switch_url: str,
+    node_id: str,
+    data_dir: Path,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """``robocall serve`` that is expected to refuse to start: run to its exit (bounded), with
+    its exit code and stderr."""
+    environment = {**os.environ, "ROBOCALL_NODE_ID": node_id, "PYTHONPATH": str(ROOT),
+                   **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "robocall", "serve", "--database", database_url,
+         "--switch", switch_url, "--listen", "127.0.0.1:0", "--data-dir", str(data_dir)],
+        cwd=ROOT, env=environment, capture_output=True, text=True, timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def error_lines(stderr: str) -> list[str]:
+    """The lines robocall's command line prints for an error (``robocall: ...``)."""
+    return [line for line in stderr.splitlines() if line.startswith("robocall:")]
+
+
 def originates_by_number(received: list[str]) -> dict[str, int]:
     """How many times each number was originated, from FakeSwitch's record of the commands it
     received (``fake.received``): the switch's own account, not robocall's."""
