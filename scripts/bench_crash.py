@@ -1,7 +1,8 @@
 """Benchmark: kill -9 a dialing robocall again and again; is anyone dialled twice, or forgotten?
 
 One FakeSwitch lives in this process for the whole run (so it survives every kill, as a real
-FreeSWITCH would); ``robocall serve`` runs as a child process on one database (SQLite by default,
+FreeSWITCH would), with FreeSWITCH's default budget of 30 sessions per second, enforced as
+FreeSWITCH does (a transfer's leg spends it too); ``robocall serve`` runs as a child process on one database (SQLite by default,
 ``--postgres`` for a fresh PostgreSQL database) with the same node id each time. 1,000 calls
 are queued on an organization of 10 lines; each call is answered and transferred, and the callee
 hangs up 0.5-2 s later. Then, ``--kills`` times (50): start the server, let it dial a few calls
@@ -11,8 +12,9 @@ queue to its end and is stopped with SIGTERM.
 Printed as JSON, from the switch's own record of what it was sent and from the database:
 ``duplicate_dials`` (numbers originated more than once; goal 0), ``unresolved`` (calls not
 final at the end; goal 0), ``never_dialled_failed`` (calls recorded failed that the switch never
-received: claimed and committed, killed before the originate left), the final counts, and how
-many calls recovery found live and hung up.
+received: claimed and committed, killed before the originate left), the final counts, how
+many calls recovery found live and hung up, ``throttled`` (dials the switch refused for its
+budget; goal 0) and ``failed_throttled`` (calls lost to such a refusal; goal 0).
 
     /work/venv/bin/python scripts/bench_crash.py [--kills 50] [--calls 1000] [--postgres]
 """
@@ -71,7 +73,7 @@ def _run(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
         | {"1000": Callee(answer_after_ms=50, hangup_after_ms=600_000)},
         Callee(),
     )
-    fake = FakeSwitch(book, sessions_per_second=100_000, max_sessions=100_000).start()
+    fake = FakeSwitch(book, sessions_per_second=30, max_sessions=1000).start()
     drop_database = None
     database_url = f"sqlite:///{directory / 'robocall.db'}"
     if args.postgres:
@@ -147,6 +149,11 @@ def _run(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
         ),
         "originates": sum(originated.values()),
         "channels_left_on_switch": len(fake.channels()),
+        "throttled": fake.switch.throttled,
+        "most_sessions_in_any_second": fake.switch.most_sessions_in_a_second(),
+        "failed_throttled": sum(
+            1 for c in page.calls if c.hangup_cause == "DESTINATION_OUT_OF_ORDER"
+        ),
     }
 
 
