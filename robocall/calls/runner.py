@@ -403,10 +403,12 @@ class _ActiveCall:
         if cause != SWITCH_REFUSAL_CAUSE or self.channel_created:
             return False
         try:
-            self.queue.peek(timeout=REFUSAL_SETTLE_SECONDS)
+            item = self.queue.peek(timeout=REFUSAL_SETTLE_SECONDS)
         except gevent.queue.Empty:
             return True
-        return False  # something of the channel came: it existed, a real failure
+        # An event of the channel: it existed, a real failure. A marker (a disconnect, the
+        # shutdown) says nothing about the channel: the refusal stands.
+        return not isinstance(item, Event)
 
     def _end_now(self, cause: str) -> None:
         """Shutdown: hang the channel up; the call is recorded with ``cause``."""
