@@ -2,8 +2,9 @@
 
 One FakeSwitch lives in this process for the whole run (so it survives every kill, as a real
 FreeSWITCH would), with FreeSWITCH's default budget of 30 sessions per second, enforced as
-FreeSWITCH does (a transfer's leg spends it too); ``robocall serve`` runs as a child process on one database (SQLite by default,
-``--postgres`` for a fresh PostgreSQL database) with the same node id each time. 1,000 calls
+FreeSWITCH does (a transfer's leg spends it too); ``robocall serve`` runs as a child process
+on one database (SQLite by default, ``--postgres`` for a fresh PostgreSQL database) with the same
+node id each time. 1,000 calls
 are queued on an organization of 10 lines; each call is answered and transferred, and the callee
 hangs up 0.5-2 s later. Then, ``--kills`` times (50): start the server, let it dial a few calls
 (until 1-20 more originates reach the switch), SIGKILL it mid-dialing. A last start runs the
@@ -62,7 +63,7 @@ def _run(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
     from robocall.config import Settings
     from robocall.testing import Callee, CalleeBook, FakeSwitch
     from scripts.bench_dispatch import create_postgres_database
-    from tests.support.nodes import ServeProcess, originates_by_number
+    from tests.support.nodes import OriginateCounter, ServeProcess
 
     rng = random.Random(args.seed)
     deadline = time.monotonic() + args.max_seconds
@@ -89,9 +90,7 @@ def _run(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
             return ServeProcess(database_url=database_url, switch_url=fake.url,
                                 node_id="crash-node", data_dir=directory / "data").start()
 
-        def dialled() -> int:
-            return sum(originates_by_number(fake.received).values())
-
+        dialled = OriginateCounter(fake.received)
         serve = start()
         body = {
             "requestId": "crash",
@@ -131,7 +130,8 @@ def _run(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
         if drop_database is not None:
             drop_database()
 
-    originated = originates_by_number(fake.received)
+    # the switch's own account: robo legs created per number (a refused originate creates none)
+    originated = fake.switch.dialled
     final = {"completed", "failed"}
     return {
         "benchmark": "crash",
@@ -147,7 +147,8 @@ def _run(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
         "never_dialled_failed": sum(
             1 for c in page.calls if c.status.value == "failed" and c.phone not in originated
         ),
-        "originates": sum(originated.values()),
+        "originates": dialled(),  # received, refused ones included
+        "robo_legs": sum(originated.values()),
         "channels_left_on_switch": len(fake.channels()),
         "throttled": fake.switch.throttled,
         "most_sessions_in_any_second": fake.switch.most_sessions_in_a_second(),

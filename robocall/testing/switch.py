@@ -55,6 +55,7 @@ class Switch:
         self.peak_sessions = 0
         self.throttled = 0
         self.admitted: list[float] = []  # when each new session was admitted (monotonic)
+        self.dialled: dict[str, int] = {}  # number -> robo legs created for it (at most once?)
         self.started = time.monotonic()
         self._recent_sessions: deque[float] = deque()
         self.greenlets = Group()
@@ -116,6 +117,8 @@ class Switch:
                     variables: dict[str, str], callee: Callee, kind: str) -> Channel:
         """Create and register a channel (it appears in show channels at once)."""
         self.session_count += 1
+        if kind == "robo":
+            self.dialled[number] = self.dialled.get(number, 0) + 1
         channel = Channel(self, channel_uuid, name, number, variables, callee, kind)
         self.channels[channel_uuid] = channel
         self.peak_sessions = max(self.peak_sessions, len(self.channels))

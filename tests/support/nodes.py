@@ -133,6 +133,26 @@ def error_lines(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.startswith("robocall:")]
 
 
+_ORIGINATES = ("bgapi originate ", "api originate ")
+
+
+class OriginateCounter:
+    """How many originates FakeSwitch has received so far, counted as they come (each call
+    reads only what is new): a benchmark polling it often must not starve the switch it shares
+    a process with, or the switch's own view of the pace is skewed."""
+
+    def __init__(self, received: list[str]) -> None:
+        self._received = received
+        self._seen = 0
+        self.count = 0
+
+    def __call__(self) -> int:
+        new = self._received[self._seen:]
+        self._seen += len(new)
+        self.count += sum(1 for raw in new if raw.startswith(_ORIGINATES))
+        return self.count
+
+
 def originates_by_number(received: list[str]) -> dict[str, int]:
     """How many times each number was originated, from FakeSwitch's record of the commands it
     received (``fake.received``): the switch's own account, not robocall's."""
