@@ -1,0 +1,84 @@
+"""The send gate: turns in order, transfers first, claims bounded, a closed gate sends nothing."""
+
+from __future__ import annotations
+
+import gevent
+import pytest
+
+from robocall.dispatch.sending import CLAIM_AHEAD_SECONDS, SendGate
+from robocall.errors import DispatchStopped
+
+
+def test_calls_leave_in_the_order_they_reach_the_gate_and_a_transfer_goes_first():
+    # given a gate slow enough that everyone queues (2 sends a second), with one send just made
+    gate = SendGate(2.0)
+    gate.set_rate("org", 2.0)
+    gate.turn("org", "first")
+    left: list[str] = []
+
+    def originate(name: str) -> None:
+        gate.turn("org", name)
+        left.append(name)
+
+    def transfer() -> None:
+        gate.transfer_turn()
+        left.append("transfer")
+
+    # when three originates queue up, and then a transfer's bridge
+    waiting = [gevent.spawn(originate, name) for name in ("a", "b", "c")]
+    gevent.sleep(0)
+    waiting.append(gevent.spawn(transfer))
+    gevent.joinall(waiting, timeout=10)
+    # then the transfer leaves first (the originates were still waiting for their
+    # organization's pace), and the originates keep their order
+    assert left == ["transfer", "a", "b", "c"]
+
+
+def test_a_closed_gate_refuses_waiting_originates_but_lets_transfers_pass():
+    gate = SendGate(1.0)
+    gate.set_rate("org", 1.0)
+    gate.turn("org", "sent")
+    outcome: list[str] = []
+
+    def originate() -> None:
+        try:
+            gate.turn("org", "waiting")
+            outcome.append("sent")
+        except DispatchStopped:
+            outcome.append("stopped")
+
+    greenlet = gevent.spawn(originate)
+    gevent.sleep(0)
+    # when the gate closes (shutdown) while an originate waits for its turn
+    gate.close()
+    greenlet.join(timeout=5)
+    # then it is not sent, and a live call's transfer still may be (after its turn)
+    assert outcome == ["stopped"]
+    with pytest.raises(DispatchStopped):
+        gate.turn("org", "later")
+    gevent.with_timeout(5, gate.transfer_turn)
+
+
+def test_claims_are_bounded_by_what_the_gate_sends_in_a_quarter_second():
+    gate = SendGate(40.0)
+    gate.set_rate("slow", 8.0)
+    gate.set_rate("fast", 1000.0)
+    # an organization's own pace bounds it, and the switch's bounds all of them together
+    assert gate.room("slow") == int(8 * CLAIM_AHEAD_SECONDS)
+    assert gate.room("fast") == int(40 * CLAIM_AHEAD_SECONDS)
+    for n in range(4):
+        gate.expect("fast", f"call-{n}")
+    assert gate.room("fast") == int(40 * CLAIM_AHEAD_SECONDS) - 4
+    assert gate.room("slow") == 2
+    # a call that ends unsent frees its place; an unknown organization gets none
+    gate.forget("fast", "call-0")
+    assert gate.unsent("fast") == 3
+    assert gate.room("nobody") == 0
+
+
+def test_a_lost_lease_stops_every_originate_at_its_turn():
+    gate = SendGate(100.0)
+    gate.set_rate("org", 100.0)
+    gate.may_send = lambda: False
+    with pytest.raises(DispatchStopped):
+        gate.turn("org", "call")
