@@ -117,6 +117,10 @@ class SendWindow:
         """Let nothing leave for ``seconds`` (the switch refused a send: its budget is spent)."""
         self._paused_until = max(self._paused_until, now + seconds)
 
+    def paused(self, now: float) -> bool:
+        """Whether a pause holds every send back now."""
+        return now < self._paused_until
+
     def sent_in_window(self, now: float) -> int:
         """Sends in the last second."""
         self._forget(now)

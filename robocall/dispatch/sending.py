@@ -128,8 +128,8 @@ class SendGate:
         """How many more of the organization's calls to claim now: what its pace and the
         switch's send in CLAIM_AHEAD_SECONDS, less the calls claimed and not yet sent."""
         window = self._organizations.get(organization_id)
-        if window is None:
-            return 0
+        if window is None or self.switch.paused(self.clock()):
+            return 0  # nothing is claimed that could not leave at once: a crash would lose it
         unsent = self.unsent(organization_id)
         all_unsent = sum(len(uuids) for uuids in self._unsent.values())
         return max(0, min(_ahead(window) - unsent, _ahead(self.switch) - all_unsent))

@@ -82,3 +82,13 @@ def test_a_lost_lease_stops_every_originate_at_its_turn():
     gate.may_send = lambda: False
     with pytest.raises(DispatchStopped):
         gate.turn("org", "call")
+
+
+def test_nothing_is_claimed_while_the_switch_is_paused():
+    # given a new process (the switch still counts its predecessor's last second)
+    gate = SendGate(40.0)
+    gate.set_rate("org", 40.0)
+    gate.start_cold()
+    # then no call is claimed until it could leave, and the dispatcher is told when to look
+    assert gate.room("org") == 0
+    assert 0 < gate.seconds_until_room("org") <= 1.0
