@@ -41,7 +41,9 @@ ROOT = Path(__file__).resolve().parent.parent
 ROBOCALL_CONF = ROOT / "freeswitch-conf"
 LAB_CONF = ROOT / "tests" / "lab" / "freeswitch"
 MARKER = ".robocall-lab"  # in <dir>/conf: a conf this script wrote and may replace
-INSTANCE_DIRS = ("conf", "log", "db", "run", "storage", "cache", "recordings", "temp")
+# Each is a command-line flag of FreeSWITCH's (-conf, -log...): without -certs, for one, it writes
+# its TLS certificates into the install's own conf directory.
+INSTANCE_DIRS = ("conf", "log", "db", "run", "storage", "cache", "recordings", "temp", "certs")
 
 # Stock files that listen off loopback, ask the internet, or define gateways.
 STOCK_FILES_REMOVED = (
@@ -55,6 +57,8 @@ STOCK_FILES_REMOVED = (
     "directory/default/1000.xml",
     "directory/default/1001.xml",
     "directory/default/1002.xml",
+    # certificates a FreeSWITCH started without -certs generated there: not configuration
+    "tls",
 )
 # The lab callees 10-13 speak through mod_flite, which robocall itself lists as optional.
 LAB_ONLY_MODULES = ("mod_flite",)
@@ -236,41 +240,42 @@ def fresh_conf(lab: Lab) -> None:
             target.unlink()
 
 
-def edit(path: Path, *changes: tuple[str, str, str | None]) -> None:
-    """Apply (kind, name, value) edits to one conf file: kind is var, param or drop."""
+def set_vars_in(path: Path, values: dict[str, str]) -> None:
     text = path.read_text()
-    for kind, name, value in changes:
-        if kind == "var" and value is not None:
-            text = set_var(text, name, value)
-        elif kind == "param" and value is not None:
-            text = set_param(text, name, value)
-        elif kind == "drop":
-            text = drop_param(text, name)
-        else:
-            raise ValueError(f"bad edit {kind} {name}")
+    for name, value in values.items():
+        text = set_var(text, name, value)
+    path.write_text(text)
+
+
+def set_params_in(path: Path, values: dict[str, str], drop: Iterable[str] = ()) -> None:
+    text = path.read_text()
+    for name, value in values.items():
+        text = set_param(text, name, value)
+    for name in drop:
+        text = drop_param(text, name)
     path.write_text(text)
 
 
 def loopback_only(lab: Lab) -> None:
     ports = lab.ports
-    edit(
+    set_vars_in(
         lab.conf / "vars.xml",
-        # Set before the stock lines that derive domain etc. from it (it is otherwise detected).
-        ("var", "local_ip_v4", "127.0.0.1"),
-        ("var", "external_rtp_ip", "127.0.0.1"),  # stock: stun-set, a public STUN server
-        ("var", "external_sip_ip", "127.0.0.1"),  # stock: stun-set, a public STUN server
-        ("var", "bind_server_ip", "127.0.0.1"),
-        ("var", "default_password", secrets.token_hex(12)),  # the directory users' SIP password
-        ("var", "internal_sip_port", str(ports.internal_sip)),
-        ("var", "internal_tls_port", str(ports.internal_sip + 1)),
-        ("var", "lab_sip_port", str(ports.lab_sip)),
+        {
+            # Added first, before the stock lines that derive domain etc. from it (otherwise
+            # FreeSWITCH detects it: the host's first non-loopback address).
+            "local_ip_v4": "127.0.0.1",
+            # The stock lines are stun-set lookups at a public STUN server.
+            "external_rtp_ip": "127.0.0.1",
+            "external_sip_ip": "127.0.0.1",
+            "bind_server_ip": "127.0.0.1",
+            "default_password": secrets.token_hex(12),  # the directory users' SIP password
+            "internal_sip_port": str(ports.internal_sip),
+            "internal_tls_port": str(ports.internal_sip + 1),
+            "lab_sip_port": str(ports.lab_sip),
+        },
     )
-    edit(
-        lab.conf / "sip_profiles/internal.xml",
-        # The stock WebSocket listeners bind every interface (":5066", ":7443").
-        ("drop", "ws-binding", None),
-        ("drop", "wss-binding", None),
-    )
+    # The stock WebSocket listeners bind every interface (":5066", ":7443").
+    set_params_in(lab.conf / "sip_profiles/internal.xml", {}, drop=("ws-binding", "wss-binding"))
 
 
 def robocall_drop_in(lab: Lab) -> None:
@@ -284,13 +289,12 @@ def robocall_drop_in(lab: Lab) -> None:
         "autoload_configs/event_socket.conf.xml",
     ):
         shutil.copyfile(ROBOCALL_CONF / relative, conf / relative)
-    edit(
+    set_params_in(
         conf / "autoload_configs/event_socket.conf.xml",
-        ("param", "password", lab.password),
-        ("param", "listen-port", str(lab.ports.esl)),
+        {"password": lab.password, "listen-port": str(lab.ports.esl)},
     )
     if lab.ports.robocall_sip != Ports.for_instance(1).robocall_sip:
-        edit(conf / "sip_profiles/robocall.xml", ("param", "sip-port", str(lab.ports.robocall_sip)))
+        set_params_in(conf / "sip_profiles/robocall.xml", {"sip-port": str(lab.ports.robocall_sip)})
     callees = f"127.0.0.1:{lab.ports.lab_sip}"
     trunk = fill_gateway(
         (ROBOCALL_CONF / "sip_profiles/robocall/trunk.xml").read_text(),
@@ -318,17 +322,20 @@ def scripted_callees(lab: Lab) -> None:
 
 
 def capacity(lab: Lab) -> None:
-    edit(
+    set_params_in(
         lab.conf / "autoload_configs/switch.conf.xml",
-        # Each lab call is two sessions (robo leg + scripted callee leg), three while transferred.
-        ("param", "sessions-per-second", str(lab.sessions_per_second)),
-        ("param", "max-sessions", str(lab.max_sessions)),
-        # Two RTP ports per leg; each instance has its own range.
-        ("param", "rtp-start-port", str(lab.ports.rtp_start)),
-        ("param", "rtp-end-port", str(lab.ports.rtp_end)),
-        # Debug and info lines cost the switch CPU at load; raise with `fsctl loglevel debug`.
-        ("param", "loglevel", "notice"),
-        ("param", "dump-cores", "no"),
+        {
+            # Each lab call is two sessions (robo leg + scripted callee leg), three while
+            # transferred; both limits count them all.
+            "sessions-per-second": str(lab.sessions_per_second),
+            "max-sessions": str(lab.max_sessions),
+            # Two RTP ports per leg; each instance has its own range.
+            "rtp-start-port": str(lab.ports.rtp_start),
+            "rtp-end-port": str(lab.ports.rtp_end),
+            # Debug and info lines cost the switch CPU at load; `fsctl loglevel debug` raises it.
+            "loglevel": "notice",
+            "dump-cores": "no",
+        },
     )
 
 

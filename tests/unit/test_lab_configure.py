@@ -63,6 +63,7 @@ STOCK_FILES = {
     "directory/default/1000.xml": "<include><user id='1000'/></include>\n",
     "directory/default/1003.xml": "<include><user id='1003'/></include>\n",
     "directory/default/example.com.xml": "<include><user id='example.com'/></include>\n",
+    "tls/wss.pem": "a certificate a FreeSWITCH started without -certs wrote here\n",
 }
 MODULES = [
     "mod_console", "mod_logfile", "mod_db", "mod_hash", "mod_expr", "mod_spandsp", "mod_say_en",
@@ -141,6 +142,7 @@ def test_the_first_instance_is_loopback_only_on_the_default_ports(
     assert re.findall(r'<param name="wss?-binding"', live) == []
     assert '<param name="sip-port" value="$${internal_sip_port}"/>' in live
     assert not (conf / "directory/default/example.com.xml").exists()
+    assert not (conf / "tls").exists()
 
     # and the event socket is robocall's, with the password and the first instance's port
     esl = (conf / "autoload_configs/event_socket.conf.xml").read_text()
@@ -206,7 +208,7 @@ def test_a_second_instance_moves_every_port(prefix: Path, tmp_path: Path) -> Non
     start = lab_configure.parse_args(
         ["--prefix", str(prefix), "--dir", str(tmp_path / "lab2"), "--instance", "2"]
     ).start_command()
-    for name in ("conf", "log", "db", "run"):
+    for name in ("conf", "log", "db", "run", "certs"):
         assert start[start.index(f"-{name}") + 1] == str(tmp_path / "lab2" / name)
         assert (tmp_path / "lab2" / name).is_dir()
     assert "-nonat" in start
