@@ -59,20 +59,21 @@ def test_a_closed_gate_refuses_waiting_originates_but_lets_transfers_pass():
     gevent.with_timeout(5, gate.transfer_turn)
 
 
-def test_claims_are_bounded_by_what_the_gate_sends_in_a_quarter_second():
-    gate = SendGate(40.0)
-    gate.set_rate("slow", 8.0)
-    gate.set_rate("fast", 1000.0)
+def test_claims_are_bounded_by_what_the_gate_sends_in_a_moment():
+    gate = SendGate(400.0)
+    gate.set_rate("slow", 80.0)
+    gate.set_rate("fast", 100_000.0)
+    switch_ahead = round(400 * CLAIM_AHEAD_SECONDS)
     # an organization's own pace bounds it, and the switch's bounds all of them together
-    assert gate.room("slow") == int(8 * CLAIM_AHEAD_SECONDS)
-    assert gate.room("fast") == int(40 * CLAIM_AHEAD_SECONDS)
-    for n in range(4):
+    assert gate.room("slow") == round(80 * CLAIM_AHEAD_SECONDS)
+    assert gate.room("fast") == switch_ahead
+    for n in range(switch_ahead - 2):
         gate.expect("fast", f"call-{n}")
-    assert gate.room("fast") == int(40 * CLAIM_AHEAD_SECONDS) - 4
+    assert gate.room("fast") == 2
     assert gate.room("slow") == 2
     # a call that ends unsent frees its place; an unknown organization gets none
     gate.forget("fast", "call-0")
-    assert gate.unsent("fast") == 3
+    assert gate.unsent("fast") == switch_ahead - 3
     assert gate.room("nobody") == 0
 
 
