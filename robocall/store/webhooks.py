@@ -142,6 +142,7 @@ class AttemptOutcome:
     error: str | None
     delivered: bool
     next_attempt_at: datetime | None  # None: no further attempt (delivered, or given up)
+    duration_ms: int | None = None  # connect to answer (or to the failure)
 
 
 class WebhookQueries:
@@ -287,6 +288,7 @@ class WebhookQueries:
             "at": _iso(outcome.at),
             "httpStatus": outcome.http_status,
             "error": outcome.error,
+            "durationMs": outcome.duration_ms,
         }
         if outcome.delivered:
             status = OutboxStatus.DELIVERED
@@ -327,6 +329,42 @@ class WebhookQueries:
         more = len(rows) > limit
         rows = rows[:limit]
         return rows, rows[-1].id if more and rows else None
+
+    def prune_webhooks(self, created_before: datetime) -> int:
+        """Delete the outbox rows (the delivery log) that are done with — delivered or given
+        up — and were created before ``created_before``; how many went. Pending rows stay."""
+        outbox = self._webhooks.outbox
+        with self._writing(durable=False):
+            return int(
+                outbox.delete()
+                .where(
+                    outbox.status.in_((OutboxStatus.DELIVERED, OutboxStatus.FAILED))
+                    & (outbox.created_at < _naive(created_before))
+                )
+                .execute()
+            )
+
+
+def scrub_receiver_text(database: peewee.Database) -> None:
+    """Reduce every logged error that quoted a receiver's answer (``HTTP 503: <text>``) to its
+    status (``HTTP 503``): what a receiver answers is never handed back (migration 7)."""
+    outbox = bind_webhook_models(database).outbox
+    quoted = outbox.select(outbox.id, outbox.last_error, outbox.attempt_log).where(
+        outbox.last_error.startswith("HTTP ") | outbox.attempt_log.contains('"HTTP ')
+    )
+    for row in quoted:
+        attempt_log = json.loads(row.attempt_log or "[]")
+        for entry in attempt_log:
+            entry["error"] = _status_only(entry.get("error"))
+        outbox.update(
+            last_error=_status_only(row.last_error), attempt_log=json.dumps(attempt_log)
+        ).where(outbox.id == row.id).execute()
+
+
+def _status_only(error: str | None) -> str | None:
+    if error is not None and error.startswith("HTTP "):
+        return error.split(":", 1)[0]
+    return error
 
 
 def _outbox_row(row: Any) -> OutboxRow:

@@ -10,8 +10,9 @@ import pytest
 from robocall import bootstrap
 from robocall.errors import Conflict, NotFound
 from robocall.flow.model import CallFlow, CallRequest, Destination, Message, Play
+from robocall.store.access import hash_key
 from robocall.store.migrations import MIGRATIONS, current_version, migrate
-from robocall.store.repo import INSERT_CHUNK_ROWS, Repo, hash_api_key
+from robocall.store.repo import INSERT_CHUNK_ROWS, Repo
 
 FLOW = CallFlow(steps=(Play(message=Message(text="hello {{name}}")),))
 
@@ -148,7 +149,7 @@ def test_keys_are_stored_only_as_sha256(repo: Repo):
     key = bootstrap.create_api_key(repo, org_id)
     # then the table holds its hash, never the key, and the key finds its organization
     stored = _sql(repo, "SELECT key_hash FROM api_keys WHERE org_id = ?", org_id)
-    assert stored == [(hash_api_key(key),)]
+    assert stored == [(hash_key(key),)]
     assert key not in str(stored)
     found = repo.organization_for_key(key)
     assert found is not None and found.id == org_id

@@ -1,15 +1,26 @@
 """One webhook POST against real local servers: what is sent, and how a bad receiver is held
-off (redirects not followed, long answers not read, silence cut off by the deadline)."""
+off (redirects not followed, answers never read, silence cut off by the deadline), and where a
+POST may go (the receivers here are on loopback, which only an operator's allow opens)."""
 
 from __future__ import annotations
 
+import ipaddress
 import socket
+from functools import partial
 
 import gevent
 import pytest
 
-from robocall.calls.webhook_delivery import ERROR_EXCERPT_CHARS, post_webhook
+from robocall.calls.webhook_delivery import post_webhook as post_anywhere
+from robocall.calls.webhook_targets import TargetPolicy
 from tests.support.receiver import Receiver
+from tests.support.resolver import LocalResolver
+
+# The test receivers listen on 127.0.0.1: allowed as an on-prem operator allows its network.
+LOOPBACK_ALLOWED = TargetPolicy(
+    allowed_networks=(ipaddress.ip_network("127.0.0.0/8"),), resolver=LocalResolver()
+)
+post_webhook = partial(post_anywhere, targets=LOOPBACK_ALLOWED)
 
 
 @pytest.fixture
@@ -53,10 +64,52 @@ def test_a_redirect_is_not_followed(receiver):
         elsewhere.stop()
 
 
-def test_an_error_answer_is_read_only_a_little(receiver):
+def test_an_error_answer_keeps_its_status_not_its_body(receiver):
+    # given a receiver that answers 500 with a body
     receiver.answer = lambda r: (500, {})
+    # when an event is posted
     result = post_webhook(receiver.url, b"{}", {}, timeout_seconds=5)
-    assert not result.delivered and result.error == "HTTP 500: receiver says no"
+    # then the status is kept, with how long it took, and the receiver's text is not
+    assert not result.delivered and result.error == "HTTP 500"
+    assert result.http_status == 500 and result.duration_ms is not None
+
+
+def test_loopback_is_refused_without_the_operators_allow(receiver):
+    # when an event is posted to a loopback receiver with the default (public only) policy
+    result = post_anywhere(receiver.url, b"{}", {}, timeout_seconds=5)
+    # then nothing is sent, and the attempt says why
+    assert result.http_status is None and not result.delivered
+    assert result.error is not None and "127.0.0.1, a loopback address" in result.error
+    assert receiver.received == []
+
+
+def test_the_connection_goes_to_the_vetted_address_with_the_urls_host(receiver):
+    # given a name that resolves to the receiver's loopback address
+    resolver = LocalResolver({"hooks.example.test": ["127.0.0.1"]})
+    policy = TargetPolicy(allowed_networks=LOOPBACK_ALLOWED.allowed_networks, resolver=resolver)
+    url = receiver.url.replace("127.0.0.1", "hooks.example.test")
+    # when an event is posted to it
+    assert post_anywhere(url, b"{}", {}, timeout_seconds=5, targets=policy).delivered
+    # then the name was resolved once, by the vetting, and the Host header is the URL's own
+    assert resolver.asked == ["hooks.example.test"]
+    [received] = receiver.received
+    port = url.split(":")[2].split("/")[0]
+    assert received.headers["host"] == f"hooks.example.test:{port}"
+
+
+def test_a_name_that_now_resolves_inside_is_refused_at_delivery(receiver):
+    # given a name that resolves to a private address (DNS changed after submission)
+    resolver = LocalResolver({"hooks.example.test": ["10.1.2.3"]})
+    policy = TargetPolicy(allowed_networks=LOOPBACK_ALLOWED.allowed_networks, resolver=resolver)
+    # when an event is posted to it, then no connection is tried and the attempt says why
+    result = post_anywhere("http://hooks.example.test/h", b"{}", {}, timeout_seconds=5,
+                           targets=policy)
+    assert result.http_status is None
+    assert result.error == (
+        "refused: host hooks.example.test resolves to 10.1.2.3, a private address; robocall "
+        "posts only to public addresses (an operator can allow a network with "
+        "ROBOCALL_WEBHOOK_ALLOW_NETWORKS)"
+    )
 
 
 def _raw_server(handle) -> tuple[socket.socket, str]:
@@ -73,7 +126,7 @@ def _raw_server(handle) -> tuple[socket.socket, str]:
     return listener, f"http://{host}:{port}/hook"
 
 
-def test_an_endless_answer_is_cut_at_the_read_limit():
+def test_an_endless_answer_is_not_read():
     # given a receiver that answers 500 with a body that never ends
     def endless(connection: socket.socket) -> None:
         connection.recv(65536)
@@ -86,10 +139,9 @@ def test_an_endless_answer_is_cut_at_the_read_limit():
 
     listener, url = _raw_server(endless)
     try:
-        # when an event is posted, then robocall reads a little, hangs up and reports it
+        # when an event is posted, then robocall takes the status, hangs up and reports it
         result = post_webhook(url, b"{}", {}, timeout_seconds=10)
-        assert result.http_status == 500
-        assert result.error == "HTTP 500: " + "x" * ERROR_EXCERPT_CHARS
+        assert result.http_status == 500 and result.error == "HTTP 500"
     finally:
         listener.close()
 

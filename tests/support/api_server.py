@@ -27,6 +27,7 @@ from robocall.config import Settings
 from robocall.store.db import open_database
 from robocall.store.migrations import migrate
 from robocall.store.repo import Repo
+from tests.support.resolver import LocalResolver
 
 TEST_LANGUAGES = frozenset({"en", "vi"})
 PG_ADDRESS = os.environ.get("ROBOCALL_TEST_PG", "127.0.0.1:5432")
@@ -116,9 +117,16 @@ def start_api(repo: Repo) -> Iterator[Callable[..., RunningApi]]:
     """Start the real API (optionally with settings overrides); stopped after the test."""
     servers = []
 
-    def start(*, monotonic: Callable[[], float] | None = None, **overrides: Any) -> RunningApi:
+    def start(
+        *,
+        monotonic: Callable[[], float] | None = None,
+        resolver: LocalResolver | None = None,
+        **overrides: Any,
+    ) -> RunningApi:
         settings = Settings().with_overrides(**overrides)
-        extra = {"monotonic": monotonic} if monotonic is not None else {}
+        extra: dict[str, Any] = {"monotonic": monotonic} if monotonic is not None else {}
+        # webhook hosts resolve from a table in the test, never over the network
+        extra["resolver"] = resolver if resolver is not None else LocalResolver()
         api = bootstrap.build_api(settings, languages=TEST_LANGUAGES, repo=repo, **extra)
         server = make_server(api.app, "127.0.0.1:0")
         server.start()

@@ -25,6 +25,7 @@ from robocall.store.repo import Repo
 from robocall.testing import Callee, CalleeBook, FakeSwitch
 from robocall.tts.cache import TtsCache
 from tests.support.api_server import TEST_LANGUAGES, backend_of, fresh_database
+from tests.support.resolver import LocalResolver
 
 # Scripted durations run this much faster than real time (a 5 s gather timeout takes 0.5 s).
 TIME_SCALE = 0.1
@@ -147,11 +148,13 @@ class ServiceStarter:
         default: Callee | None = None,
         tts: TtsCache | None = None,
         clock: Callable[[], float] = time.time,
+        resolver: LocalResolver | None = None,
         **overrides: Any,
     ) -> RunningService:
         """Start robocall over a FakeSwitch scripted with ``callees``, with a new organization
         of ``lines`` lines (and a key for it); ``tts`` replaces the shared test cache, ``clock``
-        robocall's wall clock."""
+        robocall's wall clock, ``resolver`` the lookup of webhook hosts (a local table by
+        default: no test resolves a name over the network)."""
         book = CalleeBook(dict(callees or {}), default or Callee(answer_after_ms=200))
         fake = FakeSwitch(callees=book, time_scale=TIME_SCALE).start()
         # A service restarted "on the same database" passes database_url; else a fresh one.
@@ -169,6 +172,7 @@ class ServiceStarter:
             repo=store,
             tts=tts if tts is not None else TtsCache(self.directory / "tts"),
             clock=clock,
+            resolver=resolver if resolver is not None else LocalResolver(),
         )
         repo = service.api.repo
         server = make_server(service.api.app, "127.0.0.1:0")
