@@ -309,6 +309,7 @@ def build_service(
         gateway=settings.gateway,
         domain=settings.domain,
     )
+    settings.recordings_dir.mkdir(parents=True, exist_ok=True)
     repo = repo if repo is not None else open_repo(settings)
     if settings.switch == "fake" and fake_switch is None:
         fake_switch = _start_fake_switch(settings)
@@ -317,7 +318,6 @@ def build_service(
         if settings.switch == "fake" and fake_switch is not None
         else parse_switch_url(settings.switch)
     )
-    settings.recordings_dir.mkdir(parents=True, exist_ok=True)
     tts = tts if tts is not None else TtsCache.from_settings(settings)
     dispatcher_box: list[Dispatcher] = []
 

@@ -82,8 +82,8 @@ def _start_errors() -> Iterator[None]:
     try:
         yield
     except OSError as err:
-        where = f" {err.filename}" if err.filename else ""
-        raise ConfigError(f"cannot start:{where} {err.strerror or err}") from err
+        where = f"{err.filename}: " if err.filename else ""
+        raise ConfigError(f"cannot start: {where}{err.strerror or err}") from err
 
 
 def _migrate(args: argparse.Namespace, settings: config.Settings) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from datetime import UTC, datetime
 
 import gevent
 import pytest
@@ -12,7 +13,9 @@ from robocall.errors import Conflict, NotFound
 from robocall.flow.model import CallFlow, CallRequest, Destination, Message, Play
 from robocall.store.access import hash_key
 from robocall.store.migrations import MIGRATIONS, current_version, migrate
+from robocall.store.records import CallTicket
 from robocall.store.repo import INSERT_CHUNK_ROWS, Repo
+from robocall.store.webhooks import AttemptOutcome, scrub_receiver_text
 
 FLOW = CallFlow(steps=(Play(message=Message(text="hello {{name}}")),))
 
@@ -210,3 +213,30 @@ def test_concurrent_submissions_from_greenlets_all_succeed(repo: Repo):
     # then all are stored, whole
     assert all(job.value[1] for job in jobs)
     assert _sql(repo, "SELECT COUNT(*) FROM calls WHERE org_id = ?", org_id) == [(400,)]
+
+
+def test_migration_7_keeps_only_the_status_of_logged_receiver_answers(repo: Repo):
+    # given a delivery logged the way robocall did before (an excerpt of the answer kept)
+    org_id = _org(repo)
+    ticket = CallTicket(call_id=1, request_id="scrub", organization_id=org_id, phone="+6580000001",
+                        caller="+6580000002", properties={}, channel_uuid="u",
+                        line_variable=("accountcode", org_id), record=False)
+    now = datetime.now(UTC)
+    repo.enqueue_webhook(ticket, event="call.dialing", event_id="e1", url="http://x/", body="{}",
+                         at=now)
+    [row], _ = repo.webhook_deliveries(org_id, request_id="scrub", limit=10)
+    for error in ("HTTP 500: internal: secret stack trace", "ConnectionRefusedError: refused"):
+        repo.record_webhook_attempt(row.id, AttemptOutcome(
+            at=now, http_status=500 if error.startswith("HTTP") else None, error=error,
+            delivered=False, next_attempt_at=now))
+    repo.record_webhook_attempt(row.id, AttemptOutcome(
+        at=now, http_status=503, error="HTTP 503: busy, says the receiver", delivered=False,
+        next_attempt_at=now))
+    # when migration 7's scrub runs
+    scrub_receiver_text(repo.database)
+    # then only statuses (and robocall's own errors) are left
+    [row], _ = repo.webhook_deliveries(org_id, request_id="scrub", limit=10)
+    assert row.last_error == "HTTP 503"
+    assert [entry["error"] for entry in row.attempt_log] == [
+        "HTTP 500", "ConnectionRefusedError: refused", "HTTP 503"
+    ]

@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from robocall import bootstrap
-from robocall.api.auth import API_KEY_HEADER
+from robocall.api.auth import API_KEY_HEADER, OPERATOR_KEY_HEADER
 from robocall.api.server import make_server
 from robocall.config import Settings
 from robocall.store.db import open_database
@@ -102,6 +102,15 @@ class RunningApi:
         """A new organization and a key for it: ``(org_id, key)``."""
         org = bootstrap.create_organization(self.repo, f"org {secrets.token_hex(3)}", lines=lines)
         return org.id, bootstrap.create_api_key(self.repo, org.id)
+
+    def new_operator_key(self) -> str:
+        """A new operator key (as ``robocall operator key create`` makes one)."""
+        return bootstrap.issue_operator_key(self.repo, f"ops {secrets.token_hex(3)}").key
+
+    def set_lines(self, operator_key: str, org_id: str, body: Any) -> requests.Response:
+        """The operator's ``PUT /v1/organizations/{org_id}/lines``."""
+        return requests.put(self.url(f"/v1/organizations/{org_id}/lines"), json=body,
+                            headers={OPERATOR_KEY_HEADER: operator_key}, timeout=60)
 
     def post_call(self, key: str, body: Any, **kwargs: Any) -> requests.Response:
         return requests.post(self.url("/v1/call"), json=body, headers={API_KEY_HEADER: key},

@@ -14,12 +14,14 @@ from dataclasses import dataclass, field
 
 @dataclass
 class LocalResolver:
-    """``names`` maps a host name to its addresses; each answer can be changed mid-test."""
+    """``names`` maps a host name to its addresses (``localhost`` is always known, as on any
+    host); each answer can be changed mid-test."""
 
-    names: dict[str, list[str]] = field(
-        default_factory=lambda: {"localhost": ["127.0.0.1", "::1"]}
-    )
+    names: dict[str, list[str]] = field(default_factory=dict)
     asked: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.names.setdefault("localhost", ["127.0.0.1", "::1"])
 
     def __call__(self, host: str, port: int) -> Sequence[str]:
         self.asked.append(host)

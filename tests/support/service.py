@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from robocall import bootstrap
-from robocall.api.auth import API_KEY_HEADER
+from robocall.api.auth import API_KEY_HEADER, OPERATOR_KEY_HEADER
 from robocall.api.server import make_server
 from robocall.config import Settings
 from robocall.demo import render_ahead
@@ -79,6 +79,17 @@ class RunningService:
         org = bootstrap.create_organization(self.repo, "another", lines=lines)
         self.service.dispatcher.refresh_organizations()
         return org.id, bootstrap.create_api_key(self.repo, org.id)
+
+    def set_lines(self, change: dict[str, Any], org_id: str | None = None) -> requests.Response:
+        """The operator's ``PUT /v1/organizations/{org_id}/lines`` (this organization's by
+        default), with an operator key made for it."""
+        operator_key = bootstrap.issue_operator_key(self.repo, "test operator").key
+        return requests.put(
+            f"{self.base_url}/v1/organizations/{org_id or self.org_id}/lines",
+            json=change,
+            headers={OPERATOR_KEY_HEADER: operator_key},
+            timeout=60,
+        )
 
     def get(self, path: str, key: str | None = None) -> requests.Response:
         return requests.get(
