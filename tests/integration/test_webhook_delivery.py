@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import ssl
+import subprocess
 from functools import partial
 
 import gevent
 import pytest
+from gevent.pywsgi import WSGIServer
 
 from robocall.calls.webhook_delivery import post_webhook as post_anywhere
 from robocall.calls.webhook_targets import TargetPolicy
@@ -167,3 +170,45 @@ def test_a_closed_port_is_a_failed_attempt():
         port = probe.getsockname()[1]
     result = post_webhook(f"http://127.0.0.1:{port}/h", b"{}", {}, timeout_seconds=5)
     assert result.http_status is None and "ConnectionRefusedError" in (result.error or "")
+
+
+def test_https_goes_to_the_vetted_address_with_the_name_for_sni_and_the_certificate(
+    tmp_path, monkeypatch
+):
+    # given an HTTPS receiver on 127.0.0.1 whose certificate names hooks.example.test (trusted
+    # as the system's CA store here), recording the server name each handshake asked for
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+         "-out", str(cert), "-days", "1", "-subj", "/CN=hooks.example.test",
+         "-addext", "subjectAltName=DNS:hooks.example.test"],
+        check=True, capture_output=True, timeout=60,
+    )
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    server_names: list[str | None] = []
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    context.sni_callback = lambda sock, name, ctx: server_names.append(name)
+    receiver = Receiver()
+    server = WSGIServer(("127.0.0.1", 0), receiver._app, log=None, error_log=None,
+                        ssl_context=context)
+    server.start()
+    try:
+        port = server.address[1]
+        policy = TargetPolicy(allowed_networks=LOOPBACK_ALLOWED.allowed_networks,
+                              resolver=LocalResolver({"hooks.example.test": ["127.0.0.1"]}))
+        # when an event is posted to the name
+        result = post_anywhere(f"https://hooks.example.test:{port}/h", b"{}", {},
+                               timeout_seconds=10, targets=policy)
+        # then it reached the vetted address, asking for the name and checking the
+        # certificate against it
+        assert result.delivered, result.error
+        assert server_names == ["hooks.example.test"]
+        assert receiver.received[0].headers["host"] == f"hooks.example.test:{port}"
+        # and the same receiver by its address fails the certificate check: it is verified
+        by_address = post_anywhere(f"https://127.0.0.1:{port}/h", b"{}", {},
+                                   timeout_seconds=10, targets=policy)
+        assert not by_address.delivered and "CERTIFICATE_VERIFY_FAILED" in (
+            by_address.error or "")
+    finally:
+        server.stop(timeout=1)
