@@ -58,7 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.run(args, settings))
     except errors.RobocallError as err:
         code, label = exit_code_for(err)
-        print(f"robocall: {label}: {err}", file=sys.stderr)
+        one_line = " ".join(str(err).split())  # a driver's message may span lines
+        print(f"robocall: {label}: {one_line}", file=sys.stderr)
         return code
     except KeyboardInterrupt:
         print("robocall: interrupted", file=sys.stderr)

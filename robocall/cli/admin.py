@@ -25,7 +25,7 @@ import gevent.event
 
 from robocall import bootstrap, config
 from robocall.api.server import bind_listener, make_server
-from robocall.errors import ConfigError, InputError, NotFound
+from robocall.errors import ConfigError, InputError, NotFound, RobocallError
 from robocall.flow.model import LinesChange
 from robocall.flow.parse import parse_line_rule
 from robocall.store.access import KeyRecord
@@ -64,7 +64,8 @@ def _serve(args: argparse.Namespace, settings: config.Settings) -> int:
     stopping = gevent.event.Event()
     gevent.signal_handler(signal.SIGTERM, stopping.set)
     gevent.signal_handler(signal.SIGINT, stopping.set)
-    service.start()
+    with _start_errors():
+        service.start()
     server.start()
     try:
         stopping.wait()
@@ -77,10 +78,15 @@ def _serve(args: argparse.Namespace, settings: config.Settings) -> int:
 
 @contextmanager
 def _start_errors() -> Iterator[None]:
-    """What the system refuses while robocall starts (a directory it cannot create, a file it
-    cannot read) is a setting to fix: one line and exit 2, like robocall's own ConfigError."""
+    """The one place where whatever stops ``serve`` from starting becomes one line and exit 2
+    (docs/cli.md): robocall's own errors (a database it cannot open, a node id another live
+    process holds) and what the system refuses (a directory it cannot create)."""
     try:
         yield
+    except ConfigError:
+        raise
+    except RobocallError as err:
+        raise ConfigError(f"cannot start: {err}") from err
     except OSError as err:
         where = f"{err.filename}: " if err.filename else ""
         raise ConfigError(f"cannot start: {where}{err.strerror or err}") from err

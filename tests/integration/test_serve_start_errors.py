@@ -90,3 +90,17 @@ def test_a_data_directory_that_cannot_be_made_is_one_line_and_exit_2(
     assert done.returncode == EXIT_USAGE, done.stderr
     assert done.stderr.startswith("robocall: configuration error: cannot start: ")
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_a_database_that_cannot_be_reached_is_one_line_and_exit_2(tmp_path: Path):
+    # given a PostgreSQL URL where nothing listens (the driver's message spans two lines)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    done = _serve("--listen", "127.0.0.1:0", "--switch", "fake",
+                  database=f"postgresql://postgres@127.0.0.1:{port}/robocall",
+                  data_dir=tmp_path / "data")
+    assert done.returncode == EXIT_USAGE, done.stderr
+    assert done.stderr.startswith("robocall: configuration error: cannot start: ")
+    assert "Connection refused" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
