@@ -120,10 +120,6 @@ class TargetPolicy:
         default_port = 443 if parts.scheme.lower() == "https" else 80
         return self.vet(parts.hostname or "", parts.port or default_port)
 
-    def allows(self, address: IPAddress) -> bool:
-        """Whether a delivery may connect to ``address``."""
-        return self._refusal(address) is None
-
     def _refusal(self, address: IPAddress) -> str | None:
         if self._allowed(address):
             return None
