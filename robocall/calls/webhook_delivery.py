@@ -8,8 +8,9 @@ on where the last one stopped.
 
 The receiver's URL is client text, so a POST is kept on a short leash: http and https only,
 the host vetted again just before connecting and the connection made to the vetted address
-(``calls.webhook_targets``), redirects never followed (a 3xx is a failed attempt that says where
-it pointed), the answer's status kept and its body never read, one deadline over resolve,
+(``calls.webhook_targets``), redirects never followed (a 3xx is a failed attempt), the answer's
+status kept and nothing else of it (its body is never read, its headers never logged: what an
+address answers is not handed back to the tenant who named it), one deadline over resolve,
 connect, send and answer, and the URL logged without credentials or query.
 
 The outbox doubles as the delivery log; rows done with (delivered or given up) are deleted
@@ -148,7 +149,10 @@ def _post(
         return PostResult(None, f"refused: {err}"[:ERROR_EXCERPT_CHARS])
     except gevent.Timeout:
         return PostResult(None, f"no answer within {timeout_seconds:g} s")
-    except (OSError, http.client.HTTPException, ValueError) as err:
+    except http.client.HTTPException as err:
+        # its text would quote what the receiver sent (a bad status line): name the kind only
+        return PostResult(None, f"{type(err).__name__}: the answer is not valid HTTP")
+    except (OSError, ValueError) as err:
         return PostResult(None, f"{type(err).__name__}: {err}"[:ERROR_EXCERPT_CHARS])
 
 
@@ -182,14 +186,13 @@ def _post_to_first(
             connection.request("POST", target, body=body, headers=dict(headers))
             response = connection.getresponse()
             status = response.status
-            location = response.getheader("Location") or ""
         finally:
             connection.close()
         if 200 <= status < 300:
             return PostResult(status, None)
         if 300 <= status < 400:
-            where = redact_url(location) if location else "nowhere"
-            return PostResult(status, f"redirect to {where} not followed; use the final URL")
+            return PostResult(status, f"HTTP {status}: a redirect, not followed; set callbackUrl "
+                                      "to the final URL")
         return PostResult(status, f"HTTP {status}")
     raise OSError("no address to connect to")
 

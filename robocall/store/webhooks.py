@@ -13,6 +13,7 @@ runs out.
 
 from __future__ import annotations
 
+import http.client
 import json
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
@@ -346,24 +347,38 @@ class WebhookQueries:
 
 
 def scrub_receiver_text(database: peewee.Database) -> None:
-    """Reduce every logged error that quoted a receiver's answer (``HTTP 503: <text>``) to its
-    status (``HTTP 503``): what a receiver answers is never handed back (migration 7)."""
+    """Reduce every logged error that quoted what a receiver sent — ``HTTP 503: <its text>``,
+    ``redirect to <its Location> not followed``, ``BadStatusLine: <its line>`` — to what
+    robocall itself knows (the status, the kind of failure): migration 7."""
     outbox = bind_webhook_models(database).outbox
-    quoted = outbox.select(outbox.id, outbox.last_error, outbox.attempt_log).where(
-        outbox.last_error.startswith("HTTP ") | outbox.attempt_log.contains('"HTTP ')
-    )
+    quoted = outbox.select(
+        outbox.id, outbox.last_error, outbox.last_http_status, outbox.attempt_log
+    ).where(outbox.last_error.is_null(False) | outbox.attempt_log.contains('"error": "'))
     for row in quoted:
         attempt_log = json.loads(row.attempt_log or "[]")
         for entry in attempt_log:
-            entry["error"] = _status_only(entry.get("error"))
+            entry["error"] = _robocalls_own(entry.get("error"), entry.get("httpStatus"))
         outbox.update(
-            last_error=_status_only(row.last_error), attempt_log=json.dumps(attempt_log)
+            last_error=_robocalls_own(row.last_error, row.last_http_status),
+            attempt_log=json.dumps(attempt_log),
         ).where(outbox.id == row.id).execute()
 
 
-def _status_only(error: str | None) -> str | None:
-    if error is not None and error.startswith("HTTP "):
-        return error.split(":", 1)[0]
+_NOT_HTTP = tuple(
+    name for name in dir(http.client)
+    if isinstance(getattr(http.client, name), type)
+    and issubclass(getattr(http.client, name), http.client.HTTPException)
+)
+
+
+def _robocalls_own(error: str | None, http_status: int | None) -> str | None:
+    if error is None:
+        return None
+    if http_status is not None:
+        return f"HTTP {http_status}"
+    kind = error.split(":", 1)[0]
+    if kind in _NOT_HTTP:
+        return f"{kind}: the answer is not valid HTTP"
     return error
 
 

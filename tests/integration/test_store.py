@@ -225,10 +225,12 @@ def test_migration_7_keeps_only_the_status_of_logged_receiver_answers(repo: Repo
     repo.enqueue_webhook(ticket, event="call.dialing", event_id="e1", url="http://x/", body="{}",
                          at=now)
     [row], _ = repo.webhook_deliveries(org_id, request_id="scrub", limit=10)
-    for error in ("HTTP 500: internal: secret stack trace", "ConnectionRefusedError: refused"):
+    for status, error in ((500, "HTTP 500: internal: secret stack trace"),
+                          (None, "ConnectionRefusedError: refused"),
+                          (307, "redirect to http://10.0.0.1/admin not followed"),
+                          (None, "BadStatusLine: -ERR secret-value")):
         repo.record_webhook_attempt(row.id, AttemptOutcome(
-            at=now, http_status=500 if error.startswith("HTTP") else None, error=error,
-            delivered=False, next_attempt_at=now))
+            at=now, http_status=status, error=error, delivered=False, next_attempt_at=now))
     repo.record_webhook_attempt(row.id, AttemptOutcome(
         at=now, http_status=503, error="HTTP 503: busy, says the receiver", delivered=False,
         next_attempt_at=now))
@@ -238,5 +240,6 @@ def test_migration_7_keeps_only_the_status_of_logged_receiver_answers(repo: Repo
     [row], _ = repo.webhook_deliveries(org_id, request_id="scrub", limit=10)
     assert row.last_error == "HTTP 503"
     assert [entry["error"] for entry in row.attempt_log] == [
-        "HTTP 500", "ConnectionRefusedError: refused", "HTTP 503"
+        "HTTP 500", "ConnectionRefusedError: refused", "HTTP 307",
+        "BadStatusLine: the answer is not valid HTTP", "HTTP 503",
     ]

@@ -57,10 +57,11 @@ def test_a_redirect_is_not_followed(receiver):
         receiver.answer = lambda r: (307, {"Location": elsewhere.url + "?secret=1"})
         # when an event is posted
         result = post_webhook(receiver.url, b"{}", {}, timeout_seconds=5)
-        # then it is a failed attempt that says where it pointed, and nothing went there
+        # then it is a failed attempt that says so (not where: that is the receiver's text),
+        # and nothing went there
         assert not result.delivered and result.http_status == 307
         assert result.error == (
-            f"redirect to {elsewhere.url} not followed; use the final URL"
+            "HTTP 307: a redirect, not followed; set callbackUrl to the final URL"
         )
         assert elsewhere.received == []
     finally:
@@ -145,6 +146,23 @@ def test_an_endless_answer_is_not_read():
         # when an event is posted, then robocall takes the status, hangs up and reports it
         result = post_webhook(url, b"{}", {}, timeout_seconds=10)
         assert result.http_status == 500 and result.error == "HTTP 500"
+    finally:
+        listener.close()
+
+
+def test_an_answer_that_is_not_http_is_not_quoted():
+    # given a service that is not HTTP (a Redis, say) and answers in its own words
+    def not_http(connection: socket.socket) -> None:
+        connection.recv(65536)
+        connection.sendall(b"-ERR unknown command 'POST', with args: secret-value\r\n")
+        connection.close()
+
+    listener, url = _raw_server(not_http)
+    try:
+        # when an event is posted, then the failure names its kind, never the service's text
+        result = post_webhook(url, b"{}", {}, timeout_seconds=10)
+        assert result.http_status is None
+        assert result.error == "BadStatusLine: the answer is not valid HTTP"
     finally:
         listener.close()
 
