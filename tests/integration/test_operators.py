@@ -13,6 +13,7 @@ from robocall.cli import EXIT_NOT_FOUND, EXIT_USAGE
 from tests.integration.test_api_cli import robocall
 from tests.support.api_server import RunningApi
 from tests.support.requests_data import seed_with
+from tests.support.service import wait_for
 
 
 def _get(api: RunningApi, path: str, headers: dict[str, str]) -> requests.Response:
@@ -178,3 +179,19 @@ def test_the_operators_commands_list_change_and_refuse_empty_names(database_url:
         assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1
     again = robocall("org", "list", database=database_url).stdout.splitlines()
     assert [row for row in again if row.startswith(org_id)] == [mine]
+
+
+def test_lines_set_with_the_cli_reach_a_running_dialer(start_service):
+    # given robocall dialling for an organization of 6 lines
+    running = start_service(lines=6)
+    database = running.service.settings.database_url
+    # when the operator changes its lines and pace from another process
+    done = robocall("org", "set-lines", running.org_id, "--lines", "2", "--cps", "3",
+                    database=database)
+    assert done.returncode == 0, done.stderr
+    # then the dialer's own report (what it dials by) shows them shortly
+    report = wait_for(
+        lambda: (r := running.get("/v1/lines").json())["maxConcurrentCalls"] == 2 and r,
+        "the dialer to reload the organization",
+    )
+    assert report["cps"] == 3.0 and report["busyFromOtherApps"] is not None
