@@ -9,6 +9,7 @@ second dialer.
 from __future__ import annotations
 
 import logging
+import os
 import socket
 from typing import Any
 
@@ -44,7 +45,8 @@ def bind_listener(listen: str) -> socket.socket:
     try:
         listener: socket.socket = pywsgi.WSGIServer.get_listener((host, port), family=_family(host))
     except OSError as err:
-        raise ConfigError(f"--listen {listen}: cannot listen there: {err.strerror or err}") from err
+        reason = os.strerror(err.errno) if err.errno else str(err)  # without gevent's suffix
+        raise ConfigError(f"--listen {listen}: cannot listen there: {reason}") from err
     return listener
 
 
