@@ -98,6 +98,16 @@ def _v6_node_leases(database: peewee.Database, tables: Tables) -> None:
     database.create_tables([bind_lease_model(database)], safe=True)
 
 
+def _v7_operators(database: peewee.Database, tables: Tables) -> None:
+    from robocall.store.access import bind_operator_key_model
+    from robocall.store.webhooks import scrub_receiver_text
+
+    database.create_tables([bind_operator_key_model(database)], safe=False)
+    # Logs written before this version kept an excerpt of the receiver's answer: keep the
+    # status code only, so the delivery log hands no receiver's body back.
+    scrub_receiver_text(database)
+
+
 # (version, what it does, how); append only — a released migration never changes
 MIGRATIONS: tuple[tuple[int, str, Callable[[peewee.Database, Tables], None]], ...] = (
     (1, "organizations, api keys, call requests, calls", _v1_initial),
@@ -105,6 +115,7 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[peewee.Database, Tables], None]], ..
     (3, "calls.node_id: the node that claimed a call, for crash recovery", _v3_calls_node),
     (4, "webhooks: request callback URLs, signing secrets, outbox", _v4_webhooks),
     (6, "nodes: one lease per node id (host, pid, started, heartbeat)", _v6_node_leases),
+    (7, "operator keys; webhook delivery log without receivers' answers", _v7_operators),
 )
 
 
