@@ -28,6 +28,7 @@ from robocall.api.app import create_app
 from robocall.api.auth import RateLimiter
 from robocall.api.control import LinesControl
 from robocall.calls.dialplan import DialPlan
+from robocall.calls.prefetch import FirstPrompts
 from robocall.calls.programs import ProgramCache
 from robocall.calls.prompts import Prompts
 from robocall.calls.runner import CallRunner, RunnerSettings
@@ -274,10 +275,12 @@ def build_service(
         gateway=settings.gateway,
         domain=settings.domain,
     )
+    prompts = Prompts(tts)
+    programs = ProgramCache(languages)
     runner = CallRunner(
         switch,
         repo,
-        Prompts(tts),
+        prompts,
         dial_plan,
         RunnerSettings(
             originate_timeout_seconds=settings.originate_timeout_seconds,
@@ -286,16 +289,19 @@ def build_service(
         ),
         clock=clock,
     )
+    first_prompts = FirstPrompts(repo, prompts, programs)
     dispatcher = Dispatcher(
         repo,
         switch,
         runner,
-        ProgramCache(languages),
+        programs,
         switch_cps=settings.switch_cps,
         clock=monotonic,
         wall_clock=clock,
         node_id=settings.resolved_node_id,
+        first_prompts=first_prompts,
     )
+    first_prompts.on_ready = dispatcher.wake
     dispatcher_box.append(dispatcher)
     webhooks = WebhookWorker(
         repo,

@@ -22,6 +22,7 @@ from typing import Protocol
 import gevent
 import gevent.event
 
+from robocall.calls.prefetch import FirstPrompts
 from robocall.calls.runner import CallLog, CallRunner
 from robocall.dispatch.lines import LineBook, LineRule, LineUsage
 from robocall.dispatch.pacing import TokenBucket, dials_allowed, free_lines
@@ -99,8 +100,11 @@ class Dispatcher:
         wall_clock: Callable[[], float] = time.time,
         new_uuid: Callable[[], str] = lambda: str(uuid_module.uuid4()),
         node_id: str | None = None,
+        first_prompts: FirstPrompts | None = None,
     ) -> None:
         self.store = store
+        # Renders the queue head's first messages; calls are claimed only once theirs is ready.
+        self.first_prompts = first_prompts
         self.node_id = node_id
         self.switch = switch
         self.runner = runner
@@ -144,6 +148,8 @@ class Dispatcher:
             return
         self._stopping = True
         self._woken.set()
+        if self.first_prompts is not None:
+            self.first_prompts.stop()
         if self._loop is not None:
             self._loop.join(timeout=5)
         with gevent.Timeout(grace_seconds, False):
@@ -283,6 +289,12 @@ class Dispatcher:
             if free > 0:
                 self._wake_later(organization_id, organization.bucket)
             return
+        if self.first_prompts is not None:
+            # A call waits for its first audio before it takes a line, never while holding one:
+            # the prefetcher wakes this organization when the next call's audio is ready.
+            allowed = self.first_prompts.ready(organization_id, allowed)
+            if allowed <= 0:
+                return
         uuids = [self.new_uuid() for _ in range(allowed)]
         claimed = self.store.claim_calls(
             organization_id,
@@ -290,6 +302,8 @@ class Dispatcher:
             node_id=self.node_id,
             budget=lambda unfinished: self._lines_left(organization, unfinished),
         )
+        if self.first_prompts is not None:
+            self.first_prompts.claimed(organization_id, [call.ticket.call_id for call in claimed])
         for call in claimed:
             self._dial(organization, call)
         if len(claimed) == allowed:
