@@ -112,7 +112,10 @@ class FirstPrompts:
             count += 1
         if count < wanted:
             queue.starved = True
-            self._nudge(organization_id, queue)
+            # Look at the queue again when what is known of it is used up or nothing of it is
+            # in the works; else the renders under way wake the dispatcher as they are done.
+            if count == len(queue.head) or not queue.rendering or self._idle(queue):
+                self._nudge(organization_id, queue)
         return count
 
     def claimed(self, organization_id: str, call_ids: Iterable[int]) -> None:
@@ -123,7 +126,8 @@ class FirstPrompts:
             return
         queue.head = [call_id for call_id in queue.head if call_id not in taken]
         queue.ready -= taken
-        self._nudge(organization_id, queue)
+        if len(queue.head) <= self.window // 2:  # half the look-ahead used: look further
+            self._nudge(organization_id, queue)
 
     def stop(self) -> None:
         """Stop looking ahead (renders under way finish into the cache)."""
@@ -141,9 +145,13 @@ class FirstPrompts:
             queue = self._queues[organization_id] = _Queue()
         return queue
 
+    @staticmethod
+    def _idle(queue: _Queue) -> bool:
+        return queue.loop is None or queue.loop.dead
+
     def _nudge(self, organization_id: str, queue: _Queue) -> None:
         queue.nudged.set()
-        if not self._stopping and (queue.loop is None or queue.loop.dead):
+        if not self._stopping and self._idle(queue):
             queue.loop = gevent.spawn(self._look_ahead, organization_id, queue)
 
     def _look_ahead(self, organization_id: str, queue: _Queue) -> None:

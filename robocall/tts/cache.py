@@ -3,10 +3,12 @@
 A message's key is an HMAC-SHA256 of everything that shapes its audio: the render recipe's
 version, the engine's and sox's versions, the voice, pitch, rate, sample rate and the text. The
 same key is always the same file (``<directory>/<key[:2]>/<key>.wav``), so a campaign that says
-the same words to 100,000 people renders them once. The HMAC's secret is made once per cache
-directory (``.key-secret``), so the URLs FreeSWITCH fetches (``/v1/tts/<key>.wav``) cannot be
-computed from a guessed text: knowing what someone may have been told gives neither its URL nor
-a way to confirm it was said.
+the same words to 100,000 people renders them once. A message spoken in pieces
+(:meth:`TtsCache.get_or_join`) is cached the same way: each piece is a message of its own, and
+the joined file's key is an HMAC of its pieces' keys and pauses. The HMAC's secret is made once
+per cache directory (``.key-secret``), so the URLs FreeSWITCH fetches (``/v1/tts/<key>.wav``)
+cannot be computed from a guessed text: knowing what someone may have been told gives neither
+its URL nor a way to confirm it was said.
 
 A render writes a temporary file beside its final path and renames it into place: a reader sees
 the whole file or none, also across processes sharing the directory. Within a process, renders

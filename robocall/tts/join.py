@@ -77,7 +77,7 @@ def split_pieces(runs: Sequence[str]) -> list[Piece]:
             pieces.append(Piece(run.strip(), pause))
         else:
             pieces.append(Piece(run.strip(), 0))
-        between = run[last + 1:]
+        between = run[last + 1 :]
     return pieces
 
 
@@ -101,7 +101,7 @@ def trim_to_speech(samples: array.array[int], sample_rate: int) -> array.array[i
     backwards = range(len(samples) - 1, start - 1, -TRIM_SCAN_STEP)
     end = _first_loud(samples, threshold, backwards, step=-1)
     margin = sample_rate * TRIM_MARGIN_MS // 1000
-    return samples[max(0, start - margin):min(len(samples), (end or start) + 1 + margin)]
+    return samples[max(0, start - margin) : min(len(samples), (end or start) + 1 + margin)]
 
 
 def _first_loud(
@@ -112,9 +112,9 @@ def _first_loud(
     ~200 ms of leading silence costs a few dozen comparisons, not thousands)."""
     for block_start in blocks:
         if step > 0:
-            block = samples[block_start:block_start + TRIM_SCAN_STEP]
+            block = samples[block_start : block_start + TRIM_SCAN_STEP]
         else:
-            block = samples[max(0, block_start - TRIM_SCAN_STEP + 1):block_start + 1]
+            block = samples[max(0, block_start - TRIM_SCAN_STEP + 1) : block_start + 1]
         if max(block) > threshold or -min(block) > threshold:
             indices = range(len(block)) if step > 0 else range(len(block) - 1, -1, -1)
             offset = block_start if step > 0 else block_start - len(block) + 1
