@@ -35,6 +35,7 @@ from typing import Any, Protocol
 
 from robocall.config import Settings
 from robocall.errors import ConfigError, TtsError, UnsafeValue
+from robocall.tts.flite_lib import WorkerRenderer
 from robocall.tts.join import Piece, join_wavs
 from robocall.tts.render import (
     DEFAULT_SAMPLE_RATE,
@@ -98,6 +99,8 @@ class TtsCache:
         self.hits = 0  # requests answered by a file already on disk
         self.joins = 0  # messages this cache joined from pieces
         self._renderer = renderer
+        # A renderer that makes audio its own way (robocall.tts.flite_lib) keys it apart.
+        self._renderer_recipe: str = getattr(renderer, "recipe", "")
         self._clock = clock
         self._render_slots = threading.BoundedSemaphore(max_concurrent)
         self._key_locks: dict[str, tuple[threading.Lock, int]] = {}
@@ -113,6 +116,7 @@ class TtsCache:
             sample_rate=settings.tts_sample_rate,
             max_concurrent=settings.tts_concurrency,
             base_url=settings.tts_base_url,
+            renderer=WorkerRenderer(),
         )
 
     def key(self, text: str, lang: str, gender: str | None, pitch: int, rate: int) -> str:
@@ -134,6 +138,8 @@ class TtsCache:
             self.sample_rate,
             text,
         ]
+        if self._renderer_recipe:
+            recipe.insert(1, self._renderer_recipe)
         return self._hmac(recipe)
 
     def _hmac(self, recipe: list[Any]) -> str:
