@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import secrets
 import subprocess
@@ -105,11 +106,22 @@ def name(index: int) -> str:
     return f"{FIRST[index % 20]} {LAST[index // 20 % 20]} {FIRST[index // 400 % 20]}"
 
 
-def cpu_seconds() -> float:
-    """CPU used by this process and the children it has waited for (the TTS engines)."""
+def cpu_seconds(skip: int) -> float:
+    """CPU used by this process and its children (the TTS engines it waited for, and the TTS
+    workers still running), except child ``skip`` (FakeSwitch)."""
     own = resource.getrusage(resource.RUSAGE_SELF)
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    total = own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    ticks = os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # ended meanwhile
+        pid = int(stat.parent.name)
+        if int(fields[1]) == os.getpid() and pid != skip:  # fields[1]: the parent's pid
+            total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+    return total
 
 
 def main() -> None:
@@ -122,6 +134,7 @@ def main() -> None:
     parser.add_argument("--time-scale", type=float, default=1.0, help="FakeSwitch's time scale")
     parser.add_argument("--same", action="store_true", help="one name for every destination")
     parser.add_argument("--code", type=Path, default=ROOT, help="the robocall checkout to run")
+    parser.add_argument("--tts-concurrency", type=int, default=2, help="renders at once")
     args = parser.parse_args()
     sys.path.insert(0, str(args.code.resolve()))
     sys.path.insert(1, str(ROOT))
@@ -147,7 +160,10 @@ def main() -> None:
     port = int(child.stdout.readline())
     data_dir = Path(tempfile.mkdtemp(prefix="robocall-bench-personal-"))
     settings = Settings(
-        data_dir=data_dir, switch=f"esl://:ClueCon@127.0.0.1:{port}", switch_cps=10000.0
+        data_dir=data_dir,
+        switch=f"esl://:ClueCon@127.0.0.1:{port}",
+        switch_cps=10000.0,
+        tts_concurrency=args.tts_concurrency,
     )
     service = bootstrap.build_service(settings, languages=available_languages())
     request_id = f"bench-personal-{secrets.token_hex(3)}"
@@ -190,7 +206,7 @@ def main() -> None:
             ],
             "callFlow": {"steps": [{"name": "play", "message": {"msg": MESSAGE}}]},
         }  # fmt: skip
-        cpu_before, renders_before = cpu_seconds(), service.tts.renders
+        cpu_before, renders_before = cpu_seconds(child.pid), service.tts.renders
         started = time.monotonic()
         reply = requests.post(
             f"{base}/v1/call", json=body, headers={API_KEY_HEADER: key}, timeout=60
@@ -212,7 +228,7 @@ def main() -> None:
                 break
             gevent.sleep(0.1)
         finished = time.monotonic()
-        cpu = cpu_seconds() - cpu_before
+        cpu = cpu_seconds(child.pid) - cpu_before
         renders = service.tts.renders - renders_before
     finally:
         server.stop(timeout=2)
@@ -230,6 +246,7 @@ def main() -> None:
         "calls": args.calls,
         "lines": args.lines,
         "cps": args.cps,
+        "tts_concurrency": args.tts_concurrency,
         "distinct_names": not args.same,
         "counts": status.get("counts"),
         "calls_per_s_dialled": round(len(created) / dial_seconds, 1),
