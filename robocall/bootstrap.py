@@ -232,6 +232,7 @@ class Service:
         self.switch.close()
         if self.fake_switch is not None:
             self.fake_switch.stop()
+        self.tts.close()
         self.api.repo.close()
 
 

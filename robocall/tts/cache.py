@@ -214,6 +214,12 @@ class TtsCache:
                 self.renders += 1
         return path
 
+    def close(self) -> None:
+        """Stop what the renderer keeps running (the flite workers), if anything."""
+        close = getattr(self._renderer, "close", None)
+        if close is not None:
+            close()
+
     def audio_ref(self, path: Path) -> str:
         """What FreeSWITCH is told to play for a cached file (see :func:`audio_ref`)."""
         return audio_ref(path, self.base_url)

@@ -103,3 +103,13 @@ def test_espeak_voices_and_sox_pitch_go_to_the_program(
     renderer("Xin chào", select_voice("vi", None), 5, 5, output=tmp_path / "vi.wav")
     renderer(TEXT, FLITE_VOICES["rms"], 8, 5, output=tmp_path / "rms.wav")
     assert renderer.started == 0
+
+
+def test_closing_the_cache_stops_its_workers(tmp_path: Path) -> None:
+    renderer = WorkerRenderer()
+    cache = TtsCache(tmp_path / "tts", renderer=renderer)
+    cache.get_or_render("Goodbye.", "en", None, 5, 5)
+    processes = [worker.process for worker in renderer._idle]
+    assert len(processes) == 1 and processes[0].poll() is None
+    cache.close()
+    assert processes[0].poll() is not None
