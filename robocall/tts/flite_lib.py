@@ -52,6 +52,7 @@ VOICE_LIBRARIES = {
     "kal": ("libflite_cmu_us_kal.so.1", "register_cmu_us_kal"),
 }
 FULL_SCALE = 32767
+WORKER_NICENESS = 10
 UNITY = 65536  # cst_wave_rescale's factor for 1.0
 
 
@@ -157,6 +158,9 @@ def settings_of(voice: Voice, pitch: int, rate: int) -> dict[str, float]:
 
 def serve(requests: IO[str], replies: IO[str]) -> None:
     """The worker's loop: one JSON request a line in, one JSON reply a line out, until EOF."""
+    # Below robocall's own process: when the cores are short, the calls being answered now
+    # (robocall's Event Socket work) go first and renders for later calls take what is left.
+    os.nice(WORKER_NICENESS)
     flite = Flite()
     for line in requests:
         try:
