@@ -199,6 +199,9 @@ class FirstPrompts:
         except RobocallError as err:
             # Dialled all the same: its runner reports the failure when the message is due.
             log.warning("call %s: first message not rendered ahead: %s", call.call_id, err)
+        except Exception:
+            # Not a call's own fault (a full disk, a bug): it must not hold the queue up either.
+            log.exception("call %s: first message not rendered ahead", call.call_id)
         finally:
             queue.rendering.discard(call.call_id)
         queue.ready.add(call.call_id)

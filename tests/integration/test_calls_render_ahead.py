@@ -90,6 +90,7 @@ def test_a_call_takes_a_line_only_once_its_first_message_is_rendered(
         default=Callee(answer_after_ms=1, ring=False, hangup_after_ms=3000),
         tts=TtsCache(tmp_path / "tts", renderer=renderer),
         lines=3,
+        rate_limit_per_minute=100_000,  # the watcher below reads the status every 20 ms
     )
     created: dict[str, float] = {}
     first_played: dict[str, float] = {}
