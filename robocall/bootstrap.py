@@ -28,6 +28,7 @@ from robocall.api.app import create_app
 from robocall.api.auth import RateLimiter
 from robocall.api.control import LinesControl
 from robocall.calls.dialplan import DialPlan
+from robocall.calls.prefetch import FirstPrompts
 from robocall.calls.programs import ProgramCache
 from robocall.calls.prompts import Prompts
 from robocall.calls.runner import CallRunner, RunnerSettings
@@ -295,6 +296,7 @@ class Service:
         self.switch.close()
         if self.fake_switch is not None:
             self.fake_switch.stop()
+        self.tts.close()
         self.api.repo.close()
 
 
@@ -349,10 +351,12 @@ def build_service(
     gate = SendGate(SwitchLimits().legs_per_second(settings.switch_cps), clock=monotonic)
     lease = LeaseKeeper(repo, settings.resolved_node_id, clock=monotonic)
     gate.may_send = lease.fresh
+    prompts = Prompts(tts)
+    programs = ProgramCache(languages)
     runner = CallRunner(
         switch,
         repo,
-        Prompts(tts),
+        prompts,
         dial_plan,
         RunnerSettings(
             originate_timeout_seconds=settings.originate_timeout_seconds,
@@ -362,18 +366,21 @@ def build_service(
         send_gate=gate,
         clock=clock,
     )
+    first_prompts = FirstPrompts(repo, prompts, programs)
     dispatcher = Dispatcher(
         repo,
         switch,
         runner,
-        ProgramCache(languages),
+        programs,
         gate,
         switch_cps=settings.switch_cps or None,
         clock=monotonic,
         wall_clock=clock,
         node_id=settings.resolved_node_id,
         lease_token=lease.token,
+        first_prompts=first_prompts,
     )
+    first_prompts.on_ready = dispatcher.wake
     dispatcher_box.append(dispatcher)
     webhooks = WebhookWorker(
         repo,

@@ -26,6 +26,7 @@ import gevent.pool  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from robocall.tts.cache import TtsCache  # noqa: E402
+from robocall.tts.flite_lib import WorkerRenderer  # noqa: E402
 from robocall.tts.render import render, render_voice, sox_command  # noqa: E402
 from robocall.tts.voices import select_voice  # noqa: E402
 
@@ -106,8 +107,12 @@ def bench_cache_hit(work: Path, samples: int) -> dict[str, float]:
     return summary(times)
 
 
-def bench_throughput(work: Path, messages: int, workers: int) -> dict[str, float]:
-    cache = TtsCache(work / f"throughput-{workers}", max_concurrent=workers)
+def bench_throughput(
+    work: Path, messages: int, workers: int, flite_workers: bool = False
+) -> dict[str, float]:
+    renderer = WorkerRenderer() if flite_workers else render_voice
+    directory = work / f"throughput-{workers}-{'lib' if flite_workers else 'programs'}"
+    cache = TtsCache(directory, max_concurrent=workers, renderer=renderer)
     pool = gevent.pool.Pool(workers * 4)  # more callers than slots: the cache's limit governs
     jobs = [(message(lang, 100, serial), lang, gender) for serial in range(messages)
             for _, lang, gender in VOICES]  # fmt: skip
@@ -116,6 +121,7 @@ def bench_throughput(work: Path, messages: int, workers: int) -> dict[str, float
         pool.spawn(cache.get_or_render, text, lang, gender, 5, 5)
     pool.join(raise_error=True)
     elapsed = time.perf_counter() - started
+    cache.close()
     return {
         "renders": cache.renders,
         "seconds": round(elapsed, 2),
@@ -138,6 +144,11 @@ def main() -> None:
             "cache_hit": bench_cache_hit(work, arguments.samples * 10),
             "throughput_100_chars": {
                 f"{workers}_workers": bench_throughput(work, arguments.messages, workers)
+                for workers in (1, 2)
+            },
+            # flite voices in worker processes (what robocall serve uses), espeak-ng as before
+            "throughput_100_chars_flite_workers": {
+                f"{workers}_workers": bench_throughput(work, arguments.messages, workers, True)
                 for workers in (1, 2)
             },
         }

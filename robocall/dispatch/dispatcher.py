@@ -25,6 +25,7 @@ from typing import Protocol
 import gevent
 import gevent.event
 
+from robocall.calls.prefetch import FirstPrompts
 from robocall.calls.runner import SHUTDOWN_CAUSE, SHUTDOWN_HANGUP_SECONDS, CallLog, CallRunner
 from robocall.dispatch.lines import LineBook, LineRule, LineUsage
 from robocall.dispatch.pacing import SwitchLimits, free_lines, parse_switch_status
@@ -102,8 +103,11 @@ class Dispatcher:
         new_uuid: Callable[[], str] = lambda: str(uuid_module.uuid4()),
         node_id: str | None = None,
         lease_token: str | None = None,
+        first_prompts: FirstPrompts | None = None,
     ) -> None:
         self.store = store
+        # Renders the queue head's first messages; calls are claimed only once theirs is ready.
+        self.first_prompts = first_prompts
         self.node_id = node_id
         self.lease_token = lease_token  # claims are made only while this node's lease is ours
         self.switch = switch
@@ -159,6 +163,8 @@ class Dispatcher:
         # Calls claimed and not yet sent go back to the queue: nothing new leaves from now on.
         self.gate.close()
         self.runner.stop_dialing()
+        if self.first_prompts is not None:
+            self.first_prompts.stop()
         if self._loop is not None:
             self._loop.join(timeout=5)
         gevent.joinall(list(self._calls), timeout=grace_seconds)
@@ -344,6 +350,12 @@ class Dispatcher:
             if free > 0:
                 self._wake_later(organization_id)
             return
+        if self.first_prompts is not None:
+            # A call waits for its first audio before it takes a line, never while holding one:
+            # the prefetcher wakes this organization when the next call's audio is ready.
+            allowed = self.first_prompts.ready(organization_id, allowed)
+            if allowed <= 0:
+                return
         uuids = [self.new_uuid() for _ in range(allowed)]
         claimed = self.store.claim_calls(
             organization_id,
@@ -352,6 +364,8 @@ class Dispatcher:
             budget=lambda unfinished: self._lines_left(organization, unfinished),
             lease_token=self.lease_token,
         )
+        if self.first_prompts is not None:
+            self.first_prompts.claimed(organization_id, [call.ticket.call_id for call in claimed])
         for call in claimed:
             self._dial(organization, call)
         if len(claimed) == allowed:

@@ -28,6 +28,7 @@ from robocall.store.records import (
     CallTicket,
     ClaimedCall,
     OrganizationLines,
+    QueuedCall,
     RequestStatus,
 )
 
@@ -150,6 +151,21 @@ class DialingQueries:
                     request.id.in_(sequences) & (request.status == RequestStatus.SUBMITTED.value)
                 ).execute()
         return claimed
+
+    def upcoming_calls(self, organization_id: str, limit: int) -> list[QueuedCall]:
+        """The organization's next ``limit`` claimable calls, in the order a claim takes them,
+        read without claiming or locking them (what the first-message prefetcher renders)."""
+        rows = self._claimable(organization_id, self._now(), limit).for_update(False).dicts()
+        with self._session():
+            return [
+                QueuedCall(
+                    call_id=row["id"],
+                    request_seq=row["request"],
+                    call_flow_json=row["call_flow"],
+                    properties=json.loads(row["properties"]),
+                )
+                for row in rows
+            ]
 
     def _claimable(self, organization_id: str, now: datetime, limit: int) -> Any:
         call, request = self._tables.call, self._tables.call_request

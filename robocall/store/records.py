@@ -121,3 +121,13 @@ class ClaimedCall:
     ticket: CallTicket
     request_seq: int
     call_flow_json: str
+
+
+@dataclass(frozen=True)
+class QueuedCall:
+    """A queued call as the first-message prefetcher sees it, before anyone claims it."""
+
+    call_id: int
+    request_seq: int
+    call_flow_json: str
+    properties: Mapping[str, str]

@@ -3,10 +3,12 @@
 A message's key is an HMAC-SHA256 of everything that shapes its audio: the render recipe's
 version, the engine's and sox's versions, the voice, pitch, rate, sample rate and the text. The
 same key is always the same file (``<directory>/<key[:2]>/<key>.wav``), so a campaign that says
-the same words to 100,000 people renders them once. The HMAC's secret is made once per cache
-directory (``.key-secret``), so the URLs FreeSWITCH fetches (``/v1/tts/<key>.wav``) cannot be
-computed from a guessed text: knowing what someone may have been told gives neither its URL nor
-a way to confirm it was said.
+the same words to 100,000 people renders them once. A message spoken in pieces
+(:meth:`TtsCache.get_or_join`) is cached the same way: each piece is a message of its own, and
+the joined file's key is an HMAC of its pieces' keys and pauses. The HMAC's secret is made once
+per cache directory (``.key-secret``), so the URLs FreeSWITCH fetches (``/v1/tts/<key>.wav``)
+cannot be computed from a guessed text: knowing what someone may have been told gives neither
+its URL nor a way to confirm it was said.
 
 A render writes a temporary file beside its final path and renames it into place: a reader sees
 the whole file or none, also across processes sharing the directory. Within a process, renders
@@ -27,12 +29,14 @@ import secrets
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from robocall.config import Settings
 from robocall.errors import ConfigError, TtsError, UnsafeValue
+from robocall.tts.flite_lib import WorkerRenderer
+from robocall.tts.join import Piece, join_wavs
 from robocall.tts.render import (
     DEFAULT_SAMPLE_RATE,
     DEFAULT_TIMEOUT_SECONDS,
@@ -46,6 +50,8 @@ from robocall.tts.voices import Voice, check_level, select_voice
 # Bump when the way text becomes audio changes (pitch/rate mapping, sox effects), so old files
 # are no longer found under the new keys.
 RECIPE_VERSION = 1
+# Bump when the way pieces are joined changes (trimming, pauses).
+JOIN_RECIPE_VERSION = 1
 DEFAULT_MAX_CONCURRENT = 2
 KEY_PATTERN = re.compile(r"[0-9a-f]{64}")
 HTTP_ROUTE = "/v1/tts/"
@@ -91,7 +97,10 @@ class TtsCache:
         self.timeout = timeout
         self.renders = 0  # files this cache rendered
         self.hits = 0  # requests answered by a file already on disk
+        self.joins = 0  # messages this cache joined from pieces
         self._renderer = renderer
+        # A renderer that makes audio its own way (robocall.tts.flite_lib) keys it apart.
+        self._renderer_recipe: str = getattr(renderer, "recipe", "")
         self._clock = clock
         self._render_slots = threading.BoundedSemaphore(max_concurrent)
         self._key_locks: dict[str, tuple[threading.Lock, int]] = {}
@@ -107,6 +116,7 @@ class TtsCache:
             sample_rate=settings.tts_sample_rate,
             max_concurrent=settings.tts_concurrency,
             base_url=settings.tts_base_url,
+            renderer=WorkerRenderer(),
         )
 
     def key(self, text: str, lang: str, gender: str | None, pitch: int, rate: int) -> str:
@@ -128,6 +138,11 @@ class TtsCache:
             self.sample_rate,
             text,
         ]
+        if self._renderer_recipe:
+            recipe.insert(1, self._renderer_recipe)
+        return self._hmac(recipe)
+
+    def _hmac(self, recipe: list[Any]) -> str:
         if self._secret is None:
             self._secret = load_or_create_secret(self.directory)
         encoded = json.dumps(recipe, ensure_ascii=False).encode()
@@ -155,7 +170,37 @@ class TtsCache:
         self, text: str, lang: str, gender: str | None, pitch: int, rate: int
     ) -> Path:
         """The WAV file of this message, rendered now unless the cache already holds it."""
+        return self._get_or_render_voice(text, select_voice(lang, gender), pitch, rate)
+
+    def get_or_join(
+        self, pieces: Sequence[Piece], lang: str, gender: str | None, pitch: int, rate: int
+    ) -> Path:
+        """The WAV file of a message spoken piece by piece (:func:`robocall.tts.join.split_pieces`).
+
+        Each piece is a cached file of its own, so the text every destination shares is
+        rendered once and only what differs is rendered per call; the joined file is cached
+        too, under a key made of its pieces' keys and pauses (the same pieces always make the
+        same file, as for whole messages).
+        """
+        if not pieces:
+            raise TtsError("nothing to say: the message has no words")
         voice = select_voice(lang, gender)
+        paths = [self._get_or_render_voice(piece.text, voice, pitch, rate) for piece in pieces]
+        if len(paths) == 1:
+            return paths[0]
+        pauses = [piece.pause_before_ms for piece in pieces]
+        key = self._hmac(["joined", JOIN_RECIPE_VERSION, [path.stem for path in paths], pauses])
+        path = self.path_for_key(key)
+        if self._hit(path):
+            return path
+        with self._key_lock(key):
+            if not self._hit(path):
+                self._write_atomically(path, lambda partial: join_wavs(paths, pauses, partial))
+                with self._counters_guard:
+                    self.joins += 1
+        return path
+
+    def _get_or_render_voice(self, text: str, voice: Voice, pitch: int, rate: int) -> Path:
         key = self.key_for_voice(text, voice, pitch, rate)
         path = self.path_for_key(key)
         if self._hit(path):
@@ -168,6 +213,12 @@ class TtsCache:
             with self._counters_guard:
                 self.renders += 1
         return path
+
+    def close(self) -> None:
+        """Stop what the renderer keeps running (the flite workers), if anything."""
+        close = getattr(self._renderer, "close", None)
+        if close is not None:
+            close()
 
     def audio_ref(self, path: Path) -> str:
         """What FreeSWITCH is told to play for a cached file (see :func:`audio_ref`)."""
@@ -201,6 +252,16 @@ class TtsCache:
         return True
 
     def _render_into(self, path: Path, text: str, voice: Voice, pitch: int, rate: int) -> None:
+        def render(partial: Path) -> None:
+            self._renderer(
+                text, voice, pitch, rate,
+                output=partial, sample_rate=self.sample_rate, timeout=self.timeout,
+            )  # fmt: skip
+
+        self._write_atomically(path, render)
+
+    def _write_atomically(self, path: Path, write: Callable[[Path], None]) -> None:
+        """``write`` a temporary file beside ``path``, then rename it into place."""
         path.parent.mkdir(parents=True, exist_ok=True)
         handle, partial_name = tempfile.mkstemp(
             dir=path.parent, prefix=f".{path.stem}.", suffix=TEMP_SUFFIX
@@ -208,10 +269,7 @@ class TtsCache:
         os.close(handle)
         partial = Path(partial_name)
         try:
-            self._renderer(
-                text, voice, pitch, rate,
-                output=partial, sample_rate=self.sample_rate, timeout=self.timeout,
-            )  # fmt: skip
+            write(partial)
             partial.chmod(0o644)  # FreeSWITCH may run as another user; mkstemp made it 0600
             now = self._clock()
             os.utime(partial, (now, now))

@@ -13,12 +13,13 @@ blocking the hub.
 from __future__ import annotations
 
 import array
-import functools
 import os
 import subprocess
 import sys
 import tempfile
+import threading
 import wave
+from collections.abc import Callable
 from pathlib import Path
 from subprocess import DEVNULL
 from typing import Any
@@ -134,15 +135,53 @@ def sox_command(source: Path, target: Path, sample_rate: int, pitch_cents: int) 
     ]  # fmt: skip
 
 
-@functools.cache
-def engine_version(program: str) -> str:
-    """The first line ``program --version`` prints (part of every cache key)."""
+class OncePerKey:
+    """A value per key, computed by the first caller and shared with every later one.
+
+    ``functools.cache`` is not enough when computing yields: under gevent a subprocess wait
+    lets every concurrent first caller in before the first has stored its answer, so 100 calls
+    at once spawned 100 ``flite --version``. Here the first caller of a key computes while the
+    others wait on that key's lock (``threading``'s, which is gevent's under monkey patching).
+    A failure is not stored: the next caller tries again.
+    """
+
+    def __init__(self, compute: Callable[[str], str]) -> None:
+        self._compute = compute
+        self._values: dict[str, str] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
+        self.computed = 0  # how many times ``compute`` ran (what the tests count)
+
+    def __call__(self, key: str) -> str:
+        value = self._values.get(key)
+        if value is not None:
+            return value
+        with self._guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            value = self._values.get(key)
+            if value is None:
+                self.computed += 1
+                value = self._values[key] = self._compute(key)
+        return value
+
+    def cache_clear(self) -> None:
+        """Forget every value (tests; a process never needs to)."""
+        with self._guard:
+            self._values.clear()
+
+
+def _ask_version(program: str) -> str:
     # flite 2.2 exits 1 after printing its version, so the exit status is not checked.
     completed = _run([program, "--version"], timeout=DEFAULT_TIMEOUT_SECONDS, check=False)
     lines = [line.strip() for line in completed.stdout.decode(errors="replace").splitlines()]
     # flite prints a copyright line first; its version is on the line that says so.
     versioned = [line for line in lines if "version" in line.lower()]
     return (versioned or [line for line in lines if line] or [program])[0]
+
+
+# The first line ``program --version`` prints (part of every cache key), asked once per process.
+engine_version = OncePerKey(_ask_version)
 
 
 def _run(

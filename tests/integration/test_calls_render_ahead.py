@@ -1,5 +1,5 @@
 """Rendering ahead, as the lab showed it must be: a call's first message is on disk before the
-call is dialled, and a call renders its messages one after another, nearest first.
+call takes a line, and a call renders its messages one after another, nearest first.
 
 On the lab FreeSWITCH the scripted callees answer at once (no ring to hide a render in): with
 every message of every call rendering at the same time, answer -> first audio reached 920 ms
@@ -9,6 +9,7 @@ two rules that brought it to 120 ms (scripts/bench_first_audio.py).
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from pathlib import Path
@@ -33,24 +34,24 @@ SLOW_RENDER_SECONDS = 0.4
 
 
 class RecordingRenderer:
-    """The real renderer, slowed down, noting when each render of each text begins and ends."""
+    """The real renderer, slowed down, noting when each render of each text ends and how many
+    renders of one call's texts ran at once (a call's texts end with ``q<index>``)."""
 
     def __init__(self) -> None:
         self.finished: dict[str, float] = {}
-        self.running: set[str] = set()
+        self.running_per_call: dict[str, int] = {}
         self.most_at_once_per_call: dict[str, int] = {}
 
     def __call__(
         self, text: str, voice: Voice, pitch: int, rate: int, *,
         output: Path, sample_rate: int, timeout: float,
     ) -> Path:  # fmt: skip
-        # Every message of this test's destinations ends with its tag. (Calls queued by other
-        # tests in the session's database may be dialled by this service too: not counted.)
-        _, tagged, call = text.rpartition("#")
-        self.running.add(text)
-        if tagged:
-            now_running = sum(1 for other in self.running if other.endswith(f"#{call}"))
-            most = max(self.most_at_once_per_call.get(call, 0), now_running)
+        # (Calls queued by other tests in the session's database may be dialled by this
+        # service too: their texts carry no tag and are not counted.)
+        call = text.rsplit(" ", 1)[-1] if TAG.search(text) else None
+        if call is not None:
+            running = self.running_per_call[call] = self.running_per_call.get(call, 0) + 1
+            most = max(self.most_at_once_per_call.get(call, 0), running)
             self.most_at_once_per_call[call] = most
         try:
             gevent.sleep(SLOW_RENDER_SECONDS)
@@ -58,37 +59,38 @@ class RecordingRenderer:
                 text, voice, pitch, rate, output=output, sample_rate=sample_rate, timeout=timeout
             )
         finally:
-            self.running.discard(text)
-            self.finished[text] = time.time()
+            if call is not None:
+                self.running_per_call[call] -= 1
+            self.finished.setdefault(text, time.time())  # the first render of it
+
+
+HOLDING_A_LINE = ("dialing", "onProgress")
+TAG = re.compile(r" q\d+$")
 
 
 def _tagged_seed(request_id: str, numbers: list[str]) -> dict[str, Any]:
-    """The seed flow, every message ending with its destination's tag so renders differ."""
+    """The seed flow, every destination's values its own and ending with its tag ``q<index>``,
+    so each call has renders of its own (the text around them is shared)."""
     body = seed_with(request_id, destinations=len(numbers))
     for index, (destination, number) in enumerate(zip(body["destinations"], numbers, strict=True)):
         destination["phone"] = number
-        destination["properties"] = {"name": f"Alex {index}", "amount": "5$", "dueDate": "today"}
-
-    def tag(flow: dict[str, Any]) -> None:
-        for step in flow["steps"]:
-            if "message" in step:
-                step["message"]["msg"] += " #{{name}}"
-            for branch in step.get("branches", []):
-                tag(branch["callFlow"])
-
-    tag(body["callFlow"])
+        destination["properties"] = {
+            "name": f"Alex q{index}", "amount": f"5 dollars q{index}", "dueDate": f"today q{index}"
+        }
     return body
 
 
-def test_a_call_is_dialled_only_once_its_first_message_is_rendered(
+def test_a_call_takes_a_line_only_once_its_first_message_is_rendered(
     start_service: ServiceStarter, tmp_path: Path
 ) -> None:
-    # given callees that answer at once, and a TTS that takes a while per message
+    # given callees that answer at once, a TTS that takes a while per render, and a name per
+    # destination (the first message, "thanks {{name}}", is a render per call)
     renderer = RecordingRenderer()
     running = start_service(
         default=Callee(answer_after_ms=1, ring=False, hangup_after_ms=3000),
         tts=TtsCache(tmp_path / "tts", renderer=renderer),
         lines=3,
+        rate_limit_per_minute=100_000,  # the watcher below reads the status every 20 ms
     )
     created: dict[str, float] = {}
     first_played: dict[str, float] = {}
@@ -102,20 +104,51 @@ def test_a_call_is_dialled_only_once_its_first_message_is_rendered(
 
     running.service.switch.add_event_listener(on_event)
     request_id = f"render-{secrets.token_hex(3)}"
-    numbers = ["+6591000001", "+6591000002", "+6591000003"]
+    numbers = [f"+659100000{index}" for index in range(6)]
+    held_before_ready: list[str] = []
+    lines_over_ready: list[tuple[int, int]] = []
+
+    def watch() -> None:
+        # Every line held (a call dialing or answered, a channel at the switch, a dial in
+        # flight) belongs to a call whose first message was rendered by then.
+        while True:
+            details = running.status(request_id)["details"]
+            now = time.time()
+            ready = {
+                detail["destination"] for detail in details
+                if renderer.finished.get(f"Alex q{numbers.index(detail['destination'])}", now) < now
+            }  # fmt: skip
+            held_before_ready.extend(
+                detail["destination"] for detail in details
+                if detail["status"] in HOLDING_A_LINE and detail["destination"] not in ready
+            )  # fmt: skip
+            report = running.service.dispatcher.report(running.org_id)
+            assert report is not None
+            held = report.robo + report.in_flight
+            if held > len(ready):
+                lines_over_ready.append((held, len(ready)))
+            gevent.sleep(0.02)
+
     # when the seed request is posted
     response = running.post_call(_tagged_seed(request_id, numbers))
     assert response.status_code == 200, response.text
-    final = running.wait_until_final(request_id)
-    # then every call's channel was created after its first message ("thanks Alex N") was ready
+    watcher = gevent.spawn(watch)
+    try:
+        final = running.wait_until_final(request_id)
+    finally:
+        watcher.kill()
+    # then no call held a line (status dialing, a channel, a dial in flight) before its first
+    # message was on disk
+    assert held_before_ready == []
+    assert lines_over_ready == []
+    # and every call's channel was created after its first message was ready, and played it
     legs = {detail["monitorData"][0]["uuid"]: detail["destination"] for detail in final["details"]}
-    assert len(legs) == 3 and set(created) >= set(legs)
+    assert len(legs) == len(numbers) and set(created) >= set(legs)
     for uuid, number in legs.items():
-        index = numbers.index(number)
-        first_text = f"thanks Alex {index} #Alex {index}"
-        assert renderer.finished[first_text] <= created[uuid], number
-        # and the call played it
+        assert renderer.finished[f"Alex q{numbers.index(number)}"] <= created[uuid], number
         assert uuid in first_played, number
+    # and the text every destination shares was rendered once
+    assert "thanks" in renderer.finished
 
 
 def test_a_call_renders_its_messages_one_after_another(
@@ -134,6 +167,6 @@ def test_a_call_renders_its_messages_one_after_another(
     assert response.status_code == 200, response.text
     running.wait_until_final(request_id)
     # then no call ever had two renders going at once (its later messages never took a render
-    # slot another call's first message was waiting for); a call's renders end with it
-    assert {"thanks Alex 0 #Alex 0", "thanks Alex 1 #Alex 1"} <= set(renderer.finished)
-    assert renderer.most_at_once_per_call == {"Alex 0": 1, "Alex 1": 1}
+    # slot another call's first message was waiting for)
+    assert {"Alex q0", "Alex q1", "5 dollars q0", "today q1"} <= set(renderer.finished)
+    assert renderer.most_at_once_per_call == {"q0": 1, "q1": 1}

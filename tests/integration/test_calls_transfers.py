@@ -6,8 +6,9 @@ import secrets
 
 import pytest
 
+from robocall.calls.prompts import Prompts
+from robocall.flow.model import Message
 from robocall.testing import Callee, Press
-from robocall.tts.cache import TtsCache
 
 
 def _transfer_body(request_id: str, destination: str, phones: list[str]) -> dict:
@@ -87,12 +88,11 @@ def test_each_destination_hears_its_own_properties(start_service):
     assert running.post_call(body).status_code == 200
     final = running.wait_until_final(body["requestId"])
     assert final["counts"] == {"completed": 3}
-    # then each call played the audio of its own text: the files rendered for these texts
-    cache: TtsCache = running.service.tts
-    expected = {
-        cache.audio_ref(cache.get_or_render(f"Dear {name}, hello", "en", None, 5, 5))
-        for name in names
-    }
+    # then each call played the audio of its own text: the files made for these texts
+    prompts = Prompts(running.service.tts)
+    message = Message("Dear {{name}}, hello")
+    expected = {prompts.audio(message, {"name": name}) for name in names}
+    assert len(expected) == len(names)
     played = {
         line.split(": ", 1)[1]
         for command in running.fake.received
