@@ -243,6 +243,11 @@ def uuid_record_read_leg(uuid: str, path: str, limit_seconds: int) -> str:
     return f"uuid_record {check_uuid(uuid)} start {path_word} {limit_seconds} {variables}"
 
 
+def uuid_break_all(uuid: str) -> str:
+    """``uuid_break <uuid> all`` command text: cut the media playing now, drop queued ones."""
+    return f"uuid_break {check_uuid(uuid)} all"
+
+
 def uuid_record_stop(uuid: str, path: str) -> str:
     """``uuid_record <uuid> stop <path>`` command text: the file is closed and its header set."""
     return f"uuid_record {check_uuid(uuid)} stop {check_word(path, 'recording path')}"

@@ -92,12 +92,27 @@ def _v4_webhooks(database: peewee.Database, tables: Tables) -> None:
     database.create_tables(bind_webhook_models(database).all(), safe=False)
 
 
+_V8_COLUMNS = (
+    ("call_requests", "machine_detection", "TEXT"),
+    ("calls", "answered_by", "VARCHAR(16)"),
+    ("calls", "answered_by_ms", "INTEGER"),
+)
+
+
+def _v8_machine_detection(database: peewee.Database, tables: Tables) -> None:
+    for table, column, kind in _V8_COLUMNS:
+        if column not in {c.name for c in database.get_columns(table)}:
+            database.execute_sql(f"ALTER TABLE {table} ADD COLUMN {column} {kind} NULL")
+
+
 # (version, what it does, how); append only — a released migration never changes
 MIGRATIONS: tuple[tuple[int, str, Callable[[peewee.Database, Tables], None]], ...] = (
     (1, "organizations, api keys, call requests, calls", _v1_initial),
     (2, "retry policy, calling window, cancellation", _v2_retry_window_cancel),
     (3, "calls.node_id: the node that claimed a call, for crash recovery", _v3_calls_node),
     (4, "webhooks: request callback URLs, signing secrets, outbox", _v4_webhooks),
+    (8, "answering-machine detection: the request's mode, each call's verdict",
+     _v8_machine_detection),
 )
 
 

@@ -141,6 +141,16 @@ def uuid_record(switch: Switch, argument: str) -> str:
     return "-ERR Cannot record session!\n"
 
 
+def uuid_break(switch: Switch, argument: str) -> str:
+    """``uuid_break <uuid> [all]``: the playback playing now stops (PLAYBACK_STOP, break)."""
+    parts = argument.split()
+    channel = switch.find(parts[0]) if parts else None
+    if channel is None:
+        return NO_CHANNEL
+    channel.breaking.set()
+    return "+OK\n"
+
+
 def hupall(switch: Switch, argument: str) -> str:
     """``hupall <cause> [<var> <value>]``: exact match on a channel variable, answered or not."""
     parts = argument.split()
@@ -273,6 +283,6 @@ def _plain_table(rows: list[dict[str, str]]) -> str:
 HANDLERS: dict[str, Callable[[Switch, str], str]] = {
     "status": status, "uptime": uptime, "msleep": msleep, "uuid_getvar": uuid_getvar,
     "uuid_setvar": uuid_setvar, "uuid_exists": uuid_exists, "uuid_kill": uuid_kill,
-    "hupall": hupall, "uuid_record": uuid_record, "version": version, "show": show,
-    "module_exists": module_exists,
+    "hupall": hupall, "uuid_record": uuid_record, "uuid_break": uuid_break,
+    "version": version, "show": show, "module_exists": module_exists,
 }

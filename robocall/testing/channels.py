@@ -112,6 +112,7 @@ class Channel:
         self.started_messages = 0
         self.recording: Recording | None = None
         self.read_recordings: dict[str, ReadLegRecording] = {}  # uuid_record ... by path
+        self.breaking = Flag()  # uuid_break: the playback playing now stops
         # (scripted ms after the answer, file) of every PLAYBACK_START: when the callee heard it
         self.playbacks: list[tuple[float, str]] = []
         self.bridged_to: Channel | None = None

@@ -105,6 +105,7 @@ def test_read_leg_recording_commands() -> None:
     assert commands.uuid_record_stop(CALL, "/var/amd/7.wav") == (
         f"uuid_record {CALL} stop /var/amd/7.wav"
     )
+    assert commands.uuid_break_all(CALL) == f"uuid_break {CALL} all"
     with pytest.raises(UnsafeValue):
         commands.uuid_record_read_leg(CALL, "/tmp/a b.wav", 40)  # FreeSWITCH splits on spaces
     with pytest.raises(UnsafeValue):
