@@ -81,6 +81,11 @@ class MachineHandling:
         if self._audio is not None:
             self._audio.kill(block=False)
 
+    def call_over(self, after_ms: int) -> None:
+        """The call ended before a verdict: every answered call of the request reports one."""
+        if self.verdict is None and self.detection is not None:
+            self._on_verdict(Verdict(AnsweredBy.UNKNOWN, after_ms, "call ended first"))
+
     def on_finding(self, finding: Finding) -> None:
         if isinstance(finding, Verdict):
             self._on_verdict(finding)
@@ -92,6 +97,8 @@ class MachineHandling:
             return
         self.verdict = verdict
         call = self.call
+        log.info("call %s: %s at %d ms of audio (%s)", call.ticket.call_id,
+                 verdict.answered_by.value, verdict.at_ms, verdict.reason)
         answered_by = verdict.answered_by.value
         call.runner.log_store.call_answered_by(call.ticket.call_id, answered_by, verdict.at_ms)
         call.runner.observers.call_answered_by(call.ticket, answered_by, verdict.at_ms)
@@ -99,8 +106,8 @@ class MachineHandling:
         if verdict.answered_by is not AnsweredBy.MACHINE or mode is DetectionMode.CONTINUE:
             self.stop()
             return
-        if call.machine.finished:
-            return  # the flow ended meanwhile: nothing left to stop
+        if call.machine.finished or call.hangup_cause_final:
+            return  # the flow or the call ended meanwhile: nothing left to stop
         if mode is DetectionMode.HANGUP:
             self.hung_up_on_machine = True
             self.stop()

@@ -566,6 +566,8 @@ class _ActiveCall:
         else:
             status = outcome.status
         duration = None if self.answered_at is None else max(0.0, now - self.answered_at)
+        if self.amd is not None and duration is not None:
+            self.amd.call_over(int(duration * 1000))
         cause = self.hangup_cause or (outcome.cause if outcome else "") or "UNKNOWN"
         if self.amd is not None and self.amd.hung_up_on_machine:
             cause = MACHINE_DETECTED

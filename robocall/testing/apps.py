@@ -104,8 +104,8 @@ def play_file(channel: Channel, target: str, break_on_digit: bool = False) -> st
     channel.emit("PLAYBACK_START", file_headers)
     started = channel.switch.monotonic()
     if channel.answered_mono is not None:
-        channel.playbacks.append(
-            (channel.switch.scripted_ms(started - channel.answered_mono), target))
+        channel.switch.playbacks.append(
+            (channel.uuid, channel.switch.scripted_ms(started - channel.answered_mono), target))
     digit: str | None = None
     if break_on_digit:
         try:

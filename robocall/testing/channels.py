@@ -113,8 +113,6 @@ class Channel:
         self.recording: Recording | None = None
         self.read_recordings: dict[str, ReadLegRecording] = {}  # uuid_record ... by path
         self.breaking = Flag()  # uuid_break: the playback playing now stops
-        # (scripted ms after the answer, file) of every PLAYBACK_START: when the callee heard it
-        self.playbacks: list[tuple[float, str]] = []
         self.bridged_to: Channel | None = None
         self.inbox: Queue[Message | None] = Queue()
         self.dtmf: Queue[str | None] = Queue()

@@ -147,13 +147,14 @@ class ServiceStarter:
         default: Callee | None = None,
         tts: TtsCache | None = None,
         clock: Callable[[], float] = time.time,
+        time_scale: float = TIME_SCALE,
         **overrides: Any,
     ) -> RunningService:
         """Start robocall over a FakeSwitch scripted with ``callees``, with a new organization
         of ``lines`` lines (and a key for it); ``tts`` replaces the shared test cache, ``clock``
-        robocall's wall clock."""
+        robocall's wall clock, ``time_scale`` the fake's."""
         book = CalleeBook(dict(callees or {}), default or Callee(answer_after_ms=200))
-        fake = FakeSwitch(callees=book, time_scale=TIME_SCALE).start()
+        fake = FakeSwitch(callees=book, time_scale=time_scale).start()
         # A service restarted "on the same database" passes database_url; else a fresh one.
         database_url = overrides.pop("database_url", None) or self._databases.enter_context(
             fresh_database(self.backend, self.directory)
