@@ -100,7 +100,8 @@ def test_api_command_texts() -> None:
 def test_read_leg_recording_commands() -> None:
     # The callee's side only, bounded, with the variable scoped to this one recording
     assert commands.uuid_record_read_leg(CALL, "/var/amd/7.wav", 40) == (
-        f"uuid_record {CALL} start /var/amd/7.wav 40 {{RECORD_READ_ONLY=true}}"
+        f"uuid_record {CALL} start /var/amd/7.wav 40 "
+        "{RECORD_READ_ONLY=true,enable_file_write_buffering=false}"
     )
     assert commands.uuid_record_stop(CALL, "/var/amd/7.wav") == (
         f"uuid_record {CALL} stop /var/amd/7.wav"
