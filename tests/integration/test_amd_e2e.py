@@ -11,6 +11,8 @@ import requests
 
 from robocall.testing import Callee
 from robocall.testing.voice import Segment, segment_spans
+from tests.integration.test_dashboard_auth import sign_in
+from tests.support.receiver import Receiver
 from tests.support.service import RunningService
 
 pytestmark = pytest.mark.usefixtures("repo")
@@ -190,3 +192,30 @@ def test_a_bad_machine_detection_is_a_400_naming_the_field(running, detection, f
     response = running.post_call(_body([HUMAN], detection))
     assert response.status_code == 400, response.text
     assert field in response.json()["message"]
+
+
+def test_webhooks_and_the_dashboard_show_who_answered(start_service):
+    # given a request with a callback URL and mode continue
+    receiver = Receiver().start()
+    try:
+        running = start_service(CALLEES, time_scale=AMD_TIME_SCALE,
+                                webhook_backoff_seconds=0.05, rate_limit_per_minute=1_000_000)
+        body = _body([MACHINE_SILENT], {"mode": "continue"}, LONG_FLOW)
+        body["callbackUrl"] = receiver.url
+        calls = _run(running, body)
+        # then a call.answered_by event carries the verdict, between the answer and the end
+        receiver.wait_for(lambda: any(
+            e["event"] == "call.completed" for e in receiver.events(body["requestId"])))
+        events = [e for e in receiver.events(body["requestId"]) if e["event"] != "call.step"]
+        names = [e["event"] for e in events if e["event"] != "request.completed"]
+        assert names == ["call.dialing", "call.answered", "call.answered_by", "call.completed"]
+        verdict = events[2]
+        assert (verdict["answeredBy"], verdict["answeredByMs"]) == (
+            "machine", calls[MACHINE_SILENT]["answeredByMs"])
+        # and the dashboard's request page shows it in the call's row
+        browser, _ = sign_in(running.base_url, running.key)
+        page = browser.get(f"{running.base_url}/request?id={body['requestId']}", timeout=30)
+        assert page.status_code == 200
+        assert '<td class="answered-by">machine' in page.text
+    finally:
+        receiver.stop()
