@@ -93,5 +93,6 @@ def test_the_recording_grows_with_a_header_whose_sizes_wait_for_the_close(tmp_pa
     assert channel.events == ["RECORD_START", "RECORD_STOP"]
     # (from where the script was when the recording began: a moment after the answer)
     heard = render_script(channel.callee.audio) + b"\x00" * len(data)
-    offset = next(k for k in range(0, 4000, 2) if heard[k : k + 3000 * 16] == data[44:])
+    starts = [k for k in range(0, 4000, 2) if heard[k : k + 3000 * 16] == data[44:]]
+    assert starts, "the recording is not the callee's script"
     assert follower.sample_rate == 8000
