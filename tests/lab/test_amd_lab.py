@@ -94,13 +94,18 @@ def test_machines_are_machines_and_hangup_ends_them(lab: LabService) -> None:
           {n: run.calls[n]["answeredByMs"] for n in (MACHINE_BEEP, MACHINE_SILENT)})
 
 
-@pytest.mark.parametrize("number", [MACHINE_BEEP, MACHINE_SILENT])
+@pytest.mark.parametrize(("number", "flow"), [
+    pytest.param(MACHINE_BEEP, PLAY_FLOW, id="beep-during-play"),
+    pytest.param(MACHINE_SILENT, PLAY_FLOW, id="no-beep-during-play"),
+    pytest.param(MACHINE_BEEP, GATHER_FLOW, id="beep-during-gather"),
+])
 def test_the_message_begins_after_the_greeting(
-    lab: LabService, number: str, tmp_path_factory: pytest.TempPathFactory
+    lab: LabService, number: str, flow: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
 ) -> None:
-    # given a machine in mode message, recorded in stereo from its answer by the test itself
-    body = _body([number], PLAY_FLOW, {"mode": "message", "message": LEFT_MESSAGE})
-    recording = tmp_path_factory.mktemp("lab-amd-stereo") / f"{number[-2:]}.wav"
+    # given a machine in mode message (found while the flow plays, or while it gathers),
+    # recorded in stereo from its answer by the test itself
+    body = _body([number], flow, {"mode": "message", "message": LEFT_MESSAGE})
+    recording = tmp_path_factory.mktemp("lab-amd-stereo") / "call.wav"
     watcher = gevent.spawn(_record_stereo, lab, body["requestId"], recording)
     run = lab.run([body])
     watcher.join(timeout=10)
