@@ -24,6 +24,7 @@ import gevent.event
 from prometheus_client import CollectorRegistry
 
 from robocall import dashboard
+from robocall.amd.detection import DetectionSettings
 from robocall.api.app import create_app
 from robocall.api.auth import RateLimiter
 from robocall.api.control import LinesControl
@@ -362,6 +363,9 @@ def build_service(
             originate_timeout_seconds=settings.originate_timeout_seconds,
             transfer_timeout_seconds=settings.transfer_timeout_seconds,
             recordings_dir=settings.recordings_dir,
+            # read-leg recordings for answering-machine detection: FreeSWITCH writes them here
+            # and robocall reads them, so like the call recordings this is a shared directory
+            detection=DetectionSettings(directory=settings.recordings_dir / "amd"),
         ),
         send_gate=gate,
         clock=clock,

@@ -111,6 +111,9 @@ class CallEventLog:
     def call_answered(self, ticket: CallTicket) -> None:
         self._log.debug("call %s: answered", ticket.call_id)
 
+    def call_answered_by(self, ticket: CallTicket, answered_by: str, after_ms: int) -> None:
+        self._log.info("call %s: answered by %s (%d ms)", ticket.call_id, answered_by, after_ms)
+
     def call_step(self, ticket: CallTicket, entry: Mapping[str, Any]) -> None:
         info = entry.get("info") or {}
         self._log.debug(

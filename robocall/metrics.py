@@ -55,6 +55,11 @@ class CallMetrics:
             "Calls that ended, by final status and FreeSWITCH hangup cause.",
             ["organization", "status", "hangup_cause"], registry=registry,
         )
+        self.verdicts = Counter(
+            "robocall_amd_verdicts",
+            "Answering-machine detection verdicts, by who answered (human, machine, unknown).",
+            ["organization", "answered_by"], registry=registry,
+        )
         self.requests_completed = Counter(
             "robocall_requests_completed", "Requests whose every call is final.",
             ["organization"], registry=registry,
@@ -65,6 +70,9 @@ class CallMetrics:
 
     def call_answered(self, ticket: CallTicket) -> None:
         self.answered.labels(ticket.organization_id).inc()
+
+    def call_answered_by(self, ticket: CallTicket, answered_by: str, after_ms: int) -> None:
+        self.verdicts.labels(ticket.organization_id, answered_by).inc()
 
     def call_step(self, ticket: CallTicket, entry: Mapping[str, Any]) -> None:
         info = entry.get("info") or {}

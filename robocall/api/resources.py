@@ -72,6 +72,7 @@ class CallResource:
                 body_hash=body_hash,
                 retry_json=_json_or_none(body.get("retry")),
                 window_json=_json_or_none(body.get("window")),
+                machine_detection_json=_json_or_none(body.get("machineDetection")),
             )
         elif existing.body_hash != body_hash:
             raise Conflict(f"requestId: {existing.request_id!r} was used with another body")

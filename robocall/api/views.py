@@ -42,6 +42,11 @@ def call_detail(call: CallRecord) -> dict[str, Any]:
         "durationSeconds": call.duration_seconds,
         "attempt": call.attempt,
         "nextAttemptAt": _iso(call.next_attempt_at),
+        **(
+            {"answeredBy": call.answered_by, "answeredByMs": call.answered_by_ms}
+            if call.answered_by is not None
+            else {}
+        ),
     }
 
 

@@ -25,6 +25,9 @@ class CallObserver(Protocol):
     def call_answered(self, ticket: CallTicket) -> None:
         """The callee answered."""
 
+    def call_answered_by(self, ticket: CallTicket, answered_by: str, after_ms: int) -> None:
+        """Answering-machine detection decided who answered, ``after_ms`` after the answer."""
+
     def call_step(self, ticket: CallTicket, entry: Mapping[str, Any]) -> None:
         """A step ended; ``entry`` is its ``callFlowSteps`` entry."""
 
@@ -52,6 +55,9 @@ class Observers:
     def call_answered(self, ticket: CallTicket) -> None:
         self._tell("call_answered", ticket)
 
+    def call_answered_by(self, ticket: CallTicket, answered_by: str, after_ms: int) -> None:
+        self._tell("call_answered_by", ticket, answered_by, after_ms)
+
     def call_step(self, ticket: CallTicket, entry: Mapping[str, Any]) -> None:
         self._tell("call_step", ticket, entry)
 
@@ -65,8 +71,11 @@ class Observers:
 
     def _tell(self, moment: str, *args: Any) -> None:
         for observer in self._observers:
+            method = getattr(observer, moment, None)
+            if method is None:  # an observer written before this moment existed
+                continue
             try:
-                getattr(observer, moment)(*args)
+                method(*args)
             except Exception:
                 log.exception(
                     "observer %r failed on %s of call %s", observer, moment, args[0].call_id

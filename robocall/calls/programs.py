@@ -7,7 +7,8 @@ from collections import OrderedDict
 from collections.abc import Iterable
 
 from robocall.flow.compile import Program, compile_flow
-from robocall.flow.parse import parse_call_flow
+from robocall.flow.model import MachineDetection
+from robocall.flow.parse import parse_call_flow, parse_machine_detection
 
 DEFAULT_CACHED_PROGRAMS = 256
 
@@ -33,3 +34,9 @@ class ProgramCache:
         else:
             self._programs.move_to_end(request_seq)
         return program
+
+    def machine_detection(self, stored_json: str | None) -> MachineDetection | None:
+        """A request's stored ``machineDetection`` (validated at submission), or None."""
+        if not stored_json:
+            return None
+        return parse_machine_detection(json.loads(stored_json), self.languages)

@@ -28,7 +28,9 @@ import gevent
 import gevent.event
 import gevent.queue
 
+from robocall.amd.detection import DetectionSettings
 from robocall.calls.dialplan import DialPlan
+from robocall.calls.machines import MACHINE_DETECTED, AmdFinding, MachineHandling
 from robocall.calls.observers import Observers
 from robocall.calls.translate import (
     bridge_argument,
@@ -74,7 +76,7 @@ from robocall.flow.events import (
 )
 from robocall.flow.events import Event as MachineEvent
 from robocall.flow.machine import Machine
-from robocall.flow.model import Message
+from robocall.flow.model import MachineDetection, Message
 from robocall.logs import call_context
 from robocall.store.records import CallTicket
 
@@ -108,6 +110,9 @@ class CallLog(Protocol):
 
     def call_answered(self, call_id: int, answered_at: float) -> None:
         """The callee answered: the call is ``onProgress``."""
+
+    def call_answered_by(self, call_id: int, answered_by: str, after_ms: int) -> None:
+        """Answering-machine detection's verdict (``answeredBy``), ms after the answer."""
 
     def call_step(self, call_id: int, entry: Mapping[str, Any]) -> None:
         """Append one ``callFlowSteps`` entry."""
@@ -157,6 +162,7 @@ class RunnerSettings:
     # Bounds on silence from the switch: a call whose events stop longer than this is ended.
     max_call_seconds: float = 4 * 3600.0
     reconnect_wait_seconds: float = 120.0
+    detection: DetectionSettings = DetectionSettings()
 
 
 class CallRunner:
@@ -192,13 +198,14 @@ class CallRunner:
         ticket: CallTicket,
         program: Program,
         on_done: Callable[[CallTicket, str], None] | None = None,
+        machine_detection: MachineDetection | None = None,
     ) -> gevent.Greenlet:
         """Run one call in its own greenlet; ``on_done(ticket, status)`` when it is final."""
 
         def run() -> str:
             status = "failed"
             try:
-                status = self.run(ticket, program)
+                status = self.run(ticket, program, machine_detection)
             finally:
                 if on_done is not None:
                     on_done(ticket, status)
@@ -206,10 +213,16 @@ class CallRunner:
 
         return gevent.spawn(run)
 
-    def run(self, ticket: CallTicket, program: Program) -> str:
+    def run(
+        self,
+        ticket: CallTicket,
+        program: Program,
+        machine_detection: MachineDetection | None = None,
+    ) -> str:
         """Run one call to its end; returns its final status (or ``queued`` if never sent)."""
         with call_context(ticket):  # every log line of the call names it (robocall.logs)
             call = _ActiveCall(self, ticket, program)
+            call.amd = MachineHandling(call, machine_detection) if machine_detection else None
             self._active[ticket.channel_uuid] = call
             try:
                 return call.run()
@@ -254,6 +267,7 @@ class _ActiveCall:
     forced_cause: str | None = None  # robocall ended the call itself (shutdown, internal error)
     rendering: dict[str, gevent.Greenlet] = field(default_factory=dict)
     last_render: gevent.Greenlet | None = None  # renders of one call run one after another
+    amd: MachineHandling | None = None  # answering-machine detection, when the request asks
 
     def __post_init__(self) -> None:
         self.machine = Machine(self.program, record=self.ticket.record)
@@ -296,6 +310,8 @@ class _ActiveCall:
                 return "queued"
             return self._finish()
         finally:
+            if self.amd is not None:
+                self.amd.stop()
             switch.release_channel(ticket.channel_uuid)
             for greenlet in self.rendering.values():
                 greenlet.kill(block=False)
@@ -374,6 +390,10 @@ class _ActiveCall:
                 if self._resync_after_disconnect():
                     continue
                 return
+            if isinstance(item, AmdFinding):
+                if self.amd is not None:
+                    self.amd.on_finding(item.finding)
+                continue
             if isinstance(item, _JobResult):
                 if self._on_job(item.body):
                     return
@@ -433,6 +453,8 @@ class _ActiveCall:
                 )
                 self.runner.log_store.call_answered(self.ticket.call_id, self.answered_at)
                 self.runner.observers.call_answered(self.ticket)
+                if self.amd is not None:
+                    self.amd.start()  # beside the flow: a person hears no extra silence
                 self._feed(CallAnswered())
         elif name == "CHANNEL_PARK" or (
             name == "CHANNEL_EXECUTE" and event.get("Application") == "park"
@@ -470,6 +492,8 @@ class _ActiveCall:
         self._feed(Bridged())
 
     def _on_execute_complete(self, event: Event) -> None:
+        if self.amd is not None and self.amd.on_execute_complete(event):
+            return
         pending = self.pending
         if pending is None or event.application_uuid != pending.event_uuid:
             return
@@ -514,6 +538,8 @@ class _ActiveCall:
         """Feed the machine and carry out what it answers. An event the machine refuses in its
         state (a bridge reported after the leg hung up, say) is logged and dropped: the switch
         reports what happened, and a late report must not end the call's bookkeeping."""
+        if self.amd is not None and self.amd.flow_stopped:
+            return  # a machine answered and robocall leaves its message: the flow is over
         try:
             actions = self.machine.feed(event)
         except FlowError as err:
@@ -643,7 +669,8 @@ class _ActiveCall:
     def _finish(self) -> str:
         ticket = self.ticket
         now = self.ended_at or self.runner.clock()
-        outcome = self.outcome
+        outcome = self.amd.outcome() if self.amd is not None else None
+        outcome = outcome or self.outcome
         if self.forced_cause is not None:
             status = CallOutcome.FAILED  # robocall ended it, whatever the flow had reached
         elif outcome is None:
@@ -651,10 +678,14 @@ class _ActiveCall:
         else:
             status = outcome.status
         duration = None if self.answered_at is None else max(0.0, now - self.answered_at)
+        if self.amd is not None and duration is not None:
+            self.amd.call_over(int(duration * 1000))
         cause = (
             self.forced_cause or self.hangup_cause or (outcome.cause if outcome else "")
             or "UNKNOWN"
         )
+        if self.forced_cause is None and self.amd is not None and self.amd.hung_up_on_machine:
+            cause = MACHINE_DETECTED
         request_completed = self.runner.log_store.call_ended(
             ticket.call_id,
             status=status.value,

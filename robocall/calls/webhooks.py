@@ -36,6 +36,7 @@ SIGNATURE_VERSION = "v1"
 CALL_DIALING = "call.dialing"
 CALL_ANSWERED = "call.answered"
 CALL_STEP = "call.step"
+CALL_ANSWERED_BY = "call.answered_by"
 CALL_COMPLETED = "call.completed"
 CALL_FAILED = "call.failed"
 REQUEST_COMPLETED = "request.completed"
@@ -113,6 +114,12 @@ class WebhookObserver:
 
     def call_answered(self, ticket: CallTicket) -> None:
         self._emit(CALL_ANSWERED, ticket, status="onProgress")
+
+    def call_answered_by(self, ticket: CallTicket, answered_by: str, after_ms: int) -> None:
+        self._emit(
+            CALL_ANSWERED_BY, ticket, status="onProgress",
+            answeredBy=answered_by, answeredByMs=after_ms,
+        )
 
     def call_step(self, ticket: CallTicket, entry: Mapping[str, Any]) -> None:
         self._emit(CALL_STEP, ticket, status="onProgress", step=dict(entry))

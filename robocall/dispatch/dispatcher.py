@@ -34,6 +34,7 @@ from robocall.errors import LeaseLost, RobocallError, SwitchError
 from robocall.esl.client import EslClient
 from robocall.esl.protocol import Event
 from robocall.flow.compile import Program
+from robocall.flow.model import MachineDetection
 from robocall.store.records import CallTicket, ClaimedCall, OrganizationLines
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,8 @@ class Programs(Protocol):
     """Compiled call flows by request (compiled once, shared by all the request's calls)."""
 
     def program(self, request_seq: int, call_flow_json: str) -> Program: ...
+
+    def machine_detection(self, stored_json: str | None) -> MachineDetection | None: ...
 
 
 @dataclass
@@ -398,6 +401,7 @@ class Dispatcher:
         ticket = call.ticket
         try:
             program = self.programs.program(call.request_seq, call.call_flow_json)
+            detection = self.programs.machine_detection(call.machine_detection_json)
         except RobocallError as err:
             # Validated at submission, but e.g. a TTS language removed since: fail the call
             # with a cause that says so rather than dial someone robocall cannot talk to.
@@ -414,7 +418,10 @@ class Dispatcher:
         organization.in_flight.add(ticket.channel_uuid)
         organization.live_calls += 1
         self._live_channels.add(ticket.channel_uuid)
-        greenlet = self.runner.spawn(ticket, program, on_done=self._call_done)
+        greenlet = self.runner.spawn(
+            ticket, program, on_done=self._call_done,
+            machine_detection=detection,
+        )
         self._calls.add(greenlet)
         greenlet.link(self._calls.discard)
         if self.on_dispatch is not None:

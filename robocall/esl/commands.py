@@ -228,6 +228,34 @@ def uuid_getvar(uuid: str, name: str) -> str:
     return f"uuid_getvar {check_uuid(uuid)} {variable}"
 
 
+def uuid_record_read_leg(uuid: str, path: str, limit_seconds: int) -> str:
+    """``uuid_record <uuid> start <path> <limit> {RECORD_READ_ONLY=true,...}`` command text.
+
+    Records only what the far end says (the channel's read side) into ``path``, for at most
+    ``limit_seconds``, written to the file frame by frame: FreeSWITCH buffers a recording's
+    writes 64 KiB at a time by default (4 s of 8 kHz audio, measured on the lab switch: the file
+    grew in 4096 ms steps), which a reader following the file would wait on;
+    ``enable_file_write_buffering=false`` turns that off. The variables go in the command's own
+    ``{...}`` block (FreeSWITCH 1.10+ reads per-recording variables there before the channel's),
+    so a call recording started on the same channel later still hears both parties, buffered.
+    """
+    path_word = check_word(path, "recording path")
+    if limit_seconds <= 0:
+        raise UnsafeValue(f"recording limit {limit_seconds}: expected a positive number of seconds")
+    variables = "{RECORD_READ_ONLY=true,enable_file_write_buffering=false}"
+    return f"uuid_record {check_uuid(uuid)} start {path_word} {limit_seconds} {variables}"
+
+
+def uuid_break_all(uuid: str) -> str:
+    """``uuid_break <uuid> all`` command text: cut the media playing now, drop queued ones."""
+    return f"uuid_break {check_uuid(uuid)} all"
+
+
+def uuid_record_stop(uuid: str, path: str) -> str:
+    """``uuid_record <uuid> stop <path>`` command text: the file is closed and its header set."""
+    return f"uuid_record {check_uuid(uuid)} stop {check_word(path, 'recording path')}"
+
+
 # --- app arguments -----------------------------------------------------------------------------
 
 

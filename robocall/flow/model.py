@@ -112,17 +112,35 @@ class CallRequest:
     callback_url: str | None = None  # where webhooks go (robocall's extension)
     retry: RetryPolicy | None = None  # extension: none, as in the seed
     window: CallingWindow | None = None  # extension: any time, as in the seed
+    machine_detection: MachineDetection | None = None  # extension: off, as in the seed
 
 
 # --- extensions beyond the seed: retry policy, calling window, lines -------------------------
 
 
 class RetryOutcome(StrEnum):
-    """A definite outcome of an unanswered call that a retry policy may retry."""
+    """A definite outcome of a call that a retry policy may retry."""
 
     BUSY = "busy"
     NO_ANSWER = "no_answer"
     FAILED = "failed"
+    MACHINE = "machine"  # answered by a machine and hung up on (machineDetection mode hangup)
+
+
+class DetectionMode(StrEnum):
+    """What a machine verdict does to the call (``machineDetection.mode``)."""
+
+    CONTINUE = "continue"  # report only
+    HANGUP = "hangup"  # end the call at once
+    MESSAGE = "message"  # stop the flow, wait for the beep, leave ``message``, hang up
+
+
+@dataclass(frozen=True)
+class MachineDetection:
+    """A request's answering-machine detection: the mode, and the message to leave."""
+
+    mode: DetectionMode
+    message: Message | None = None
 
 
 @dataclass(frozen=True)

@@ -28,9 +28,11 @@ from robocall.flow.model import (
     CallRequest,
     DailyWindow,
     Destination,
+    DetectionMode,
     Gather,
     Gender,
     LinesChange,
+    MachineDetection,
     Message,
     Play,
     RetryOutcome,
@@ -75,6 +77,11 @@ def parse_call_request(
         )
     templates: list[tuple[str, MessageTemplate]] = []
     call_flow = _parse_flow(body["callFlow"], "callFlow", 1, frozenset(languages), templates)
+    machine_detection = (
+        parse_machine_detection(body["machineDetection"], frozenset(languages), templates)
+        if "machineDetection" in body
+        else None
+    )
     destinations: list[Destination] = []
     for start in range(0, len(raw_destinations), PAUSE_EVERY):
         destinations += map(_destination, raw_destinations[start:start + PAUSE_EVERY])
@@ -91,7 +98,26 @@ def parse_call_request(
         callback_url=parse_callback_url(body.get("callbackUrl")),
         retry=parse_retry(body["retry"]) if "retry" in body else None,
         window=window,
+        machine_detection=machine_detection,
     )
+
+
+def parse_machine_detection(
+    raw: Mapping[str, Any],
+    languages: frozenset[str],
+    templates: list[tuple[str, MessageTemplate]] | None = None,
+    path: str = "machineDetection",
+) -> MachineDetection:
+    """A schema-valid ``machineDetection`` (mode ``message`` needs its message, checked as any
+    message is: placeholders, length, language). Also rebuilds a stored one."""
+    mode = DetectionMode(raw["mode"])
+    message = None
+    if "message" in raw:
+        message = _message(raw["message"], f"{path}.message", languages,
+                           templates if templates is not None else [])
+    elif mode is DetectionMode.MESSAGE:
+        raise InputError(f"{path}.message", 'is required when mode is "message"')
+    return MachineDetection(mode, message)
 
 
 MAX_CALLBACK_URL_CHARS = 2000
@@ -318,7 +344,9 @@ DEFAULT_BACKOFF_SECONDS = 60
 
 def parse_retry(raw: Mapping[str, Any], path: str = "retry") -> RetryPolicy:
     """A schema-valid ``retry`` object as a ``RetryPolicy`` (also rebuilds a stored one)."""
-    outcomes = raw.get("on", [outcome.value for outcome in RetryOutcome])
+    # machines are retried only when asked for: a request without machineDetection has none
+    unasked = {RetryOutcome.MACHINE.value}
+    outcomes = raw.get("on", [o.value for o in RetryOutcome if o.value not in unasked])
     return RetryPolicy(
         max_attempts=raw["maxAttempts"],
         on=frozenset(RetryOutcome(outcome) for outcome in outcomes),

@@ -49,6 +49,8 @@ _DEFINITE_OUTCOMES: dict[str, RetryOutcome] = {
     "UNALLOCATED_NUMBER": RetryOutcome.FAILED,
     "NO_ROUTE_DESTINATION": RetryOutcome.FAILED,
     "EXCHANGE_ROUTING_ERROR": RetryOutcome.FAILED,
+    # robocall's own cause for a call it hung up on because a machine answered
+    "MACHINE_DETECTED": RetryOutcome.MACHINE,
 }
 
 

@@ -179,6 +179,7 @@ class DialingQueries:
                 request.request_id,
                 request.call_flow,
                 request.enable_call_recording,
+                request.machine_detection,
                 request.calling_window,
                 request.status.alias("request_status"),
             )
@@ -274,6 +275,7 @@ class DialingQueries:
             ),
             request_seq=row["request"],
             call_flow_json=row["call_flow"],
+            machine_detection_json=row["machine_detection"],
         )
 
     def _expire_windows(self, organization_id: str, now: datetime) -> None:
@@ -346,6 +348,14 @@ class DialingQueries:
     def call_step(self, call_id: int, entry: Mapping[str, Any]) -> None:
         """Append one ``callFlowSteps`` entry."""
         self._append_json(call_id, "steps", dict(entry))
+
+    def call_answered_by(self, call_id: int, answered_by: str, after_ms: int) -> None:
+        """Answering-machine detection's verdict: who answered, ms after the answer."""
+        call = self._tables.call
+        with self._writing(durable=False):
+            call.update(
+                answered_by=answered_by, answered_by_ms=after_ms, updated_at=self._now()
+            ).where(call.id == call_id).execute()
 
     def call_answered(self, call_id: int, answered_at: float) -> None:
         """The callee answered: the call is ``onProgress``."""

@@ -98,6 +98,19 @@ def _v6_node_leases(database: peewee.Database, tables: Tables) -> None:
     database.create_tables([bind_lease_model(database)], safe=True)
 
 
+_V8_COLUMNS = (
+    ("call_requests", "machine_detection", "TEXT"),
+    ("calls", "answered_by", "VARCHAR(16)"),
+    ("calls", "answered_by_ms", "INTEGER"),
+)
+
+
+def _v8_machine_detection(database: peewee.Database, tables: Tables) -> None:
+    for table, column, kind in _V8_COLUMNS:
+        if column not in {c.name for c in database.get_columns(table)}:
+            database.execute_sql(f"ALTER TABLE {table} ADD COLUMN {column} {kind} NULL")
+
+
 def _v7_operators(database: peewee.Database, tables: Tables) -> None:
     from robocall.store.access import bind_operator_key_model
     from robocall.store.webhooks import scrub_receiver_text
@@ -116,6 +129,8 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[peewee.Database, Tables], None]], ..
     (4, "webhooks: request callback URLs, signing secrets, outbox", _v4_webhooks),
     (6, "nodes: one lease per node id (host, pid, started, heartbeat)", _v6_node_leases),
     (7, "operator keys; webhook delivery log without receivers' answers", _v7_operators),
+    (8, "answering-machine detection: the request's mode, each call's verdict",
+     _v8_machine_detection),
 )
 
 

@@ -78,6 +78,8 @@ def bind_models(database: peewee.Database) -> Tables:
         not_before = peewee.DateTimeField(null=True)
         not_after = peewee.DateTimeField(null=True)
         cancelled_at = peewee.DateTimeField(null=True)
+        # migration 8: the machineDetection JSON as accepted (answering-machine detection)
+        machine_detection = peewee.TextField(null=True)
 
         class Meta:
             table_name = "call_requests"
@@ -111,6 +113,9 @@ def bind_models(database: peewee.Database) -> Tables:
         updated_at = peewee.DateTimeField()
         # migration 2: a queued call is not claimed before this (retry backoff, daily window)
         next_attempt_at = peewee.DateTimeField(null=True)
+        # migration 8: who answered (human | machine | unknown) and ms from the answer to it
+        answered_by = peewee.CharField(max_length=16, null=True)
+        answered_by_ms = peewee.IntegerField(null=True)
 
         class Meta:
             table_name = "calls"

@@ -63,6 +63,8 @@ class CallRecord:
     monitor: list[dict[str, Any]]
     attempt: int = 0  # attempts made so far (retry policy, extension)
     next_attempt_at: datetime | None = None  # not dialled before (backoff, calling window)
+    answered_by: str | None = None  # answering-machine detection's verdict (extension)
+    answered_by_ms: int | None = None  # ms from the answer to the verdict
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,7 @@ class ClaimedCall:
     ticket: CallTicket
     request_seq: int
     call_flow_json: str
+    machine_detection_json: str | None = None  # the request's machineDetection, if any
 
 
 @dataclass(frozen=True)

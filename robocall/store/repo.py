@@ -145,6 +145,7 @@ class Repo(
         body_hash: str,
         retry_json: str | None = None,
         window_json: str | None = None,
+        machine_detection_json: str | None = None,
     ) -> tuple[RequestRecord, bool]:
         """Store a request and all its calls in one transaction.
 
@@ -172,6 +173,7 @@ class Repo(
                     updated_at=now,
                     retry_policy=retry_json,
                     calling_window=window_json,
+                    machine_detection=machine_detection_json,
                     not_before=_optional_utc(window.not_before if window else None),
                     not_after=_optional_utc(window.not_after if window else None),
                 ).execute()
@@ -357,4 +359,6 @@ def _call(row: Any, request_id: str) -> CallRecord:
         monitor=json.loads(row.monitor),
         attempt=row.attempt,
         next_attempt_at=row.next_attempt_at,
+        answered_by=row.answered_by,
+        answered_by_ms=row.answered_by_ms,
     )

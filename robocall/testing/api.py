@@ -112,6 +112,48 @@ def uuid_kill(switch: Switch, argument: str) -> str:
     return "+OK\n"
 
 
+def uuid_record(switch: Switch, argument: str) -> str:
+    """``uuid_record <uuid> start|stop <path> [<limit>] [{vars}]``: only read-leg recordings are
+    written with audio (the callee's script, robocall.testing.voice); the texts are 1.11.1's."""
+    from gevent.event import Event as Flag
+
+    from robocall.testing.voice import ReadLegRecording, record_read_leg
+
+    parts = argument.split(" ", 4)
+    if len(parts) < 3:
+        return ("-USAGE: <uuid> [start|stop|mask|unmask|pause|resume] <path> [<limit>] "
+                "[<recording_vars>]\n")
+    channel = switch.find(parts[0])
+    if channel is None:
+        return "-ERR Cannot locate session!\n"
+    action, path = parts[1], parts[2]
+    if action == "start":
+        limit_ms = int(parts[3]) * 1000 if len(parts) > 3 and parts[3].isdigit() else 3_600_000
+        if limit_ms <= 0:
+            limit_ms = 3_600_000
+        recording = ReadLegRecording(path, limit_ms, Flag())
+        channel.read_recordings[path] = recording
+        switch.spawn(record_read_leg, channel, recording)
+        return "+OK Success\n"
+    if action == "stop":
+        found = channel.read_recordings.pop(path, None)
+        if found is None:
+            return "-ERR Cannot stop record session!\n"
+        found.stopped.set()
+        return "+OK Success\n"
+    return "-ERR Cannot record session!\n"
+
+
+def uuid_break(switch: Switch, argument: str) -> str:
+    """``uuid_break <uuid> [all]``: the playback playing now stops (PLAYBACK_STOP, break)."""
+    parts = argument.split()
+    channel = switch.find(parts[0]) if parts else None
+    if channel is None:
+        return NO_CHANNEL
+    channel.breaking.set()
+    return "+OK\n"
+
+
 def hupall(switch: Switch, argument: str) -> str:
     """``hupall <cause> [<var> <value>]``: exact match on a channel variable, answered or not."""
     parts = argument.split()
@@ -244,5 +286,6 @@ def _plain_table(rows: list[dict[str, str]]) -> str:
 HANDLERS: dict[str, Callable[[Switch, str], str]] = {
     "status": status, "uptime": uptime, "msleep": msleep, "uuid_getvar": uuid_getvar,
     "uuid_setvar": uuid_setvar, "uuid_exists": uuid_exists, "uuid_kill": uuid_kill,
-    "hupall": hupall, "version": version, "show": show, "module_exists": module_exists,
+    "hupall": hupall, "uuid_record": uuid_record, "uuid_break": uuid_break,
+    "version": version, "show": show, "module_exists": module_exists,
 }

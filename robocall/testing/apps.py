@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 
+import gevent
 from gevent.queue import Empty
 
 from robocall.testing import media
@@ -102,6 +103,9 @@ def play_file(channel: Channel, target: str, break_on_digit: bool = False) -> st
         ("Playback-File-Path", target)]
     channel.emit("PLAYBACK_START", file_headers)
     started = channel.switch.monotonic()
+    if channel.answered_mono is not None:
+        channel.switch.playbacks.append(
+            (channel.uuid, channel.switch.scripted_ms(started - channel.answered_mono), target))
     digit: str | None = None
     if break_on_digit:
         try:
@@ -109,14 +113,19 @@ def play_file(channel: Channel, target: str, break_on_digit: bool = False) -> st
         except Empty:
             digit = None
     else:
-        channel.wait(length)
+        channel.breaking.clear()
+        gevent.wait([channel.ended, channel.breaking], timeout=channel.switch.seconds(length),
+                    count=1)
+        if channel.breaking.is_set() and channel.up:
+            channel.breaking.clear()
+            digit = ""  # cut short by uuid_break: stops as a break does, nothing pressed
     played = length if channel.up and digit is None else min(
         length, int(channel.switch.scripted_ms(channel.switch.monotonic() - started)))
     played = (played // 1000) * 1000 if not channel.up else played
     channel.variables.update({
         "playback_last_offset_pos": str(played * 8), "playback_seconds": str(played // 1000),
         "playback_ms": str(played), "playback_samples": str(played * 8)})
-    status = "break" if digit else "done"
+    status = "break" if digit is not None else "done"
     channel.emit("PLAYBACK_STOP", file_headers + [("Playback-Status", status)])
     return digit
 

@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from robocall.errors import ConfigError
+from robocall.testing.voice import Segment, parse_script
 
 # outcome -> (Hangup-Cause, SIP status) of a callee that refuses the call.
 REFUSALS: dict[str, tuple[str, int]] = {
@@ -48,6 +49,7 @@ class Callee:
     ring: bool = True
     presses: tuple[Press, ...] = ()
     hangup_after_ms: int | None = None
+    audio: tuple[Segment, ...] = ()  # what the callee says from the answer on (voice.py)
 
     def __post_init__(self) -> None:
         if self.outcome not in OUTCOMES:
@@ -77,7 +79,7 @@ class Callee:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Callee:
         """A callee from its JSON object (see docs/fakeswitch-callees.md)."""
-        known = {"outcome", "answer_after_ms", "ring", "digits", "hangup_after_ms"}
+        known = {"outcome", "answer_after_ms", "ring", "digits", "hangup_after_ms", "audio"}
         unknown = set(data) - known
         if unknown:
             raise ConfigError(f"callee: unknown field(s) {sorted(unknown)}")
@@ -93,6 +95,7 @@ class Callee:
             ring=bool(data.get("ring", True)),
             presses=presses,
             hangup_after_ms=None if hangup is None else int(hangup),
+            audio=parse_script(list(data.get("audio", ()))),
         )
 
 

@@ -20,6 +20,7 @@ from robocall.testing.callees import Callee
 
 if TYPE_CHECKING:
     from robocall.testing.switch import Switch
+    from robocall.testing.voice import ReadLegRecording
 
 Q850 = {
     "NORMAL_CLEARING": 16, "USER_BUSY": 17, "NO_ANSWER": 19, "NO_USER_RESPONSE": 18,
@@ -110,6 +111,8 @@ class Channel:
         self.queued_messages = 0  # sendmsg executes received, and of those, started
         self.started_messages = 0
         self.recording: Recording | None = None
+        self.read_recordings: dict[str, ReadLegRecording] = {}  # uuid_record ... by path
+        self.breaking = Flag()  # uuid_break: the playback playing now stops
         self.bridged_to: Channel | None = None
         self.inbox: Queue[Message | None] = Queue()
         self.dtmf: Queue[str | None] = Queue()

@@ -288,7 +288,15 @@ class FakeSwitch:
     # --- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> FakeSwitch:
-        """Bind and start accepting; returns self."""
+        """Render what the scripted callees say, bind and start accepting; returns self.
+
+        Rendering first: a callee's speech must be ready when it answers, as a person's is
+        (a render takes longer than a scaled-down answer delay)."""
+        from robocall.testing.voice import render_script
+
+        for callee in [self.callees.default, *self.callees.callees.values()]:
+            if callee.audio:
+                render_script(callee.audio)
         self._server.start()
         return self
 
@@ -345,6 +353,11 @@ class FakeSwitch:
         self.stop()
 
     # --- inspection and scripting -------------------------------------------------------------
+
+    @property
+    def playbacks(self) -> list[tuple[str, float, str]]:
+        """(channel uuid, scripted ms after its answer, file) of every playback begun."""
+        return list(self.switch.playbacks)
 
     def channels(self) -> list[Channel]:
         """The live channels, oldest first."""

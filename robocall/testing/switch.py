@@ -61,6 +61,9 @@ class Switch:
         self.greenlets = Group()
         # What ``module_exists`` answers true for: the lab FreeSWITCH's modules (tests may edit).
         self.modules: set[str] = set(LOADED_MODULES)
+        # (channel uuid, scripted ms after its answer, file) of every PLAYBACK_START, kept after
+        # the channel is gone: when the callee began to hear each file
+        self.playbacks: list[tuple[str, float, str]] = []
 
     # --- time -----------------------------------------------------------------------------
 

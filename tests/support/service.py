@@ -159,17 +159,18 @@ class ServiceStarter:
         default: Callee | None = None,
         tts: TtsCache | None = None,
         clock: Callable[[], float] = time.time,
+        time_scale: float = TIME_SCALE,
         switch_options: dict[str, Any] | None = None,
         resolver: LocalResolver | None = None,
         **overrides: Any,
     ) -> RunningService:
         """Start robocall over a FakeSwitch scripted with ``callees``, with a new organization
         of ``lines`` lines (and a key for it); ``tts`` replaces the shared test cache, ``clock``
-        robocall's wall clock, ``switch_options`` FakeSwitch's own (time scale, limits),
-        ``resolver`` the lookup of webhook hosts (a local table by default: no test resolves a
-        name over the network)."""
+        robocall's wall clock, ``time_scale`` the fake's, ``switch_options`` FakeSwitch's other
+        options (limits), ``resolver`` the lookup of webhook hosts (a local table by default: no
+        test resolves a name over the network)."""
         book = CalleeBook(dict(callees or {}), default or Callee(answer_after_ms=200))
-        options = {"time_scale": TIME_SCALE, **(switch_options or {})}
+        options = {"time_scale": time_scale, **(switch_options or {})}
         fake = FakeSwitch(callees=book, **options).start()
         # A service restarted "on the same database" passes database_url; else a fresh one.
         database_url = overrides.pop("database_url", None) or self._databases.enter_context(

@@ -95,6 +95,22 @@ def test_api_command_texts() -> None:
     assert commands.uuid_exists(CALL) == f"uuid_exists {CALL}"
     assert commands.show_channels_json() == "show channels as json"
     assert commands.uuid_getvar(CALL, "pagd_digits") == f"uuid_getvar {CALL} pagd_digits"
+
+
+def test_read_leg_recording_commands() -> None:
+    # The callee's side only, bounded, with the variable scoped to this one recording
+    assert commands.uuid_record_read_leg(CALL, "/var/amd/7.wav", 40) == (
+        f"uuid_record {CALL} start /var/amd/7.wav 40 "
+        "{RECORD_READ_ONLY=true,enable_file_write_buffering=false}"
+    )
+    assert commands.uuid_record_stop(CALL, "/var/amd/7.wav") == (
+        f"uuid_record {CALL} stop /var/amd/7.wav"
+    )
+    assert commands.uuid_break_all(CALL) == f"uuid_break {CALL} all"
+    with pytest.raises(UnsafeValue):
+        commands.uuid_record_read_leg(CALL, "/tmp/a b.wav", 40)  # FreeSWITCH splits on spaces
+    with pytest.raises(UnsafeValue):
+        commands.uuid_record_read_leg(CALL, "/tmp/a.wav", 0)
     assert commands.exit_command() == "exit\n\n"
 
 
