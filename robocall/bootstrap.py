@@ -35,6 +35,7 @@ from robocall.calls.webhook_delivery import DeliveryPolicy, WebhookWorker
 from robocall.calls.webhooks import WebhookObserver, new_webhook_secret
 from robocall.config import Settings
 from robocall.dispatch.dispatcher import Dispatcher
+from robocall.dispatch.health import SwitchHealth
 from robocall.dispatch.lines import DEFAULT_SETTLE_SECONDS
 from robocall.dispatch.recovery import RecoveryReport, recover_calls
 from robocall.errors import ConfigError, NotFound, StoreError, SwitchError
@@ -267,7 +268,17 @@ def build_service(
             gevent.spawn(dispatcher_box[0].resync)
             gevent.spawn_later(DEFAULT_SETTLE_SECONDS + 0.5, dispatcher_box[0].resync)
 
-    switch = EslClient(address.host, address.port, address.password, on_connected=connected)
+    health = SwitchHealth(clock=monotonic)
+    # Commands on a connection of their own: their replies never wait behind the event stream.
+    switch = EslClient(
+        address.host,
+        address.port,
+        address.password,
+        on_connected=connected,
+        command_connection=True,
+        on_reply=health.observe_reply,
+    )
+    switch.add_event_listener(health.observe)
     dial_plan = DialPlan(
         number_template=settings.dial_template,
         extension_template=settings.extension_template,
@@ -295,6 +306,7 @@ def build_service(
         clock=monotonic,
         wall_clock=clock,
         node_id=settings.resolved_node_id,
+        health=health,
     )
     dispatcher_box.append(dispatcher)
     webhooks = WebhookWorker(

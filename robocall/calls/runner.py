@@ -40,15 +40,17 @@ from robocall.calls.translate import (
     switch_time,
 )
 from robocall.errors import (
+    CommandFailed,
     FlowError,
     RobocallError,
     SwitchDisconnected,
     SwitchError,
     SwitchNotConnected,
+    SwitchTimeout,
 )
 from robocall.esl import commands
 from robocall.esl.client import DISCONNECTED, EslClient
-from robocall.esl.protocol import Event
+from robocall.esl.protocol import Event, parse_json_event
 from robocall.flow.actions import (
     Action,
     Bridge,
@@ -84,6 +86,25 @@ RENDER_AHEAD = 2
 # How long a call waits for its first message before dialling anyway (a bound, not a pace:
 # a render ends in the TTS timeout well before this).
 FIRST_PROMPT_WAIT_SECONDS = 60.0
+
+# Hangup causes robocall records when it, not the switch or the callee, ended a call (the cause
+# sent to FreeSWITCH stays a Q.850 name), or when the switch can no longer say how it ended.
+ENDED_INTERNAL_ERROR = "ROBOCALL_INTERNAL_ERROR"  # a bug in the runner
+ENDED_EVENTS_LOST = "ROBOCALL_EVENTS_LOST"  # the flow's state went with a dropped connection
+ENDED_STEP_FAILED = "ROBOCALL_STEP_FAILED"  # a step could not start (no audio, refused app)
+ENDED_TOO_LONG = "ROBOCALL_MAX_CALL_TIME"  # no event for max_call_seconds
+ORIGINATE_UNCONFIRMED = "ROBOCALL_ORIGINATE_UNCONFIRMED"  # no job result, no channel
+CONNECTION_LOST = "SWITCH_CONNECTION_LOST"  # the channel ended while robocall was cut off
+# What robocall sends FreeSWITCH when it ends a call itself.
+_KILL_CAUSE = "NORMAL_CLEARING"
+# A slow switch is not a lost switch: how long robocall waits for the word it needs before it
+# asks the switch directly (and then keeps waiting as long as the channel lives).
+ORIGINATE_GRACE_SECONDS = 60.0  # beyond originate_timeout, for the job or the channel
+KILL_CONFIRM_SECONDS = 30.0  # after robocall ended a call, for its CHANNEL_HANGUP_COMPLETE
+SETTLE_SECONDS = 5.0  # after a reconnect, for a channel whose originate may still be queued
+# A no-op queued behind the running app after a reconnect: its completion arriving before the
+# app's says the app's was lost with the connection.
+_PROBE_APP = ("sleep", "0")
 
 
 class CallLog(Protocol):
@@ -203,6 +224,12 @@ class _ActiveCall:
     outcome: CallFinished | None = None
     hangup_cause: str = ""
     hangup_cause_final: bool = False  # CHANNEL_HANGUP_COMPLETE seen: the channel is gone
+    job_reported: bool = False  # the originate's BACKGROUND_JOB came
+    # Set when robocall ended the call (or cannot learn how it ended): the recorded cause.
+    own_cause: str = ""
+    probe_behind: str | None = None  # Event-UUID of the app a reconnect probe is queued behind
+    probe_uuid: str | None = None
+    job_waiter: gevent.Greenlet | None = None
     rendering: dict[str, gevent.Greenlet] = field(default_factory=dict)
     last_render: gevent.Greenlet | None = None  # renders of one call run one after another
 
@@ -222,17 +249,22 @@ class _ActiveCall:
             if not self._originate():
                 return "queued"
             try:
-                self._follow()
+                if not self._follow():
+                    # robocall is shutting down cut off from the switch: the call stays
+                    # dialing/onProgress in the store, and the next start's recovery settles it.
+                    return "onProgress" if self.answered_at is not None else "dialing"
             except Exception:
                 # A bug must not leave the call `dialing` forever or the line taken.
                 log.exception("call %s: runner failed; ending the call", ticket.call_id)
-                self._kill("NORMAL_TEMPORARY_FAILURE")
-                self.hangup_cause = self.hangup_cause or "ROBOCALL_INTERNAL_ERROR"
+                self._kill()
+                self.own_cause = self.own_cause or ENDED_INTERNAL_ERROR
             return self._finish()
         finally:
             switch.release_channel(ticket.channel_uuid)
             for greenlet in self.rendering.values():
                 greenlet.kill(block=False)
+            if self.job_waiter is not None:
+                self.job_waiter.kill(block=False)
 
     def _originate(self) -> bool:
         ticket = self.ticket
@@ -256,49 +288,100 @@ class _ActiveCall:
             runner.log_store.call_not_dialled(ticket.call_id)
             return False
         except SwitchError as err:
-            # The command may have left: only the switch can say whether a channel exists, so
-            # follow it as after a disconnect. Without that proof nobody dials it again.
+            # Part of the command may have left and the session dropped with it (its
+            # DISCONNECTED marker is on the queue): only the switch can say whether a channel
+            # exists, so follow it as after any disconnect. Without that proof nobody dials it
+            # again.
             log.warning("call %s: originate unconfirmed: %s", ticket.call_id, err)
-            self.queue.put_nowait(DISCONNECTED)
             return True
-        gevent.spawn(self._wait_job, job)
+        self.job_waiter = gevent.spawn(self._wait_job, job)
         runner.observers.call_dialing(ticket)
         return True
 
     def _wait_job(self, job: Any) -> None:
-        try:
-            body = job.wait(self.runner.settings.originate_timeout_seconds + 30)
-        except RobocallError as err:
-            body = f"-ERR {err}"
-        self.queue.put_nowait(_JobResult(body))
-
-    def _follow(self) -> None:
-        """Feed events to the machine until the channel is gone (or never existed)."""
-        limit = self.runner.settings.max_call_seconds
+        """Put the originate's result on the call's queue once the switch gives it. A late job
+        is waited for as long as the session lives; a dropped session leaves the verdict to the
+        resync (the DISCONNECTED marker)."""
         while True:
             try:
-                item = self.queue.get(timeout=limit)
+                body = job.wait(self.runner.settings.originate_timeout_seconds + 30)
+            except SwitchTimeout:
+                continue
+            except SwitchDisconnected:
+                return
+            except RobocallError as err:  # the switch refused the bgapi itself
+                body = f"-ERR {err}"
+            self.queue.put_nowait(_JobResult(body))
+            return
+
+    def _follow(self) -> bool:
+        """Feed events to the machine until the switch says the channel is gone (or never
+        existed). False when robocall shuts down cut off from the switch, the call unsettled."""
+        while True:
+            try:
+                item = self.queue.get(timeout=self._patience())
             except gevent.queue.Empty:
-                log.error("call %s: no event in %s s, ending it", self.ticket.call_id, limit)
-                self._kill("RECOVERY_ON_TIMER_EXPIRE")
-                self.hangup_cause = self.hangup_cause or "RECOVERY_ON_TIMER_EXPIRE"
-                self._feed_end()
-                return
+                if self._on_silence():
+                    return True
+                continue
             if item is DISCONNECTED:
-                if self._resync_after_disconnect():
+                verdict = self._resync_after_disconnect()
+                if verdict is None:
+                    return False
+                if verdict:
                     continue
-                return
+                return True
             if isinstance(item, _JobResult):
                 if self._on_job(item.body):
-                    return
+                    return True
                 continue
             if self._on_event(item):
-                return
+                return True
+
+    def _patience(self) -> float:
+        """How long to wait for the next word from the switch before asking it directly."""
+        if self.own_cause:
+            return KILL_CONFIRM_SECONDS
+        if not self.channel_created and not self.job_reported:
+            return self.runner.settings.originate_timeout_seconds + ORIGINATE_GRACE_SECONDS
+        return self.runner.settings.max_call_seconds
+
+    def _on_silence(self) -> bool:
+        """Nothing came for a while: ask the switch. True when it says the channel is gone."""
+        exists = self._channel_exists()
+        if exists is None:
+            return False  # slow or cut off: keep waiting (a drop puts DISCONNECTED on the queue)
+        if not exists:
+            if not self.channel_created and not self.job_reported:
+                log.error("call %s: no channel and no originate result", self.ticket.call_id)
+                self.own_cause = self.own_cause or ORIGINATE_UNCONFIRMED
+            else:
+                self.hangup_cause = self.hangup_cause or "UNKNOWN"
+            return True
+        if self.own_cause:
+            self._kill()  # the kill was lost or ignored: send it again
+        elif self.channel_created or self.job_reported:
+            log.error("call %s: no event in %s s, ending it", self.ticket.call_id,
+                      self.runner.settings.max_call_seconds)
+            self._end_by_robocall(ENDED_TOO_LONG)
+        else:
+            self.channel_created = True  # it exists: its CHANNEL_CREATE was missed
+        return False
+
+    def _channel_exists(self) -> bool | None:
+        """The switch's word on the channel; None when it cannot be had now."""
+        try:
+            reply = self.runner.switch.api(commands.uuid_exists(self.ticket.channel_uuid))
+        except SwitchError as err:
+            log.warning("call %s: uuid_exists: %s", self.ticket.call_id, err)
+            return None
+        return reply.strip() == "true"
 
     # --- events -------------------------------------------------------------------------------
 
     def _on_job(self, body: str) -> bool:
         """The originate's result; True when the call is over."""
+        self.job_reported = True
         cause = originate_failure(body)
         if cause is None:
             return False
@@ -364,7 +447,19 @@ class _ActiveCall:
 
     def _on_execute_complete(self, event: Event) -> None:
         pending = self.pending
-        if pending is None or event.application_uuid != pending.event_uuid:
+        application_uuid = event.application_uuid
+        if application_uuid is not None and application_uuid == self.probe_uuid:
+            self.probe_uuid = None
+            if pending is not None and pending.event_uuid == self.probe_behind:
+                # The probe queued behind the step ran first: the step's completion came
+                # while robocall was cut off, and what it said (digits, a bridge's outcome)
+                # is lost. The flow cannot go on truthfully.
+                log.error("call %s: the step's end was lost with the connection",
+                          self.ticket.call_id)
+                self.pending = None
+                self._end_by_robocall(ENDED_EVENTS_LOST)
+            return
+        if pending is None or application_uuid != pending.event_uuid:
             return
         self.pending = None
         action = pending.action
@@ -376,32 +471,101 @@ class _ActiveCall:
             self._feed(BridgeFinished(bridge_outcome(event)))
 
     def _feed_end(self) -> None:
-        """The channel is gone: tell the machine, if it still runs."""
-        if self.machine.finished:
+        """The channel is gone: tell the machine, if it still runs. Not when robocall ended
+        the call itself: the machine would record a callee's hangup that never happened."""
+        if self.machine.finished or self.own_cause:
             return
         cause = self.hangup_cause or "UNKNOWN"
         event = CalleeHungUp(cause) if self.answered_at is not None else CallFailed(cause)
         self._feed(event)
 
-    def _resync_after_disconnect(self) -> bool:
-        """The Event Socket dropped: events may be lost. True to keep following the call."""
+    def _resync_after_disconnect(self) -> bool | None:
+        """The session dropped: events may be lost. Wait for the reconnect (as long as it takes:
+        only the switch can say how the call went), then re-adopt the channel if it lives.
+        True to keep following, False when the call is over, None when robocall shuts down."""
         switch = self.runner.switch
+        while True:
+            if switch.closed:
+                return None
+            try:
+                switch.wait_connected(self.runner.settings.reconnect_wait_seconds)
+            except SwitchTimeout:
+                log.warning("call %s: still waiting for the switch", self.ticket.call_id)
+                continue
+            dump = self._dump()
+            if dump is not None:
+                break
+        if dump is _GONE and not self.channel_created and not self.job_reported:
+            # The originate may still be queued in the switch: give its channel time to show.
+            dump = self._settle()
+        if dump is _GONE:
+            if not self.hangup_cause_final:
+                self.own_cause = self.own_cause or CONNECTION_LOST
+            return False
+        if not isinstance(dump, Event):
+            return True  # events came meanwhile: the channel lives and speaks for itself
+        self._adopt(dump)
+        return True
+
+    def _dump(self) -> Event | object | None:
+        """The channel as the switch has it now (``_GONE`` if it has none); None when the
+        switch cannot be asked yet."""
         try:
-            switch.wait_connected(self.runner.settings.reconnect_wait_seconds)
-            exists = switch.api(commands.uuid_exists(self.ticket.channel_uuid)).strip() == "true"
+            text = self.runner.switch.api(commands.uuid_dump_json(self.ticket.channel_uuid))
+        except CommandFailed:
+            return _GONE
         except SwitchError as err:
-            log.error("call %s: switch unreachable, result unknown: %s", self.ticket.call_id, err)
-            exists = False
-        if exists:
-            # What happened meanwhile (an answer, an execution's end, a hangup robocall sent
-            # that never left) may be lost with the connection, and nothing else would move
-            # the flow on: end the channel cleanly rather than wait for events that will not
-            # come. Its CHANNEL_HANGUP_COMPLETE ends the call here.
-            self._kill("NORMAL_CLEARING")
-            return True
-        self.hangup_cause = self.hangup_cause or "SWITCH_CONNECTION_LOST"
-        self._feed_end()
-        return False
+            log.warning("call %s: uuid_dump: %s", self.ticket.call_id, err)
+            if isinstance(err, SwitchTimeout):
+                gevent.sleep(1.0)
+            return None
+        try:
+            return parse_json_event(text.encode())
+        except RobocallError:
+            log.warning("call %s: uuid_dump answered %r", self.ticket.call_id, text[:80])
+            return _GONE if "No such channel" in text else None
+
+    def _settle(self) -> Event | object | None:
+        """Wait for any word about a channel that may not exist yet; None when events came."""
+        try:
+            self.queue.peek(timeout=SETTLE_SECONDS)
+        except gevent.queue.Empty:
+            return self._dump()
+        return None
+
+    def _adopt(self, dump: Event) -> None:
+        """Carry on with a live channel after a reconnect, from what the switch says of it."""
+        log.info("call %s: re-adopted after the reconnect", self.ticket.call_id)
+        self.channel_created = True
+        if self.own_cause:
+            self._kill()  # robocall had ended it: make sure the switch heard
+            return
+        if dump.get("Answer-State") != "answered":
+            return  # still ringing: its answer (or failure) will come as events
+        if self.answered_at is None:
+            self._on_event(_as(dump, "CHANNEL_ANSWER"))
+        if not self.ready:
+            # Answered while robocall was cut off: after &park() the leg waits in park.
+            self.ready = True
+            self._feed(CallReady())
+            return
+        if self.machine.finished:
+            self._hangup(_KILL_CAUSE)  # robocall's hangup may have been lost
+            return
+        pending = self.pending
+        if pending is not None:
+            self._probe(pending.event_uuid)
+
+    def _probe(self, behind: str) -> None:
+        probe_uuid = self.runner.new_uuid()
+        self.probe_behind, self.probe_uuid = behind, probe_uuid
+        try:
+            self.runner.switch.execute(self.ticket.channel_uuid, *_PROBE_APP, probe_uuid)
+        except SwitchTimeout:
+            pass  # sent: its completion will tell
+        except SwitchError as err:
+            log.warning("call %s: probe after the reconnect failed: %s", self.ticket.call_id, err)
+            self.probe_uuid = None
 
     def _feed(self, event: MachineEvent) -> None:
         """Feed the machine and carry out what it answers. An event the machine refuses in its
@@ -442,7 +606,7 @@ class _ActiveCall:
             if isinstance(action, PlayPrompt):
                 self._feed(PromptFinished(ok=False))
             else:
-                self._kill("NORMAL_TEMPORARY_FAILURE")
+                self._end_by_robocall(ENDED_STEP_FAILED)
             return
         event_uuid = self.runner.new_uuid()
         # Registered before sending: the completion can follow the command at once.
@@ -451,13 +615,14 @@ class _ActiveCall:
             self.runner.switch.execute(self.ticket.channel_uuid, app, arg, event_uuid)
         except SwitchError as err:
             log.warning("call %s: %s failed to start: %s", self.ticket.call_id, app, err)
-            if isinstance(err, SwitchDisconnected):
-                # Whether it started is unknown, and its completion would be lost with the
-                # connection: left pending, so the resync after the reconnect ends the call
-                # cleanly instead of waiting on an execution that may never report.
+            if isinstance(err, (SwitchDisconnected, SwitchTimeout)):
+                # Sent, or cut off: left pending. A late reply is only late (the completion
+                # still comes); after a drop the resync finds out whether it ran.
                 return
             self.pending = None
-            self._kill("NORMAL_TEMPORARY_FAILURE")
+            if "invalid session" in str(err) or self.hangup_cause:
+                return  # the channel is hanging up: its events end the call
+            self._end_by_robocall(ENDED_STEP_FAILED)
             return
         # While this plays, render what may follow.
         self._render_ahead()
@@ -523,9 +688,14 @@ class _ActiveCall:
         except SwitchError as err:
             log.info("call %s: hangup: %s", self.ticket.call_id, err)
 
-    def _kill(self, cause: str) -> None:
+    def _end_by_robocall(self, cause: str) -> None:
+        """robocall ends the call: recorded with ``cause``, once the switch confirms the end."""
+        self.own_cause = self.own_cause or cause
+        self._kill()
+
+    def _kill(self) -> None:
         with contextlib.suppress(SwitchError):
-            self.runner.switch.api(commands.uuid_kill(self.ticket.channel_uuid, cause))
+            self.runner.switch.api(commands.uuid_kill(self.ticket.channel_uuid, _KILL_CAUSE))
 
     # --- the end ------------------------------------------------------------------------------
 
@@ -533,12 +703,20 @@ class _ActiveCall:
         ticket = self.ticket
         now = self.ended_at or self.runner.clock()
         outcome = self.outcome
-        if outcome is None:
-            status = CallOutcome.COMPLETED if self.answered_at is not None else CallOutcome.FAILED
+        if self.own_cause and (outcome is None or outcome.status is not CallOutcome.COMPLETED):
+            # robocall cut the flow short (or lost sight of its end): not what the callee did.
+            status, cause = CallOutcome.FAILED, self.own_cause
         else:
-            status = outcome.status
+            if outcome is None:
+                answered = self.answered_at is not None
+                status = CallOutcome.COMPLETED if answered else CallOutcome.FAILED
+            else:
+                status = outcome.status
+            cause = (
+                self.hangup_cause or (outcome.cause if outcome else "") or self.own_cause
+                or "UNKNOWN"
+            )
         duration = None if self.answered_at is None else max(0.0, now - self.answered_at)
-        cause = self.hangup_cause or (outcome.cause if outcome else "") or "UNKNOWN"
         request_completed = self.runner.log_store.call_ended(
             ticket.call_id,
             status=status.value,
@@ -551,6 +729,14 @@ class _ActiveCall:
         if request_completed:
             observers.request_completed(ticket)
         return status.value
+
+
+_GONE = object()  # the switch has no such channel
+
+
+def _as(dump: Event, name: str) -> Event:
+    """A channel dump read as the event it stands for (its headers are the channel's)."""
+    return Event({**dump.headers, "Event-Name": name}, "")
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ import gevent
 import gevent.event
 
 from robocall.calls.runner import CallLog, CallRunner
+from robocall.dispatch.health import SwitchHealth
 from robocall.dispatch.lines import LineBook, LineRule, LineUsage
 from robocall.dispatch.pacing import TokenBucket, dials_allowed, free_lines
 from robocall.errors import RobocallError, SwitchError
@@ -99,8 +100,13 @@ class Dispatcher:
         wall_clock: Callable[[], float] = time.time,
         new_uuid: Callable[[], str] = lambda: str(uuid_module.uuid4()),
         node_id: str | None = None,
+        health: SwitchHealth | None = None,
     ) -> None:
         self.store = store
+        # Scales the switch's budget down while the switch is overloaded (robocall degrades,
+        # it does not collapse); the organizations' own budgets are theirs and stay.
+        self.health = health
+        self.switch_cps = switch_cps
         self.node_id = node_id
         self.switch = switch
         self.runner = runner
@@ -121,6 +127,9 @@ class Dispatcher:
         self._loop: gevent.Greenlet | None = None
         self._calls: set[gevent.Greenlet] = set()
         self._live_channels: set[str] = set()  # channel uuids of robo calls being run
+        # The same, with their organization: a re-adopted call's line is counted from the
+        # switch's listing even while its channel's accountcode column is still empty.
+        self._robo_owner: dict[str, str] = {}
         # Measured by the dispatch benchmark: hangup seen -> next originate handed to the runner.
         self.on_dispatch: Callable[[str, int], None] | None = None
         # Timing hooks for the metrics (robocall.metrics.DispatchTimer): a line of the
@@ -181,9 +190,18 @@ class Dispatcher:
         except SwitchError as err:
             log.warning("could not list the switch's channels: %s", err)
             return
-        changed = self.lines.reconcile(rows, is_robo=self._live_channels.__contains__)
+        changed = self.lines.reconcile(
+            rows, is_robo=self._live_channels.__contains__, robo_owner=self._robo_owner.get
+        )
         if changed:
             log.info("line counts corrected from the switch's listing for %s", sorted(changed))
+        for organization in self._organizations.values():
+            # A dial whose channel the listing showed (its events lost with a connection) is a
+            # line in the book now, no longer one in flight: not counted twice.
+            organization.in_flight = {
+                channel_uuid for channel_uuid in organization.in_flight
+                if not self.lines.knows(channel_uuid)
+            }
         self.wake()
 
     # --- reading ------------------------------------------------------------------------------
@@ -278,6 +296,8 @@ class Dispatcher:
         if organization is None:
             return
         free = self._free(organization, self.lines.usage(organization_id))
+        if self.health is not None:
+            self._pace_switch(self.health.rate_factor())
         allowed = dials_allowed(free, organization.bucket, self.switch_bucket)
         if allowed <= 0:
             if free > 0:
@@ -298,6 +318,11 @@ class Dispatcher:
             self._woken.set()
         elif self.on_queue_drained is not None:
             self.on_queue_drained(organization_id)
+
+    def _pace_switch(self, factor: float) -> None:
+        rate = self.switch_cps * factor
+        if abs(rate - self.switch_bucket.rate) > 0.01 * self.switch_cps:
+            self.switch_bucket.set_rate(rate, max(1.0, rate / 5))
 
     def _lines_left(self, organization: _Organization, unfinished: frozenset[str]) -> int:
         """Free lines counted under the organization's lock in the database: ``unfinished`` are
@@ -332,6 +357,7 @@ class Dispatcher:
         organization.in_flight.add(ticket.channel_uuid)
         organization.live_calls += 1
         self._live_channels.add(ticket.channel_uuid)
+        self._robo_owner[ticket.channel_uuid] = organization.lines.id
         greenlet = self.runner.spawn(ticket, program, on_done=self._call_done)
         self._calls.add(greenlet)
         greenlet.link(self._calls.discard)
@@ -340,6 +366,7 @@ class Dispatcher:
 
     def _call_done(self, ticket: CallTicket, status: str) -> None:
         self._live_channels.discard(ticket.channel_uuid)
+        self._robo_owner.pop(ticket.channel_uuid, None)
         organization = self._organizations.get(ticket.organization_id)
         if organization is None:
             return

@@ -17,6 +17,7 @@ from typing import Any
 import gevent
 import pytest
 
+from robocall.esl.client import EslClient
 from robocall.esl.protocol import Event
 from robocall.testing import Callee
 from robocall.tts.cache import TtsCache
@@ -100,13 +101,18 @@ def test_a_call_is_dialled_only_once_its_first_message_is_rendered(
         elif event.name == "PLAYBACK_START":
             first_played.setdefault(uuid, time.time())
 
-    running.service.switch.add_event_listener(on_event)
+    # (watched on a connection of its own: robocall subscribes to no PLAYBACK_START)
+    watcher = EslClient("127.0.0.1", running.fake.port, "ClueCon",
+                        events=("CHANNEL_CREATE", "PLAYBACK_START"))
+    watcher.add_event_listener(on_event)
+    watcher.connect()
     request_id = f"render-{secrets.token_hex(3)}"
     numbers = ["+6591000001", "+6591000002", "+6591000003"]
     # when the seed request is posted
     response = running.post_call(_tagged_seed(request_id, numbers))
     assert response.status_code == 200, response.text
     final = running.wait_until_final(request_id)
+    watcher.close()
     # then every call's channel was created after its first message ("thanks Alex N") was ready
     legs = {detail["monitorData"][0]["uuid"]: detail["destination"] for detail in final["details"]}
     assert len(legs) == 3 and set(created) >= set(legs)
