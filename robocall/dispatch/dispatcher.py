@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 # FreeSWITCH's default sessions-per-second budget is 30, counted per leg (a transfer spends it
 # too); robocall stays below it so the switch never answers "Throttle Error".
 DEFAULT_SWITCH_CPS = 25.0
+LISTING_TIMEOUT_SECONDS = 30.0
 _LINE_EVENTS = frozenset({"CHANNEL_HANGUP_COMPLETE", "CHANNEL_DESTROY"})
 
 
@@ -186,7 +187,8 @@ class Dispatcher:
         """Reconcile the line book with the switch's channel listing (on every (re)connect and
         periodically: events lost with a connection must not leak or hide lines)."""
         try:
-            rows = self.switch.show_channels()
+            # A loaded switch lists 1,000 channels slowly: late is not lost.
+            rows = self.switch.show_channels(timeout=LISTING_TIMEOUT_SECONDS)
         except SwitchError as err:
             log.warning("could not list the switch's channels: %s", err)
             return

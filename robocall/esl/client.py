@@ -598,9 +598,9 @@ class EslClient:
         if not frame.text.startswith("+OK"):
             raise CommandFailed(frame.text)
 
-    def show_channels(self) -> list[dict[str, Any]]:
+    def show_channels(self, timeout: float | None = None) -> list[dict[str, Any]]:
         """Every live channel as FreeSWITCH's ``show channels as json`` rows."""
-        text = self.api(commands.show_channels_json())
+        text = self.api(commands.show_channels_json(), timeout=timeout)
         try:
             document = orjson.loads(text)
         except ValueError as err:

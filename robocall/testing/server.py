@@ -291,6 +291,9 @@ class FakeSwitch:
         # Seconds every api/bgapi/sendmsg reply waits before it is written (the switch acts at
         # once): a switch too loaded to answer in time, though nothing is lost.
         self.reply_delay = 0.0
+        # False: every new Event Socket connection is closed at once (a switch unreachable for
+        # a while, its calls going on meanwhile).
+        self.accepting = True
         self._server = StreamServer((host, port), self._accept)
 
     @classmethod
@@ -321,6 +324,9 @@ class FakeSwitch:
         return f"esl://:{self.password}@127.0.0.1:{self.port}"
 
     def _accept(self, sock: socket.socket, _address: Any) -> None:
+        if not self.accepting:
+            sock.close()  # down for clients (fault tests); its calls go on
+            return
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         Connection(self, sock).serve()
 
@@ -371,6 +377,14 @@ class FakeSwitch:
     def end_external_call(self, channel_uuid: str, cause: str = "NORMAL_CLEARING") -> None:
         """End an external call (HANGUP, HANGUP_COMPLETE, DESTROY)."""
         self.switch.end_external_call(channel_uuid, cause)
+
+    def heartbeat(self, idle_cpu: float = 95.0) -> None:
+        """Fire a HEARTBEAT saying the switch's CPU is ``idle_cpu`` percent idle."""
+        switch = self.switch
+        switch.publish(switch.factory.heartbeat(
+            idle_cpu=idle_cpu, sessions=len(switch.channels), max_sessions=switch.max_sessions,
+            sessions_per_second=switch.sessions_per_second, since_startup=switch.session_count,
+            uptime_ms=int((switch.monotonic() - switch.started) * 1000)))
 
     def dispatch(self, channel: Channel, command: Command) -> None:
         """Act on a sendmsg: queue an execute, or hang up."""
