@@ -4,7 +4,7 @@ FakeSwitch runs in its own process (as a lab FreeSWITCH would), scripted duratio
 ``--time-scale``. robocall's own ESL client (robocall.esl) originates ``--calls`` calls at
 once (up to the switch's sessions-per-second budget, raised here), and on each CHANNEL_PARK
 plays ``silence_stream://1000`` and hangs up. Measured: wall time from the first originate to
-the last CHANNEL_DESTROY, calls/s and events/s received. Prints JSON.
+the last CHANNEL_HANGUP_COMPLETE, calls/s and events/s received. Prints JSON.
 
     /work/venv/bin/python scripts/bench_fakeswitch.py [--calls 300] [--time-scale 0.01]
 """
@@ -75,7 +75,7 @@ def main() -> None:
                 if event.name == "CHANNEL_PARK":
                     client.execute(leg, "playback", "silence_stream://1000").wait(120)
                     client.hangup(leg)
-                elif event.name == "CHANNEL_DESTROY":
+                elif event.name == "CHANNEL_HANGUP_COMPLETE":
                     client.release_channel(leg)
                     return True
 

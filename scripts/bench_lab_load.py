@@ -64,6 +64,16 @@ LONG = (
 )
 NAMES = ("Alex", "Binh", "Chandra", "Dewi", "Eko", "Farah", "Gita", "Hoang", "Indra", "Jun")
 SAMPLED = ("CHANNEL_CREATE", "CHANNEL_ANSWER", "PLAYBACK_START", "CHANNEL_HANGUP_COMPLETE")
+FAKE = """
+import sys
+from gevent import monkey; monkey.patch_all()
+import gevent
+from robocall.testing import Callee, CalleeBook, FakeSwitch
+callee = Callee(answer_after_ms=20, ring=False, hangup_after_ms=40_000)
+fake = FakeSwitch(CalleeBook({}, callee), sessions_per_second=100000, max_sessions=100000).start()
+print(fake.port, flush=True)
+gevent.wait()
+"""
 PG_ADMIN = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "postgres"}
 
 
@@ -294,6 +304,12 @@ def child_main(spec: Spec) -> None:
     if spec.client == "bare":
         go()
         result = bare_client(spec)
+    elif os.environ.get("BENCH_PROFILE"):  # where robocall's CPU goes: a cProfile dump
+        import cProfile
+
+        profiler = cProfile.Profile()
+        result = profiler.runcall(robocall_client, spec, go)
+        profiler.dump_stats(os.environ["BENCH_PROFILE"])
     else:
         result = robocall_client(spec, go)
     result["wall_seconds"] = round(time.monotonic() - started[0], 2)
@@ -452,12 +468,32 @@ def main() -> None:
     parser.add_argument("--database-url", default="", help="default: a scratch PostgreSQL db")
     parser.add_argument("--max-seconds", type=float, default=600.0)
     parser.add_argument("--settle", type=float, default=5.0)
+    parser.add_argument("--fake", action="store_true",
+                        help="FakeSwitch in a process of its own instead of the lab switch "
+                             "(CPU per call without a real switch's load)")
     args = parser.parse_args()
     if args.child:
         child_main(Spec(**json.loads(args.child)))
         return
+    fake = None
+    if args.fake:
+        fake = subprocess.Popen([sys.executable, "-c", FAKE], stdout=subprocess.PIPE,
+                                cwd=ROOT, text=True)
+        assert fake.stdout is not None
+        args.esl = f"127.0.0.1:{int(fake.stdout.readline())}:ClueCon"
+        args.dial_template = "sofia/gateway/robocall/{number}"
+    try:
+        run(args)
+    finally:
+        if fake is not None:
+            fake.terminate()
+            fake.wait(timeout=10)
+
+
+def run(args: argparse.Namespace) -> None:
+    """Every scenario asked for, each client in turn; one JSON line per scenario."""
     if not args.esl:
-        parser.error("no switch: set ROBOCALL_LAB_ESL=host:port:password or pass --esl")
+        raise SystemExit("no switch: set ROBOCALL_LAB_ESL=host:port:password, --esl or --fake")
 
     from gevent import monkey
 

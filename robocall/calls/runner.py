@@ -15,7 +15,6 @@ BACKGROUND_JOB and CHANNEL_HANGUP_COMPLETE for a failed originate varies.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 import uuid as uuid_module
@@ -29,6 +28,12 @@ import gevent.event
 import gevent.queue
 
 from robocall.calls.dialplan import DialPlan
+from robocall.calls.following import (
+    ENDED_EVENTS_LOST,
+    ENDED_INTERNAL_ERROR,
+    ENDED_STEP_FAILED,
+    SwitchWatch,
+)
 from robocall.calls.observers import Observers
 from robocall.calls.translate import (
     bridge_argument,
@@ -40,7 +45,6 @@ from robocall.calls.translate import (
     switch_time,
 )
 from robocall.errors import (
-    CommandFailed,
     FlowError,
     RobocallError,
     SwitchDisconnected,
@@ -50,7 +54,7 @@ from robocall.errors import (
 )
 from robocall.esl import commands
 from robocall.esl.client import DISCONNECTED, EslClient
-from robocall.esl.protocol import Event, parse_json_event
+from robocall.esl.protocol import Event
 from robocall.flow.actions import (
     Action,
     Bridge,
@@ -87,24 +91,6 @@ RENDER_AHEAD = 2
 # a render ends in the TTS timeout well before this).
 FIRST_PROMPT_WAIT_SECONDS = 60.0
 
-# Hangup causes robocall records when it, not the switch or the callee, ended a call (the cause
-# sent to FreeSWITCH stays a Q.850 name), or when the switch can no longer say how it ended.
-ENDED_INTERNAL_ERROR = "ROBOCALL_INTERNAL_ERROR"  # a bug in the runner
-ENDED_EVENTS_LOST = "ROBOCALL_EVENTS_LOST"  # the flow's state went with a dropped connection
-ENDED_STEP_FAILED = "ROBOCALL_STEP_FAILED"  # a step could not start (no audio, refused app)
-ENDED_TOO_LONG = "ROBOCALL_MAX_CALL_TIME"  # no event for max_call_seconds
-ORIGINATE_UNCONFIRMED = "ROBOCALL_ORIGINATE_UNCONFIRMED"  # no job result, no channel
-CONNECTION_LOST = "SWITCH_CONNECTION_LOST"  # the channel ended while robocall was cut off
-# What robocall sends FreeSWITCH when it ends a call itself.
-_KILL_CAUSE = "NORMAL_CLEARING"
-# A slow switch is not a lost switch: how long robocall waits for the word it needs before it
-# asks the switch directly (and then keeps waiting as long as the channel lives).
-ORIGINATE_GRACE_SECONDS = 60.0  # beyond originate_timeout, for the job or the channel
-KILL_CONFIRM_SECONDS = 30.0  # after robocall ended a call, for its CHANNEL_HANGUP_COMPLETE
-SETTLE_SECONDS = 5.0  # after a reconnect, for a channel whose originate may still be queued
-# A no-op queued behind the running app after a reconnect: its completion arriving before the
-# app's says the app's was lost with the connection.
-_PROBE_APP = ("sleep", "0")
 
 
 class CallLog(Protocol):
@@ -210,7 +196,7 @@ class _Pending:
 
 
 @dataclass
-class _ActiveCall:
+class _ActiveCall(SwitchWatch):
     runner: CallRunner
     ticket: CallTicket
     program: Program
@@ -338,47 +324,6 @@ class _ActiveCall:
             if self._on_event(item):
                 return True
 
-    def _patience(self) -> float:
-        """How long to wait for the next word from the switch before asking it directly."""
-        if self.own_cause:
-            return KILL_CONFIRM_SECONDS
-        if not self.channel_created and not self.job_reported:
-            return self.runner.settings.originate_timeout_seconds + ORIGINATE_GRACE_SECONDS
-        return self.runner.settings.max_call_seconds
-
-    def _on_silence(self) -> bool:
-        """Nothing came for a while: ask the switch. True when it says the channel is gone."""
-        exists = self._channel_exists()
-        if exists is None:
-            return False  # slow or cut off: keep waiting (a drop puts DISCONNECTED on the queue)
-        if not exists:
-            if not self.channel_created and not self.job_reported:
-                log.error("call %s: no channel and no originate result", self.ticket.call_id)
-                self.own_cause = self.own_cause or ORIGINATE_UNCONFIRMED
-            else:
-                self.hangup_cause = self.hangup_cause or "UNKNOWN"
-            return True
-        if self.own_cause:
-            self._kill()  # the kill was lost or ignored: send it again
-        elif self.channel_created or self.job_reported:
-            log.error("call %s: no event in %s s, ending it", self.ticket.call_id,
-                      self.runner.settings.max_call_seconds)
-            self._end_by_robocall(ENDED_TOO_LONG)
-        else:
-            self.channel_created = True  # it exists: its CHANNEL_CREATE was missed
-        return False
-
-    def _channel_exists(self) -> bool | None:
-        """The switch's word on the channel; None when it cannot be had now."""
-        try:
-            reply = self.runner.switch.api(commands.uuid_exists(self.ticket.channel_uuid))
-        except SwitchError as err:
-            log.warning("call %s: uuid_exists: %s", self.ticket.call_id, err)
-            return None
-        return reply.strip() == "true"
-
-    # --- events -------------------------------------------------------------------------------
-
     def _on_job(self, body: str) -> bool:
         """The originate's result; True when the call is over."""
         self.job_reported = True
@@ -478,94 +423,6 @@ class _ActiveCall:
         cause = self.hangup_cause or "UNKNOWN"
         event = CalleeHungUp(cause) if self.answered_at is not None else CallFailed(cause)
         self._feed(event)
-
-    def _resync_after_disconnect(self) -> bool | None:
-        """The session dropped: events may be lost. Wait for the reconnect (as long as it takes:
-        only the switch can say how the call went), then re-adopt the channel if it lives.
-        True to keep following, False when the call is over, None when robocall shuts down."""
-        switch = self.runner.switch
-        while True:
-            if switch.closed:
-                return None
-            try:
-                switch.wait_connected(self.runner.settings.reconnect_wait_seconds)
-            except SwitchTimeout:
-                log.warning("call %s: still waiting for the switch", self.ticket.call_id)
-                continue
-            dump = self._dump()
-            if dump is not None:
-                break
-        if dump is _GONE and not self.channel_created and not self.job_reported:
-            # The originate may still be queued in the switch: give its channel time to show.
-            dump = self._settle()
-        if dump is _GONE:
-            if not self.hangup_cause_final:
-                self.own_cause = self.own_cause or CONNECTION_LOST
-            return False
-        if not isinstance(dump, Event):
-            return True  # events came meanwhile: the channel lives and speaks for itself
-        self._adopt(dump)
-        return True
-
-    def _dump(self) -> Event | object | None:
-        """The channel as the switch has it now (``_GONE`` if it has none); None when the
-        switch cannot be asked yet."""
-        try:
-            text = self.runner.switch.api(commands.uuid_dump_json(self.ticket.channel_uuid))
-        except CommandFailed:
-            return _GONE
-        except SwitchError as err:
-            log.warning("call %s: uuid_dump: %s", self.ticket.call_id, err)
-            if isinstance(err, SwitchTimeout):
-                gevent.sleep(1.0)
-            return None
-        try:
-            return parse_json_event(text.encode())
-        except RobocallError:
-            log.warning("call %s: uuid_dump answered %r", self.ticket.call_id, text[:80])
-            return _GONE if "No such channel" in text else None
-
-    def _settle(self) -> Event | object | None:
-        """Wait for any word about a channel that may not exist yet; None when events came."""
-        try:
-            self.queue.peek(timeout=SETTLE_SECONDS)
-        except gevent.queue.Empty:
-            return self._dump()
-        return None
-
-    def _adopt(self, dump: Event) -> None:
-        """Carry on with a live channel after a reconnect, from what the switch says of it."""
-        log.info("call %s: re-adopted after the reconnect", self.ticket.call_id)
-        self.channel_created = True
-        if self.own_cause:
-            self._kill()  # robocall had ended it: make sure the switch heard
-            return
-        if dump.get("Answer-State") != "answered":
-            return  # still ringing: its answer (or failure) will come as events
-        if self.answered_at is None:
-            self._on_event(_as(dump, "CHANNEL_ANSWER"))
-        if not self.ready:
-            # Answered while robocall was cut off: after &park() the leg waits in park.
-            self.ready = True
-            self._feed(CallReady())
-            return
-        if self.machine.finished:
-            self._hangup(_KILL_CAUSE)  # robocall's hangup may have been lost
-            return
-        pending = self.pending
-        if pending is not None:
-            self._probe(pending.event_uuid)
-
-    def _probe(self, behind: str) -> None:
-        probe_uuid = self.runner.new_uuid()
-        self.probe_behind, self.probe_uuid = behind, probe_uuid
-        try:
-            self.runner.switch.execute(self.ticket.channel_uuid, *_PROBE_APP, probe_uuid)
-        except SwitchTimeout:
-            pass  # sent: its completion will tell
-        except SwitchError as err:
-            log.warning("call %s: probe after the reconnect failed: %s", self.ticket.call_id, err)
-            self.probe_uuid = None
 
     def _feed(self, event: MachineEvent) -> None:
         """Feed the machine and carry out what it answers. An event the machine refuses in its
@@ -688,15 +545,6 @@ class _ActiveCall:
         except SwitchError as err:
             log.info("call %s: hangup: %s", self.ticket.call_id, err)
 
-    def _end_by_robocall(self, cause: str) -> None:
-        """robocall ends the call: recorded with ``cause``, once the switch confirms the end."""
-        self.own_cause = self.own_cause or cause
-        self._kill()
-
-    def _kill(self) -> None:
-        with contextlib.suppress(SwitchError):
-            self.runner.switch.api(commands.uuid_kill(self.ticket.channel_uuid, _KILL_CAUSE))
-
     # --- the end ------------------------------------------------------------------------------
 
     def _finish(self) -> str:
@@ -729,14 +577,6 @@ class _ActiveCall:
         if request_completed:
             observers.request_completed(ticket)
         return status.value
-
-
-_GONE = object()  # the switch has no such channel
-
-
-def _as(dump: Event, name: str) -> Event:
-    """A channel dump read as the event it stands for (its headers are the channel's)."""
-    return Event({**dump.headers, "Event-Name": name}, "")
 
 
 @dataclass(frozen=True)
