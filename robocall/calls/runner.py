@@ -15,6 +15,7 @@ BACKGROUND_JOB and CHANNEL_HANGUP_COMPLETE for a failed originate varies.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import time
 import uuid as uuid_module
@@ -218,6 +219,9 @@ class _ActiveCall(SwitchWatch):
     job_waiter: gevent.Greenlet | None = None
     rendering: dict[str, gevent.Greenlet] = field(default_factory=dict)
     last_render: gevent.Greenlet | None = None  # renders of one call run one after another
+    # The call's progress writes, in order, off its critical path (_record).
+    writes: gevent.queue.Queue = field(default_factory=gevent.queue.Queue)
+    writer: gevent.Greenlet | None = None
 
     def __post_init__(self) -> None:
         self.machine = Machine(self.program, record=self.ticket.record)
@@ -251,6 +255,8 @@ class _ActiveCall(SwitchWatch):
                 greenlet.kill(block=False)
             if self.job_waiter is not None:
                 self.job_waiter.kill(block=False)
+            if self.writer is not None:
+                self.writes.put_nowait(None)  # what is queued is still written, then it ends
 
     def _originate(self) -> bool:
         ticket = self.ticket
@@ -281,7 +287,7 @@ class _ActiveCall(SwitchWatch):
             log.warning("call %s: originate unconfirmed: %s", ticket.call_id, err)
             return True
         self.job_waiter = gevent.spawn(self._wait_job, job)
-        runner.observers.call_dialing(ticket)
+        self._record(runner.observers.call_dialing, ticket)
         return True
 
     def _wait_job(self, job: Any) -> None:
@@ -341,7 +347,8 @@ class _ActiveCall(SwitchWatch):
         name = event.name
         if name == "CHANNEL_CREATE":
             self.channel_created = True
-            self.runner.log_store.call_leg(
+            self._record(
+                self.runner.log_store.call_leg,
                 self.ticket.call_id,
                 {"uuid": self.ticket.channel_uuid, "type": "call", "dest": self.ticket.phone},
             )
@@ -352,8 +359,9 @@ class _ActiveCall(SwitchWatch):
                 self.answered_at = switch_time(event, "Caller-Channel-Answered-Time") or (
                     self.runner.clock()
                 )
-                self.runner.log_store.call_answered(self.ticket.call_id, self.answered_at)
-                self.runner.observers.call_answered(self.ticket)
+                self._record(self.runner.log_store.call_answered, self.ticket.call_id,
+                             self.answered_at)
+                self._record(self.runner.observers.call_answered, self.ticket)
                 self._feed(CallAnswered())
         elif name == "CHANNEL_PARK" or (
             name == "CHANNEL_EXECUTE" and event.get("Application") == "park"
@@ -385,8 +393,10 @@ class _ActiveCall(SwitchWatch):
         transfer = pending.action.transfer
         other = event.get("Other-Leg-Unique-ID") or event.get("Bridge-B-Unique-ID") or ""
         dest = transfer.target
-        self.runner.log_store.call_leg(
-            self.ticket.call_id, {"uuid": other, "type": "transfer", "dest": dest}
+        self._record(
+            self.runner.log_store.call_leg,
+            self.ticket.call_id,
+            {"uuid": other, "type": "transfer", "dest": dest},
         )
         self._feed(Bridged())
 
@@ -441,8 +451,8 @@ class _ActiveCall(SwitchWatch):
         for action in actions:
             if isinstance(action, StepResult):
                 entry = action.as_status_entry()
-                self.runner.log_store.call_step(self.ticket.call_id, entry)
-                self.runner.observers.call_step(self.ticket, entry)
+                self._record(self.runner.log_store.call_step, self.ticket.call_id, entry)
+                self._record(self.runner.observers.call_step, self.ticket, entry)
             elif isinstance(action, CallFinished):
                 self.outcome = action
             elif isinstance(action, Hangup):
@@ -547,8 +557,29 @@ class _ActiveCall(SwitchWatch):
 
     # --- the end ------------------------------------------------------------------------------
 
+    def _record(self, write: Callable[..., object], *args: Any) -> None:
+        """Write the call's progress in order, in a greenlet of its own: a store busy with
+        other calls' writes must not hold this call's next command (dead air after the
+        answer, silence between steps). The final write waits for these (``_finish``)."""
+        self.writes.put_nowait((write, args))
+        if self.writer is None:
+            # In the call's log context, as the call's own greenlet (robocall.logs).
+            self.writer = gevent.spawn(contextvars.copy_context().run, self._write_in_order)
+
+    def _write_in_order(self) -> None:
+        while (item := self.writes.get()) is not None:
+            write, args = item
+            try:
+                write(*args)
+            except Exception:
+                # The call goes on; its final status is still written at its end.
+                log.exception("call %s: recording its progress failed", self.ticket.call_id)
+
     def _finish(self) -> str:
         ticket = self.ticket
+        if self.writer is not None:
+            self.writes.put_nowait(None)
+            self.writer.join()
         now = self.ended_at or self.runner.clock()
         outcome = self.outcome
         if self.own_cause and (outcome is None or outcome.status is not CallOutcome.COMPLETED):
