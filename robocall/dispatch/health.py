@@ -7,8 +7,8 @@ it is busy, and never gives a live call up for it (the runner waits for late rep
 
 Three signals, each turned into a factor in ``[min_factor, 1]``; the smallest wins:
 
-- the switch's idle CPU, from its HEARTBEAT events (``Idle-CPU``; FreeSWITCH sends one every
-  ``event-heartbeat-interval`` seconds, 20 by default — 1 to 5 reacts faster);
+- the idle CPU of the switch's machine, from its HEARTBEAT events (``Idle-CPU``; FreeSWITCH
+  sends one every ``event-heartbeat-interval`` seconds, 20 by default — 1 to 5 reacts faster);
 - its sessions against its limit (``Session-Count`` / ``Max-Sessions`` in the same events);
 - how long its command replies take (fed by the Event Socket client: ``observe_reply``). With
   replies on a connection of their own, a late reply means the switch itself is late.
@@ -31,13 +31,15 @@ log = logging.getLogger(__name__)
 class HealthLimits:
     """Where each signal starts to slow dialling (``easy``) and where it is at its slowest."""
 
-    idle_cpu_easy: float = 30.0  # percent idle at or above which the CPU is no concern
-    idle_cpu_worst: float = 5.0
+    # Percent idle. FreeSWITCH reports the whole machine's idle CPU, so on cores it shares a
+    # busy neighbour also counts: only a machine with (nearly) nothing left slows dialling.
+    idle_cpu_easy: float = 10.0  # at or above: the CPU is no concern
+    idle_cpu_worst: float = 0.0
     sessions_easy: float = 0.80  # share of Max-Sessions
     sessions_worst: float = 0.95
     reply_easy: float = 0.25  # seconds of command reply latency
     reply_worst: float = 2.5
-    min_factor: float = 0.1  # never stop dialling outright: a stale signal must not starve
+    min_factor: float = 0.25  # never stop dialling outright: a stale signal must not starve
     recover_per_second: float = 0.2
     heartbeat_max_age: float = 60.0  # an older heartbeat says nothing about now
     reply_half_life: float = 5.0  # without new replies, an old latency fades
