@@ -19,7 +19,8 @@ timestamps: a leg's CHANNEL_ANSWER to its first PLAYBACK_START), ``answered_sile
 legs that never started a playback), ``peak_legs`` against ``lines`` (the sampler's count of
 the run's robo legs), ``channels_left`` (robo legs still up ``--settle`` seconds after the
 client said it was done; they are then hung up), and the final statuses with their causes
-(robocall: from GET /v1/status).
+(robocall: from GET /v1/status; ``ended_by_robocall`` and ``connection_lost`` count the calls
+it gave up).
 
 Scenarios (``--scenario``, repeatable; ``--calls``/``--lines`` override for a smoke run):
 ``smoke`` (50 calls, 50 lines, 2 s message), ``lines200`` (1,000 calls, 2 s message),
@@ -289,7 +290,10 @@ def robocall_client(spec: Spec, go: Any) -> dict[str, Any]:
     finally:
         server.stop(timeout=2)
         service.stop(grace_seconds=5)
-    return {"completed_in_time": completed, "counts": status.get("counts"), "causes": outcomes}
+    ended_by_robocall = sum(n for cause, n in outcomes.items() if " ROBOCALL_" in cause)
+    cut_off = sum(n for cause, n in outcomes.items() if "SWITCH_CONNECTION_LOST" in cause)
+    return {"completed_in_time": completed, "counts": status.get("counts"), "causes": outcomes,
+            "ended_by_robocall": ended_by_robocall, "connection_lost": cut_off}
 
 
 def child_main(spec: Spec) -> None:
