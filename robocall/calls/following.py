@@ -38,7 +38,6 @@ ENDED_INTERNAL_ERROR = "ROBOCALL_INTERNAL_ERROR"  # a bug in the runner
 ENDED_EVENTS_LOST = "ROBOCALL_EVENTS_LOST"  # the flow's state went with a dropped connection
 ENDED_STEP_FAILED = "ROBOCALL_STEP_FAILED"  # a step could not start (no audio, refused app)
 ENDED_TOO_LONG = "ROBOCALL_MAX_CALL_TIME"  # no event for max_call_seconds
-ORIGINATE_UNCONFIRMED = "ROBOCALL_ORIGINATE_UNCONFIRMED"  # no job result, no channel
 CONNECTION_LOST = "SWITCH_CONNECTION_LOST"  # the channel ended while robocall was cut off
 # What robocall sends FreeSWITCH when it ends a call itself.
 _KILL_CAUSE = "NORMAL_CLEARING"
@@ -46,7 +45,9 @@ _KILL_CAUSE = "NORMAL_CLEARING"
 # asks the switch directly (and then keeps waiting as long as the channel lives).
 ORIGINATE_GRACE_SECONDS = 60.0  # beyond originate_timeout, for the job or the channel
 KILL_CONFIRM_SECONDS = 30.0  # after robocall ended a call, for its CHANNEL_HANGUP_COMPLETE
-SETTLE_SECONDS = 5.0  # after a reconnect, for a channel whose originate may still be queued
+# After a reconnect, for a channel whose originate may still be queued in the switch (at least
+# this long, and as long as the originate may ring).
+SETTLE_SECONDS = 5.0
 # A no-op queued behind the running app after a reconnect: its completion arriving before the
 # app's says the app's was lost with the connection.
 _PROBE_APP = ("sleep", "0")
@@ -97,10 +98,12 @@ class SwitchWatch:
             return False  # slow or cut off: keep waiting (a drop puts DISCONNECTED on the queue)
         if not exists:
             if not self.channel_created and not self.job_reported:
-                log.error("call %s: no channel and no originate result", self.ticket.call_id)
-                self.own_cause = self.own_cause or ORIGINATE_UNCONFIRMED
-            else:
-                self.hangup_cause = self.hangup_cause or "UNKNOWN"
+                # FreeSWITCH reports every bgapi it received; this one may still be queued
+                # behind a backlog, and giving up now would leave its channel to no one.
+                log.warning("call %s: no channel and no originate result yet: waiting",
+                            self.ticket.call_id)
+                return False
+            self.hangup_cause = self.hangup_cause or "UNKNOWN"
             return True
         if self.own_cause:
             self._kill()  # the kill was lost or ignored: send it again
@@ -172,7 +175,8 @@ class SwitchWatch:
     def _settle(self) -> Event | object | None:
         """Wait for any word about a channel that may not exist yet; None when events came."""
         try:
-            self.queue.peek(timeout=SETTLE_SECONDS)
+            self.queue.peek(timeout=max(
+                SETTLE_SECONDS, float(self.runner.settings.originate_timeout_seconds)))
         except gevent.queue.Empty:
             return self._dump()
         return None

@@ -86,6 +86,10 @@ from robocall.store.records import CallTicket
 
 log = logging.getLogger(__name__)
 
+# The call's final write is retried this often, this far apart, before the call is left to the
+# next start's recovery.
+FINAL_WRITE_ATTEMPTS = 12
+FINAL_WRITE_RETRY_SECONDS = 5.0
 # Messages rendered ahead of the step playing now (the nearest first).
 RENDER_AHEAD = 2
 # How long a call waits for its first message before dialling anyway (a bound, not a pace:
@@ -596,13 +600,23 @@ class _ActiveCall(SwitchWatch):
                 or "UNKNOWN"
             )
         duration = None if self.answered_at is None else max(0.0, now - self.answered_at)
-        request_completed = self.runner.log_store.call_ended(
-            ticket.call_id,
-            status=status.value,
-            hangup_cause=cause,
-            ended_at=now,
-            duration_seconds=duration,
-        )
+        for attempt in range(FINAL_WRITE_ATTEMPTS):
+            try:
+                request_completed = self.runner.log_store.call_ended(
+                    ticket.call_id,
+                    status=status.value,
+                    hangup_cause=cause,
+                    ended_at=now,
+                    duration_seconds=duration,
+                )
+                break
+            except Exception:
+                # A store out of connections for a moment must not lose the call's end (a
+                # restart's recovery would then record it ROBOCALL_RESTARTED).
+                if attempt + 1 == FINAL_WRITE_ATTEMPTS:
+                    raise
+                log.exception("call %s: recording its end failed; retrying", ticket.call_id)
+                gevent.sleep(FINAL_WRITE_RETRY_SECONDS)
         observers = self.runner.observers
         observers.call_ended(ticket, status.value, cause, duration)
         if request_completed:
