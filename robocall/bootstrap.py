@@ -38,6 +38,7 @@ from robocall.calls.webhook_targets import Resolver, TargetPolicy, system_resolv
 from robocall.calls.webhooks import WebhookObserver, new_webhook_secret
 from robocall.config import Settings
 from robocall.dispatch.dispatcher import Dispatcher
+from robocall.dispatch.health import SwitchHealth
 from robocall.dispatch.lease import LeaseKeeper
 from robocall.dispatch.lines import DEFAULT_SETTLE_SECONDS
 from robocall.dispatch.pacing import SwitchLimits
@@ -346,7 +347,17 @@ def build_service(
             gevent.spawn(dispatcher_box[0].resync)
             gevent.spawn_later(DEFAULT_SETTLE_SECONDS + 0.5, dispatcher_box[0].resync)
 
-    switch = EslClient(address.host, address.port, address.password, on_connected=connected)
+    health = SwitchHealth(clock=monotonic)
+    # Commands on a connection of their own: their replies never wait behind the event stream.
+    switch = EslClient(
+        address.host,
+        address.port,
+        address.password,
+        on_connected=connected,
+        command_connection=True,
+        on_reply=health.observe_reply,
+    )
+    switch.add_event_listener(health.observe)
     # Before the switch tells its own limits: FreeSWITCH's defaults (the dispatcher reads them
     # before it dials anything, and again on every reconnect).
     gate = SendGate(SwitchLimits().legs_per_second(settings.switch_cps), clock=monotonic)
@@ -383,6 +394,7 @@ def build_service(
         node_id=settings.resolved_node_id,
         lease_token=lease.token,
         first_prompts=first_prompts,
+        health=health,
     )
     first_prompts.on_ready = dispatcher.wake
     dispatcher_box.append(dispatcher)

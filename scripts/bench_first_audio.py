@@ -69,6 +69,7 @@ def main() -> None:
     from robocall.api.auth import API_KEY_HEADER
     from robocall.api.server import make_server
     from robocall.config import Settings
+    from robocall.esl.client import EslClient
     from robocall.esl.protocol import Event
     from robocall.testing import Callee, CalleeBook, FakeSwitch
     from robocall.tts.voices import available_languages
@@ -115,7 +116,12 @@ def main() -> None:
         elif event.name == "PLAYBACK_START":
             first_audio.setdefault(uuid, stamp)
 
-    service.switch.add_event_listener(on_event)
+    # Watched on a connection of its own: robocall subscribes to no PLAYBACK_START.
+    address = bootstrap.parse_switch_url(settings.switch if fake is None else fake.url)
+    watcher = EslClient(address.host, address.port, address.password,
+                        events=("CHANNEL_ANSWER", "PLAYBACK_START"))
+    watcher.add_event_listener(on_event)
+    watcher.connect()
     server = make_server(service.api.app, "127.0.0.1:0")
     server.start()
     service.start()
@@ -142,6 +148,7 @@ def main() -> None:
     finally:
         server.stop(timeout=2)
         service.stop(grace_seconds=5)
+        watcher.close()
 
     latencies = [(first_audio[uuid] - stamp) / 1000.0 for uuid, stamp in answered.items()
                  if uuid in first_audio]

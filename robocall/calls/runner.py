@@ -15,7 +15,7 @@ BACKGROUND_JOB and CHANNEL_HANGUP_COMPLETE for a failed originate varies.
 
 from __future__ import annotations
 
-import contextlib
+import contextvars
 import logging
 import time
 import uuid as uuid_module
@@ -30,6 +30,12 @@ import gevent.queue
 
 from robocall.amd.detection import DetectionSettings
 from robocall.calls.dialplan import DialPlan
+from robocall.calls.following import (
+    ENDED_EVENTS_LOST,
+    ENDED_INTERNAL_ERROR,
+    ENDED_STEP_FAILED,
+    SwitchWatch,
+)
 from robocall.calls.machines import MACHINE_DETECTED, AmdFinding, MachineHandling
 from robocall.calls.observers import Observers
 from robocall.calls.translate import (
@@ -48,6 +54,7 @@ from robocall.errors import (
     SwitchDisconnected,
     SwitchError,
     SwitchNotConnected,
+    SwitchTimeout,
 )
 from robocall.esl import commands
 from robocall.esl.client import DISCONNECTED, EslClient
@@ -82,14 +89,15 @@ from robocall.store.records import CallTicket
 
 log = logging.getLogger(__name__)
 
+# The call's final write is retried this often, this far apart, before the call is left to the
+# next start's recovery.
+FINAL_WRITE_ATTEMPTS = 12
+FINAL_WRITE_RETRY_SECONDS = 5.0
 # Messages rendered ahead of the step playing now (the nearest first).
 RENDER_AHEAD = 2
 # How long a call waits for its first message before dialling anyway (a bound, not a pace:
 # a render ends in the TTS timeout well before this).
 FIRST_PROMPT_WAIT_SECONDS = 60.0
-# The cause a call is recorded with when something in robocall failed on its path (a bug, a dial
-# string the command builder refuses): the call is final, never left `dialing`.
-INTERNAL_ERROR_CAUSE = "ROBOCALL_INTERNAL_ERROR"
 # The cause of a call still live when a shutdown's grace ran out: robocall hung it up.
 SHUTDOWN_CAUSE = "ROBOCALL_SHUTDOWN"
 # How long a call ended at shutdown waits for the switch to confirm its hangup.
@@ -249,7 +257,7 @@ class _Pending:
 
 
 @dataclass
-class _ActiveCall:
+class _ActiveCall(SwitchWatch):
     runner: CallRunner
     ticket: CallTicket
     program: Program
@@ -264,10 +272,19 @@ class _ActiveCall:
     hangup_cause: str = ""
     hangup_cause_final: bool = False  # CHANNEL_HANGUP_COMPLETE seen: the channel is gone
     refused: bool = False  # the switch refused the originate before any SIP left
-    forced_cause: str | None = None  # robocall ended the call itself (shutdown, internal error)
+    shutting_down: bool = False  # shutdown's grace ran out: robocall hangs the call up now
+    amd: MachineHandling | None = None  # answering-machine detection, when the request asks
+    job_reported: bool = False  # the originate's BACKGROUND_JOB came
+    # Set when robocall ended the call (or cannot learn how it ended): the recorded cause.
+    own_cause: str = ""
+    probe_behind: str | None = None  # Event-UUID of the app a reconnect probe is queued behind
+    probe_uuid: str | None = None
+    job_waiter: gevent.Greenlet | None = None
     rendering: dict[str, gevent.Greenlet] = field(default_factory=dict)
     last_render: gevent.Greenlet | None = None  # renders of one call run one after another
-    amd: MachineHandling | None = None  # answering-machine detection, when the request asks
+    # The call's progress writes, in order, off its critical path (_record).
+    writes: gevent.queue.Queue = field(default_factory=gevent.queue.Queue)
+    writer: gevent.Greenlet | None = None
 
     def __post_init__(self) -> None:
         self.machine = Machine(self.program, record=self.ticket.record)
@@ -288,17 +305,20 @@ class _ActiveCall:
                 # Nothing was sent (the originate raises before its command leaves), but the
                 # call must not stay `dialing` for ever: it ends failed, its observers told.
                 log.exception("call %s: could not be dialled", ticket.call_id)
-                self.forced_cause = INTERNAL_ERROR_CAUSE
+                self.own_cause = ENDED_INTERNAL_ERROR
                 return self._finish()
             if not sent:
                 return "queued"
             try:
-                self._follow()
+                if not self._follow():
+                    # robocall is shutting down cut off from the switch: the call stays
+                    # dialing/onProgress in the store, and the next start's recovery settles it.
+                    return "onProgress" if self.answered_at is not None else "dialing"
             except Exception:
                 # A bug must not leave the call `dialing` forever or the line taken.
                 log.exception("call %s: runner failed; ending the call", ticket.call_id)
-                self._kill("NORMAL_TEMPORARY_FAILURE")
-                self.hangup_cause = self.hangup_cause or INTERNAL_ERROR_CAUSE
+                self._kill()
+                self.own_cause = self.own_cause or ENDED_INTERNAL_ERROR
             if self.refused:
                 # The switch refused it before any SIP left: back to the head of the queue,
                 # its place kept, not an attempt of the retry policy.
@@ -315,6 +335,10 @@ class _ActiveCall:
             switch.release_channel(ticket.channel_uuid)
             for greenlet in self.rendering.values():
                 greenlet.kill(block=False)
+            if self.job_waiter is not None:
+                self.job_waiter.kill(block=False)
+            if self.writer is not None:
+                self.writes.put_nowait(None)  # what is queued is still written, then it ends
 
     def _originate(self) -> bool:
         """Send the originate; False when the call went back to the queue unsent."""
@@ -348,63 +372,76 @@ class _ActiveCall:
             runner.log_store.call_not_dialled(ticket.call_id)
             return False
         except SwitchError as err:
-            # The command may have left: only the switch can say whether a channel exists, so
-            # follow it as after a disconnect. Without that proof nobody dials it again.
+            # Part of the command may have left and the session dropped with it (its
+            # DISCONNECTED marker is on the queue): only the switch can say whether a channel
+            # exists, so follow it as after any disconnect. Without that proof nobody dials it
+            # again.
             log.warning("call %s: originate unconfirmed: %s", ticket.call_id, err)
-            self.queue.put_nowait(DISCONNECTED)
             return True
-        gevent.spawn(self._wait_job, job)
-        runner.observers.call_dialing(ticket)
+        self.job_waiter = gevent.spawn(self._wait_job, job)
+        self._record(runner.observers.call_dialing, ticket)
         return True
 
     def _wait_job(self, job: Any) -> None:
-        try:
-            body = job.wait(self.runner.settings.originate_timeout_seconds + 30)
-        except RobocallError as err:
-            body = f"-ERR {err}"
-        self.queue.put_nowait(_JobResult(body))
-
-    def _follow(self) -> None:
-        """Feed events to the machine until the channel is gone (or never existed)."""
-        limit = self.runner.settings.max_call_seconds
+        """Put the originate's result on the call's queue once the switch gives it. A late job
+        is waited for as long as the session lives; a dropped session leaves the verdict to the
+        resync (the DISCONNECTED marker)."""
         while True:
             try:
-                item = self.queue.get(timeout=limit)
-            except gevent.queue.Empty:
-                if self.forced_cause is not None:
-                    log.error("call %s: the switch did not confirm its hangup in %s s",
-                              self.ticket.call_id, limit)
-                    return
-                log.error("call %s: no event in %s s, ending it", self.ticket.call_id, limit)
-                self._kill("RECOVERY_ON_TIMER_EXPIRE")
-                self.hangup_cause = self.hangup_cause or "RECOVERY_ON_TIMER_EXPIRE"
-                self._feed_end()
+                body = job.wait(self.runner.settings.originate_timeout_seconds + 30)
+            except SwitchTimeout:
+                continue
+            except SwitchDisconnected:
                 return
+            except RobocallError as err:  # the switch refused the bgapi itself
+                body = f"-ERR {err}"
+            self.queue.put_nowait(_JobResult(body))
+            return
+
+    def _follow(self) -> bool:
+        """Feed events to the machine until the switch says the channel is gone (or never
+        existed). False when robocall shuts down cut off from the switch, the call unsettled."""
+        while True:
+            try:
+                item = self.queue.get(
+                    timeout=SHUTDOWN_HANGUP_SECONDS if self.shutting_down else self._patience()
+                )
+            except gevent.queue.Empty:
+                if self.shutting_down:
+                    # The switch did not confirm the shutdown's hangup in time: the call is
+                    # recorded final with robocall's cause all the same (the books settle).
+                    log.error("call %s: the switch did not confirm its hangup in %s s",
+                              self.ticket.call_id, SHUTDOWN_HANGUP_SECONDS)
+                    return True
+                if self._on_silence():
+                    return True
+                continue
             if isinstance(item, _EndNow):
                 self._end_now(item.cause)
-                limit = SHUTDOWN_HANGUP_SECONDS
                 continue
             if item is DISCONNECTED:
-                if self.forced_cause is not None:
-                    return  # ending at shutdown: no reconnect to wait for
-                if self._resync_after_disconnect():
+                if self.shutting_down:
+                    return True  # ending at shutdown: no reconnect to wait for
+                verdict = self._resync_after_disconnect()
+                if verdict is None:
+                    return False
+                if verdict:
                     continue
-                return
+                return True
             if isinstance(item, AmdFinding):
                 if self.amd is not None:
                     self.amd.on_finding(item.finding)
                 continue
             if isinstance(item, _JobResult):
                 if self._on_job(item.body):
-                    return
+                    return True
                 continue
             if self._on_event(item):
-                return
-
-    # --- events -------------------------------------------------------------------------------
+                return True
 
     def _on_job(self, body: str) -> bool:
         """The originate's result; True when the call is over."""
+        self.job_reported = True
         cause = originate_failure(body)
         if cause is None:
             return False
@@ -432,15 +469,16 @@ class _ActiveCall:
 
     def _end_now(self, cause: str) -> None:
         """Shutdown: hang the channel up; the call is recorded with ``cause``."""
-        self.forced_cause = cause
-        self._kill("NORMAL_CLEARING")
+        self.shutting_down = True
+        self._end_by_robocall(cause)
 
     def _on_event(self, event: Event) -> bool:
         """One event of this channel; True when the channel is gone."""
         name = event.name
         if name == "CHANNEL_CREATE":
             self.channel_created = True
-            self.runner.log_store.call_leg(
+            self._record(
+                self.runner.log_store.call_leg,
                 self.ticket.call_id,
                 {"uuid": self.ticket.channel_uuid, "type": "call", "dest": self.ticket.phone},
             )
@@ -451,8 +489,9 @@ class _ActiveCall:
                 self.answered_at = switch_time(event, "Caller-Channel-Answered-Time") or (
                     self.runner.clock()
                 )
-                self.runner.log_store.call_answered(self.ticket.call_id, self.answered_at)
-                self.runner.observers.call_answered(self.ticket)
+                self._record(self.runner.log_store.call_answered, self.ticket.call_id,
+                             self.answered_at)
+                self._record(self.runner.observers.call_answered, self.ticket)
                 if self.amd is not None:
                     self.amd.start()  # beside the flow: a person hears no extra silence
                 self._feed(CallAnswered())
@@ -486,8 +525,10 @@ class _ActiveCall:
         transfer = pending.action.transfer
         other = event.get("Other-Leg-Unique-ID") or event.get("Bridge-B-Unique-ID") or ""
         dest = transfer.target
-        self.runner.log_store.call_leg(
-            self.ticket.call_id, {"uuid": other, "type": "transfer", "dest": dest}
+        self._record(
+            self.runner.log_store.call_leg,
+            self.ticket.call_id,
+            {"uuid": other, "type": "transfer", "dest": dest},
         )
         self._feed(Bridged())
 
@@ -495,7 +536,19 @@ class _ActiveCall:
         if self.amd is not None and self.amd.on_execute_complete(event):
             return
         pending = self.pending
-        if pending is None or event.application_uuid != pending.event_uuid:
+        application_uuid = event.application_uuid
+        if application_uuid is not None and application_uuid == self.probe_uuid:
+            self.probe_uuid = None
+            if pending is not None and pending.event_uuid == self.probe_behind:
+                # The probe queued behind the step ran first: the step's completion came
+                # while robocall was cut off, and what it said (digits, a bridge's outcome)
+                # is lost. The flow cannot go on truthfully.
+                log.error("call %s: the step's end was lost with the connection",
+                          self.ticket.call_id)
+                self.pending = None
+                self._end_by_robocall(ENDED_EVENTS_LOST)
+            return
+        if pending is None or application_uuid != pending.event_uuid:
             return
         self.pending = None
         action = pending.action
@@ -507,32 +560,13 @@ class _ActiveCall:
             self._feed(BridgeFinished(bridge_outcome(event)))
 
     def _feed_end(self) -> None:
-        """The channel is gone: tell the machine, if it still runs."""
-        if self.machine.finished:
+        """The channel is gone: tell the machine, if it still runs. Not when robocall ended
+        the call itself: the machine would record a callee's hangup that never happened."""
+        if self.machine.finished or self.own_cause:
             return
         cause = self.hangup_cause or "UNKNOWN"
         event = CalleeHungUp(cause) if self.answered_at is not None else CallFailed(cause)
         self._feed(event)
-
-    def _resync_after_disconnect(self) -> bool:
-        """The Event Socket dropped: events may be lost. True to keep following the call."""
-        switch = self.runner.switch
-        try:
-            switch.wait_connected(self.runner.settings.reconnect_wait_seconds)
-            exists = switch.api(commands.uuid_exists(self.ticket.channel_uuid)).strip() == "true"
-        except SwitchError as err:
-            log.error("call %s: switch unreachable, result unknown: %s", self.ticket.call_id, err)
-            exists = False
-        if exists:
-            # What happened meanwhile (an answer, an execution's end, a hangup robocall sent
-            # that never left) may be lost with the connection, and nothing else would move
-            # the flow on: end the channel cleanly rather than wait for events that will not
-            # come. Its CHANNEL_HANGUP_COMPLETE ends the call here.
-            self._kill("NORMAL_CLEARING")
-            return True
-        self.hangup_cause = self.hangup_cause or "SWITCH_CONNECTION_LOST"
-        self._feed_end()
-        return False
 
     def _feed(self, event: MachineEvent) -> None:
         """Feed the machine and carry out what it answers. An event the machine refuses in its
@@ -553,8 +587,8 @@ class _ActiveCall:
         for action in actions:
             if isinstance(action, StepResult):
                 entry = action.as_status_entry()
-                self.runner.log_store.call_step(self.ticket.call_id, entry)
-                self.runner.observers.call_step(self.ticket, entry)
+                self._record(self.runner.log_store.call_step, self.ticket.call_id, entry)
+                self._record(self.runner.observers.call_step, self.ticket, entry)
             elif isinstance(action, CallFinished):
                 self.outcome = action
             elif isinstance(action, Hangup):
@@ -575,7 +609,7 @@ class _ActiveCall:
             if isinstance(action, PlayPrompt):
                 self._feed(PromptFinished(ok=False))
             else:
-                self._kill("NORMAL_TEMPORARY_FAILURE")
+                self._end_by_robocall(ENDED_STEP_FAILED)
             return
         if isinstance(action, Bridge) and self.runner.send_gate is not None:
             self.runner.send_gate.transfer_turn()  # a new leg: it spends the switch's pace
@@ -586,13 +620,14 @@ class _ActiveCall:
             self.runner.switch.execute(self.ticket.channel_uuid, app, arg, event_uuid)
         except SwitchError as err:
             log.warning("call %s: %s failed to start: %s", self.ticket.call_id, app, err)
-            if isinstance(err, SwitchDisconnected):
-                # Whether it started is unknown, and its completion would be lost with the
-                # connection: left pending, so the resync after the reconnect ends the call
-                # cleanly instead of waiting on an execution that may never report.
+            if isinstance(err, (SwitchDisconnected, SwitchTimeout)):
+                # Sent, or cut off: left pending. A late reply is only late (the completion
+                # still comes); after a drop the resync finds out whether it ran.
                 return
             self.pending = None
-            self._kill("NORMAL_TEMPORARY_FAILURE")
+            if "invalid session" in str(err) or self.hangup_cause:
+                return  # the channel is hanging up: its events end the call
+            self._end_by_robocall(ENDED_STEP_FAILED)
             return
         # While this plays, render what may follow.
         self._render_ahead()
@@ -660,39 +695,69 @@ class _ActiveCall:
         except SwitchError as err:
             log.info("call %s: hangup: %s", self.ticket.call_id, err)
 
-    def _kill(self, cause: str) -> None:
-        with contextlib.suppress(SwitchError):
-            self.runner.switch.api(commands.uuid_kill(self.ticket.channel_uuid, cause))
-
     # --- the end ------------------------------------------------------------------------------
+
+    def _record(self, write: Callable[..., object], *args: Any) -> None:
+        """Write the call's progress in order, in a greenlet of its own: a store busy with
+        other calls' writes must not hold this call's next command (dead air after the
+        answer, silence between steps). The final write waits for these (``_finish``)."""
+        self.writes.put_nowait((write, args))
+        if self.writer is None:
+            # In the call's log context, as the call's own greenlet (robocall.logs).
+            self.writer = gevent.spawn(contextvars.copy_context().run, self._write_in_order)
+
+    def _write_in_order(self) -> None:
+        while (item := self.writes.get()) is not None:
+            write, args = item
+            try:
+                write(*args)
+            except Exception:
+                # The call goes on; its final status is still written at its end.
+                log.exception("call %s: recording its progress failed", self.ticket.call_id)
 
     def _finish(self) -> str:
         ticket = self.ticket
+        if self.writer is not None:
+            self.writes.put_nowait(None)
+            self.writer.join()
         now = self.ended_at or self.runner.clock()
         outcome = self.amd.outcome() if self.amd is not None else None
         outcome = outcome or self.outcome
-        if self.forced_cause is not None:
-            status = CallOutcome.FAILED  # robocall ended it, whatever the flow had reached
-        elif outcome is None:
-            status = CallOutcome.COMPLETED if self.answered_at is not None else CallOutcome.FAILED
+        if self.own_cause and (outcome is None or outcome.status is not CallOutcome.COMPLETED):
+            # robocall cut the flow short (or lost sight of its end): not what the callee did.
+            status, cause = CallOutcome.FAILED, self.own_cause
         else:
-            status = outcome.status
+            if outcome is None:
+                answered = self.answered_at is not None
+                status = CallOutcome.COMPLETED if answered else CallOutcome.FAILED
+            else:
+                status = outcome.status
+            cause = (
+                self.hangup_cause or (outcome.cause if outcome else "") or self.own_cause
+                or "UNKNOWN"
+            )
         duration = None if self.answered_at is None else max(0.0, now - self.answered_at)
         if self.amd is not None and duration is not None:
             self.amd.call_over(int(duration * 1000))
-        cause = (
-            self.forced_cause or self.hangup_cause or (outcome.cause if outcome else "")
-            or "UNKNOWN"
-        )
-        if self.forced_cause is None and self.amd is not None and self.amd.hung_up_on_machine:
+        if not self.own_cause and self.amd is not None and self.amd.hung_up_on_machine:
             cause = MACHINE_DETECTED
-        request_completed = self.runner.log_store.call_ended(
-            ticket.call_id,
-            status=status.value,
-            hangup_cause=cause,
-            ended_at=now,
-            duration_seconds=duration,
-        )
+        for attempt in range(FINAL_WRITE_ATTEMPTS):
+            try:
+                request_completed = self.runner.log_store.call_ended(
+                    ticket.call_id,
+                    status=status.value,
+                    hangup_cause=cause,
+                    ended_at=now,
+                    duration_seconds=duration,
+                )
+                break
+            except Exception:
+                # A store out of connections for a moment must not lose the call's end (a
+                # restart's recovery would then record it ROBOCALL_RESTARTED).
+                if attempt + 1 == FINAL_WRITE_ATTEMPTS:
+                    raise
+                log.exception("call %s: recording its end failed; retrying", ticket.call_id)
+                gevent.sleep(FINAL_WRITE_RETRY_SECONDS)
         observers = self.runner.observers
         observers.call_ended(ticket, status.value, cause, duration)
         if request_completed:

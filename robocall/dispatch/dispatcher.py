@@ -27,6 +27,7 @@ import gevent.event
 
 from robocall.calls.prefetch import FirstPrompts
 from robocall.calls.runner import SHUTDOWN_CAUSE, SHUTDOWN_HANGUP_SECONDS, CallLog, CallRunner
+from robocall.dispatch.health import SwitchHealth
 from robocall.dispatch.lines import LineBook, LineRule, LineUsage
 from robocall.dispatch.pacing import SwitchLimits, free_lines, parse_switch_status
 from robocall.dispatch.sending import SendGate
@@ -39,6 +40,7 @@ from robocall.store.records import CallTicket, ClaimedCall, OrganizationLines
 
 log = logging.getLogger(__name__)
 
+LISTING_TIMEOUT_SECONDS = 30.0
 _LINE_EVENTS = frozenset({"CHANNEL_HANGUP_COMPLETE", "CHANNEL_DESTROY"})
 
 
@@ -107,10 +109,15 @@ class Dispatcher:
         node_id: str | None = None,
         lease_token: str | None = None,
         first_prompts: FirstPrompts | None = None,
+        health: SwitchHealth | None = None,
     ) -> None:
         self.store = store
         # Renders the queue head's first messages; calls are claimed only once theirs is ready.
         self.first_prompts = first_prompts
+        # Scales the switch's pace down while the switch is overloaded (robocall degrades,
+        # it does not collapse); the organizations' own budgets are theirs and stay.
+        self.health = health
+        self._health_factor = 1.0
         self.node_id = node_id
         self.lease_token = lease_token  # claims are made only while this node's lease is ours
         self.switch = switch
@@ -139,6 +146,9 @@ class Dispatcher:
         self._loop: gevent.Greenlet | None = None
         self._calls: set[gevent.Greenlet] = set()
         self._live_channels: set[str] = set()  # channel uuids of robo calls being run
+        # The same, with their organization: a re-adopted call's line is counted from the
+        # switch's listing even while its channel's accountcode column is still empty.
+        self._robo_owner: dict[str, str] = {}
         # Measured by the dispatch benchmark: hangup seen -> next originate handed to the runner.
         self.on_dispatch: Callable[[str, int], None] | None = None
         # Timing hooks for the metrics (robocall.metrics.DispatchTimer): a line of the
@@ -210,14 +220,24 @@ class Dispatcher:
         """Reconcile the line book with the switch's channel listing (on every (re)connect and
         periodically: events lost with a connection must not leak or hide lines)."""
         try:
-            rows = self.switch.show_channels()
+            # A loaded switch lists 1,000 channels slowly: late is not lost.
+            rows = self.switch.show_channels(timeout=LISTING_TIMEOUT_SECONDS)
         except SwitchError as err:
             log.warning("could not list the switch's channels: %s", err)
             return
         self._switch_channels = {row["uuid"] for row in rows if row.get("uuid")}
-        changed = self.lines.reconcile(rows, is_robo=self._live_channels.__contains__)
+        changed = self.lines.reconcile(
+            rows, is_robo=self._live_channels.__contains__, robo_owner=self._robo_owner.get
+        )
         if changed:
             log.info("line counts corrected from the switch's listing for %s", sorted(changed))
+        for organization in self._organizations.values():
+            # A dial whose channel the listing showed (its events lost with a connection) is a
+            # line in the book now, no longer one in flight: not counted twice.
+            organization.in_flight = {
+                channel_uuid for channel_uuid in organization.in_flight
+                if not self.lines.knows(channel_uuid)
+            }
         self.wake()
 
     def read_switch_limits(self) -> SwitchLimits:
@@ -232,7 +252,7 @@ class Dispatcher:
             return self.switch_limits
         self.switch_limits = limits
         rate = limits.legs_per_second(self.switch_cps)
-        self.gate.set_switch_rate(rate)
+        self.gate.set_switch_rate(rate * self._health_factor)
         log.info(
             "switch allows %d sessions/s and %d sessions: sending at most %g legs/s, "
             "keeping under %d sessions",
@@ -348,6 +368,8 @@ class Dispatcher:
         if organization is None:
             return
         free = self._free(organization, self.lines.usage(organization_id))
+        if self.health is not None:
+            self._pace_switch(self.health.rate_factor())
         allowed = min(free, self.gate.room(organization_id), self._sessions_left())
         if allowed <= 0:
             if free > 0:
@@ -385,6 +407,15 @@ class Dispatcher:
         cap = self.switch_limits.sessions_cap
         return max(0, cap - len(self._switch_channels) - in_flight)
 
+    def _pace_switch(self, factor: float) -> None:
+        """Send at ``factor`` of the pace the switch's limits allow (SwitchHealth's verdict);
+        the gate is told only when the factor moved by more than 1 %."""
+        if abs(factor - self._health_factor) > 0.01:
+            self._health_factor = factor
+            self.gate.set_switch_rate(
+                self.switch_limits.legs_per_second(self.switch_cps) * factor
+            )
+
     def _lines_left(self, organization: _Organization, unfinished: frozenset[str]) -> int:
         """Free lines counted under the organization's lock in the database: ``unfinished`` are
         the channel uuids of its calls that any node claimed and has not ended, so another
@@ -418,6 +449,7 @@ class Dispatcher:
         organization.in_flight.add(ticket.channel_uuid)
         organization.live_calls += 1
         self._live_channels.add(ticket.channel_uuid)
+        self._robo_owner[ticket.channel_uuid] = organization.lines.id
         greenlet = self.runner.spawn(
             ticket, program, on_done=self._call_done,
             machine_detection=detection,
@@ -430,6 +462,7 @@ class Dispatcher:
     def _call_done(self, ticket: CallTicket, status: str) -> None:
         self._live_channels.discard(ticket.channel_uuid)
         self.gate.forget(ticket.organization_id, ticket.channel_uuid)
+        self._robo_owner.pop(ticket.channel_uuid, None)
         organization = self._organizations.get(ticket.organization_id)
         if organization is None:
             return

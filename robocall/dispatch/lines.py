@@ -125,13 +125,17 @@ class LineBook:
         self,
         rows: Iterable[Mapping[str, str]],
         is_robo: Callable[[str], bool] = lambda unique_id: False,
+        robo_owner: Callable[[str], str | None] = lambda unique_id: None,
     ) -> set[str]:
         """Correct the book from a ``show channels as json`` listing taken just now.
 
         A channel in the book but absent from the listing ended unseen (its events were lost),
-        unless it is younger than the settle time. A listed channel unknown to the book whose
-        ``accountcode`` column matches a rule is added (a ringing channel's column is still empty,
-        so it is found by its events instead). Returns the organizations whose count changed.
+        unless it is younger than the settle time. A listed channel unknown to the book is added
+        when it is a robo call robocall still runs (``robo_owner`` names its organization: a
+        call re-adopted after a reconnect holds its line whatever its columns say) or when its
+        ``accountcode`` column matches a rule (a ringing channel's column is still empty, so
+        others are found by their events instead). Returns the organizations whose count
+        changed.
         """
         now = self._clock()
         listed: dict[str, Mapping[str, str]] = {row["uuid"]: row for row in rows if row.get("uuid")}
@@ -143,9 +147,12 @@ class LineBook:
         for unique_id, row in listed.items():
             if unique_id in self._channels or unique_id in self._ended:
                 continue
-            organization = self._owners.get("accountcode", {}).get(row.get("accountcode", ""))
+            organization = robo_owner(unique_id)
+            robo = organization is not None or is_robo(unique_id)
+            if organization is None:
+                organization = self._owners.get("accountcode", {}).get(row.get("accountcode", ""))
             if organization is not None:
-                self._occupy(unique_id, _Channel(organization, is_robo(unique_id), now))
+                self._occupy(unique_id, _Channel(organization, robo, now))
                 changed.add(organization)
         self._forget_ended(now)
         return changed
@@ -177,6 +184,10 @@ class LineBook:
     def robo_channel_ids(self, organization: str) -> frozenset[str]:
         """Unique-IDs of the organization's live robo channels (calls and their transfers)."""
         return frozenset(self._robo.get(organization, ()))
+
+    def knows(self, unique_id: str) -> bool:
+        """Whether the channel holds a line in the book now."""
+        return unique_id in self._channels
 
     def has_ended(self, unique_id: str) -> bool:
         """Whether the channel's line was seen released (within the last two settle times)."""

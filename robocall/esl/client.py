@@ -1,32 +1,41 @@
 """gevent transport for the FreeSWITCH Event Socket (inbound mode).
 
-One :class:`EslClient` keeps one authenticated connection alive. A single reader greenlet only
-parses frames and routes them: command replies to the waiting command (FreeSWITCH answers a
-connection's commands strictly in order, so a FIFO matches them), BACKGROUND_JOB results to the
-bgapi that chose the Job-UUID, CHANNEL_EXECUTE_COMPLETE to the execute that chose the Event-UUID,
-every event to the queue of its channel (``Unique-ID``) and to the listeners. The reader never
-waits on a consumer: FreeSWITCH drops a listener that falls 500 events behind.
+One :class:`EslClient` keeps a self-healing session with one FreeSWITCH. By default the session
+is two authenticated connections: one carries the event stream, the other robocall's commands
+(and their BACKGROUND_JOB results). On one shared connection a command's reply waits behind
+every event queued before it — on a loaded switch the lab measured originate replies 2.2 s late
+while FreeSWITCH had acted in 0.1 s — so replies get a socket of their own.
 
-Every wait is bounded (:class:`SwitchTimeout`); when the connection goes, every pending waiter
-fails at once with :class:`SwitchDisconnected`, channel queues get :data:`DISCONNECTED`, and the
-client reconnects with exponential backoff until :meth:`EslClient.close`.
+A reader greenlet per connection only parses frames and routes them: command replies to the
+waiting command (FreeSWITCH answers a connection's commands strictly in order, so a FIFO matches
+them), BACKGROUND_JOB results to the bgapi that chose the Job-UUID, CHANNEL_EXECUTE_COMPLETE to
+the execute that chose the Event-UUID, every event to the queue of its channel (``Unique-ID``)
+and to the listeners. The reader never waits on a consumer: FreeSWITCH drops a listener that
+falls 500 events behind.
+
+Every wait is bounded (:class:`SwitchTimeout`), and a timeout is only that: the connection stays
+up and a late reply still reaches its slot. When a connection goes, the whole session goes with
+it: every pending waiter fails at once with :class:`SwitchDisconnected`, channel queues get
+:data:`DISCONNECTED`, and the client reconnects with exponential backoff until
+:meth:`EslClient.close`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import socket
+import time
 import uuid as uuid_module
 from collections import deque
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, TypeAlias
 
 import gevent
 import gevent.event
 import gevent.lock
 import gevent.queue
+import orjson
 
 from robocall.errors import (
     CommandFailed,
@@ -52,6 +61,8 @@ from robocall.esl.protocol import (
 log = logging.getLogger(__name__)
 
 _RECV_BYTES: Final = 256 * 1024
+_BACKGROUND_JOB: Final = "BACKGROUND_JOB"
+_CHANNEL_GONE: Final = frozenset({"CHANNEL_HANGUP_COMPLETE", "CHANNEL_DESTROY"})
 
 
 class _DisconnectMarker:
@@ -66,6 +77,7 @@ class _DisconnectMarker:
 DISCONNECTED: Final = _DisconnectMarker()
 
 EventListener = Callable[[Event], None]
+ReplyListener = Callable[[float], None]
 
 
 class BackgroundJob:
@@ -77,7 +89,10 @@ class BackgroundJob:
 
     def wait(self, timeout: float) -> str:
         """The job's result text (``+OK ...`` or ``-ERR USER_BUSY``...); an ``-ERR`` is an outcome
-        here, not an exception, because a failed originate is a normal call result."""
+        here, not an exception, because a failed originate is a normal call result. Raises
+        :class:`SwitchTimeout` when it is late (the job may still report: wait again),
+        :class:`CommandFailed` when FreeSWITCH refused the command itself, and
+        :class:`SwitchDisconnected` when the session dropped first."""
         return str(_wait(self._result, timeout, f"BACKGROUND_JOB {self.job_uuid}"))
 
 
@@ -105,23 +120,64 @@ def _wait(result: gevent.event.AsyncResult, timeout: float, what: str) -> Any:
         raise SwitchTimeout(f"no answer to {what} within {timeout} s") from err
 
 
-class _Connection:
-    """One socket's state: everything here fails together when the socket goes."""
+class _JobReply:
+    """The command/reply of a bgapi: nobody waits for it; only a refusal matters (it fails the
+    job), since the BACKGROUND_JOB carries the result."""
 
-    def __init__(self, sock: socket.socket, parser: FrameParser) -> None:
+    __slots__ = ("jobs", "job_uuid", "result")
+
+    def __init__(
+        self, jobs: dict[str, gevent.event.AsyncResult], job_uuid: str,
+        result: gevent.event.AsyncResult,
+    ) -> None:
+        self.jobs = jobs
+        self.job_uuid = job_uuid
+        self.result = result
+
+    def set(self, frame: Frame) -> None:
+        if not frame.text.startswith("+OK"):
+            self.jobs.pop(self.job_uuid, None)
+            self.result.set_exception(CommandFailed(frame.text.strip()))
+
+    def set_exception(self, error: BaseException) -> None:
+        self.result.set_exception(error)
+
+
+_ReplySlot: TypeAlias = "gevent.event.AsyncResult[Any] | _JobReply"
+
+
+class _Connection:
+    """One socket of a session: its parser, its send lock and its replies in order."""
+
+    def __init__(self, sock: socket.socket, parser: FrameParser, role: str) -> None:
         self.sock = sock
         self.parser = parser
-        self.alive = True
+        self.role = role
         self.send_lock = gevent.lock.Semaphore()
-        self.replies: deque[gevent.event.AsyncResult] = deque()
-        self.jobs: dict[str, gevent.event.AsyncResult] = {}
-        self.executions: dict[str, tuple[str, gevent.event.AsyncResult]] = {}
-        self.closed = gevent.event.Event()
+        # (when it was sent, where its reply goes), in send order.
+        self.replies: deque[tuple[float, _ReplySlot]] = deque()
         self.reader: gevent.Greenlet | None = None
 
 
+class _Session:
+    """The connections to one FreeSWITCH that live and die together, and what waits on them."""
+
+    def __init__(self, commands_connection: _Connection, events_connection: _Connection) -> None:
+        self.commands = commands_connection
+        self.events = events_connection
+        self.connections = (
+            (commands_connection,)
+            if events_connection is commands_connection
+            else (commands_connection, events_connection)
+        )
+        self.alive = True
+        self.jobs: dict[str, gevent.event.AsyncResult] = {}
+        self.executions: dict[str, tuple[str, gevent.event.AsyncResult]] = {}
+        self.closed = gevent.event.Event()
+
+
 class EslClient:
-    """A self-healing inbound Event Socket connection to one FreeSWITCH."""
+    """A self-healing inbound Event Socket session with one FreeSWITCH."""
 
     def __init__(
         self,
@@ -136,7 +192,12 @@ class EslClient:
         on_connected: Callable[[EslClient], None] | None = None,
         on_disconnected: Callable[[EslClient], None] | None = None,
         events: tuple[str, ...] = commands.ROBOCALL_EVENTS,
+        command_connection: bool = False,
+        on_reply: ReplyListener | None = None,
     ) -> None:
+        """``command_connection``: send commands on a connection of their own (robocall's
+        service does; a single connection is what tools and the scripted tests use).
+        ``on_reply(seconds)`` hears how long each command waited for its reply."""
         self.host = host
         self.port = port
         self.command_timeout = command_timeout
@@ -144,10 +205,20 @@ class EslClient:
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self._auth_command = commands.auth(password).encode()
-        self._subscribe_command = commands.event_json(events).encode()
+        self._split = command_connection
+        if command_connection:
+            stream = tuple(name for name in events if name != _BACKGROUND_JOB) or ("HEARTBEAT",)
+            self._subscribe_events = commands.event_json(stream).encode()
+            self._subscribe_commands: bytes | None = commands.event_json(
+                (_BACKGROUND_JOB,)
+            ).encode()
+        else:
+            self._subscribe_events = commands.event_json(events).encode()
+            self._subscribe_commands = None
         self._on_connected = on_connected
         self._on_disconnected = on_disconnected
-        self._connection: _Connection | None = None
+        self._on_reply = on_reply
+        self._session: _Session | None = None
         self._queues: dict[str, gevent.queue.Queue] = {}
         self._listeners: list[EventListener] = []
         self._closed = False
@@ -162,8 +233,8 @@ class EslClient:
             raise SwitchDisconnected("client is closed")
         if self._supervisor is not None:
             raise SwitchError("the client was already started")
-        connection = self._open()
-        self._supervisor = gevent.spawn(self._supervise, connection)
+        session = self._open()
+        self._supervisor = gevent.spawn(self._supervise, session)
 
     def start(self) -> None:
         """Connect in the background, retrying with backoff until FreeSWITCH is reachable.
@@ -178,8 +249,8 @@ class EslClient:
 
     @property
     def connected(self) -> bool:
-        """Whether a connection is up and subscribed right now."""
-        return self._connection is not None and self._connection.alive
+        """Whether a session is up and subscribed right now."""
+        return self._session is not None and self._session.alive
 
     @property
     def closed(self) -> bool:
@@ -187,20 +258,43 @@ class EslClient:
         return self._closed
 
     def wait_connected(self, timeout: float) -> None:
-        """Block until a connection is up (after a drop, until the reconnect succeeded)."""
+        """Block until a session is up (after a drop, until the reconnect succeeded)."""
         if not self._connected.wait(timeout):
             raise SwitchTimeout(f"not connected to {self.host}:{self.port} within {timeout} s")
 
     def close(self) -> None:
-        """Stop for good: drop the connection, fail every waiter, never reconnect."""
+        """Stop for good: drop the session, fail every waiter, never reconnect."""
         self._closed = True
-        connection = self._connection
-        if connection is not None:
-            self._drop(connection, "client closed")
+        session = self._session
+        if session is not None:
+            self._drop(session, "client closed")
         if self._supervisor is not None and self._supervisor is not gevent.getcurrent():
             self._supervisor.kill(block=False)
 
-    def _open(self) -> _Connection:
+    def _open(self) -> _Session:
+        early: list[tuple[_Connection, list[Frame]]] = []
+        if self._subscribe_commands is None:
+            connection = self._open_connection(self._subscribe_events, "events+commands", early)
+            session = _Session(connection, connection)
+        else:
+            command_side = self._open_connection(self._subscribe_commands, "commands", early)
+            try:
+                event_side = self._open_connection(self._subscribe_events, "events", early)
+            except BaseException:
+                command_side.sock.close()
+                raise
+            session = _Session(command_side, event_side)
+        self._session = session
+        for connection, pending in early:
+            connection.reader = gevent.spawn(self._read, session, connection, pending)
+        self._connected.set()
+        return session
+
+    def _open_connection(
+        self, subscribe: bytes, role: str, early: list[tuple[_Connection, list[Frame]]]
+    ) -> _Connection:
+        """Connect, authenticate and subscribe one socket; frames that came early go to
+        ``early`` for its reader."""
         try:
             sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
         except OSError as err:
@@ -220,7 +314,7 @@ class EslClient:
             reply = self._read_frame(sock, parser, pending)
             if not reply.text.startswith("+OK"):
                 raise SwitchAuthError(f"FreeSWITCH refused the password: {reply.text}")
-            sock.sendall(self._subscribe_command)
+            sock.sendall(subscribe)
             reply = self._read_frame(sock, parser, pending)
             if not reply.text.startswith("+OK"):
                 raise CommandFailed(reply.text)
@@ -230,10 +324,8 @@ class EslClient:
             if isinstance(err, OSError):
                 raise SwitchDisconnected(f"connection to FreeSWITCH failed: {err}") from err
             raise
-        connection = _Connection(sock, parser)
-        self._connection = connection
-        connection.reader = gevent.spawn(self._read, connection, list(pending))
-        self._connected.set()
+        connection = _Connection(sock, parser, role)
+        early.append((connection, list(pending)))
         return connection
 
     def _read_frame(self, sock: socket.socket, parser: FrameParser, pending: deque[Frame]) -> Frame:
@@ -248,22 +340,22 @@ class EslClient:
             pending.extend(parser.feed(data))
         return pending.popleft()
 
-    def _supervise(self, connection: _Connection | None) -> None:
-        """Keep a connection up until close(): announce it, wait for its end, reconnect."""
+    def _supervise(self, session: _Session | None) -> None:
+        """Keep a session up until close(): announce it, wait for its end, reconnect."""
         first_delay = 0.0  # start(): the first attempt is immediate
         while True:
-            if connection is None:
-                connection = self._reconnect(first_delay)
-                if connection is None:
+            if session is None:
+                session = self._reconnect(first_delay)
+                if session is None:
                     return
             self._notify(self._on_connected, "on_connected")
-            connection.closed.wait()
+            session.closed.wait()
             self._notify(self._on_disconnected, "on_disconnected")
-            connection = None
+            session = None
             first_delay = self.backoff_initial
 
-    def _reconnect(self, delay: float) -> _Connection | None:
-        """Open a connection, retrying with exponential backoff; None once the client is closed."""
+    def _reconnect(self, delay: float) -> _Session | None:
+        """Open a session, retrying with exponential backoff; None once the client is closed."""
         backoff = self.backoff_initial
         while not self._closed:
             if delay:
@@ -271,13 +363,13 @@ class EslClient:
             if self._closed:
                 break
             try:
-                connection = self._open()
+                session = self._open()
             except SwitchError as err:
                 log.warning("connecting to %s:%s failed: %s", self.host, self.port, err)
                 delay, backoff = backoff, min(backoff * 2, self.backoff_max)
                 continue
             log.info("connected to FreeSWITCH at %s:%s", self.host, self.port)
-            return connection
+            return session
         return None
 
     def _notify(self, callback: Callable[[EslClient], None] | None, what: str) -> None:
@@ -288,20 +380,20 @@ class EslClient:
         except Exception:
             log.exception("%s callback failed", what)
 
-    # --- the reader ----------------------------------------------------------------------------
+    # --- the readers ---------------------------------------------------------------------------
 
-    def _read(self, connection: _Connection, early: list[Frame]) -> None:
-        reason = "connection closed by FreeSWITCH"
+    def _read(self, session: _Session, connection: _Connection, early: list[Frame]) -> None:
+        reason = f"{connection.role} connection closed by FreeSWITCH"
         try:
-            if self._dispatch(connection, early):
+            if self._dispatch(session, connection, early):
                 return
             sock = connection.sock
             parser = connection.parser
-            while connection.alive:
+            while session.alive:
                 data = sock.recv(_RECV_BYTES)
                 if not data:
                     return
-                if self._dispatch(connection, parser.feed(data)):
+                if self._dispatch(session, connection, parser.feed(data)):
                     reason = "FreeSWITCH sent a disconnect-notice"
                     return
                 # recv does not yield while data keeps arriving; let the rest of the process run.
@@ -312,35 +404,40 @@ class EslClient:
         except OSError as err:
             reason = f"connection error: {err}"
         finally:
-            self._drop(connection, reason)
+            self._drop(session, reason)
 
-    def _dispatch(self, connection: _Connection, frames: list[Frame]) -> bool:
+    def _dispatch(self, session: _Session, connection: _Connection, frames: list[Frame]) -> bool:
         """Route frames; True when FreeSWITCH said it is disconnecting us."""
         for frame in frames:
             event = frame.event
             if event is not None:
-                self._route(connection, event)
+                self._route(session, event)
                 continue
             content_type = frame.content_type
             if content_type in (COMMAND_REPLY, API_RESPONSE):
                 if not connection.replies:
                     raise ProtocolError(f"a {content_type} nobody asked for: {frame.text[:80]!r}")
-                connection.replies.popleft().set(frame)
+                sent_at, slot = connection.replies.popleft()
+                slot.set(frame)
+                if self._on_reply is not None:
+                    self._on_reply(time.monotonic() - sent_at)
             elif content_type == DISCONNECT_NOTICE:
                 return True
             else:
                 log.info("ignoring an Event Socket frame of type %s", content_type)
         return False
 
-    def _route(self, connection: _Connection, event: Event) -> None:
+    def _route(self, session: _Session, event: Event) -> None:
         headers = event.headers
         name = headers.get("Event-Name")
-        if name == "BACKGROUND_JOB":
-            job = connection.jobs.pop(headers.get("Job-UUID", ""), None)
+        if name == _BACKGROUND_JOB:
+            job = session.jobs.pop(headers.get("Job-UUID", ""), None)
             if job is not None:
                 job.set(event.body)
+            if self._split:
+                return  # on the command connection: no channel's event, no listener's
         elif name == "CHANNEL_EXECUTE_COMPLETE":
-            execution = connection.executions.pop(headers.get("Application-UUID", ""), None)
+            execution = session.executions.pop(headers.get("Application-UUID", ""), None)
             if execution is not None:
                 execution[1].set(event)
         # Listeners first: a greenlet they wake (the dispatcher, on a line released) is
@@ -356,69 +453,84 @@ class EslClient:
             queue = self._queues.get(channel_uuid)
             if queue is not None:
                 queue.put_nowait(event)
-        if name == "CHANNEL_DESTROY" and channel_uuid is not None:
-            # Apps still queued on a destroyed channel never complete: fail their waiters now.
-            executions = connection.executions
-            gone = [key for key, (owner, _) in executions.items() if owner == channel_uuid]
-            for key in gone:
-                executions.pop(key)[1].set_exception(
-                    CommandFailed(f"channel {channel_uuid} was destroyed before {key} completed")
-                )
+            if name in _CHANNEL_GONE and session.executions:
+                # Apps still queued on a finished channel never complete: fail their waiters
+                # now. (The app a hangup cuts completes before HANGUP_COMPLETE.)
+                self._fail_executions(session, channel_uuid)
 
-    def _drop(self, connection: _Connection, reason: str) -> None:
-        """Fail everything that waits on this connection, once."""
-        if not connection.alive:
+    @staticmethod
+    def _fail_executions(session: _Session, channel_uuid: str) -> None:
+        executions = session.executions
+        gone = [key for key, (owner, _) in executions.items() if owner == channel_uuid]
+        for key in gone:
+            executions.pop(key)[1].set_exception(
+                CommandFailed(f"channel {channel_uuid} ended before {key} completed")
+            )
+
+    def _drop(self, session: _Session, reason: str) -> None:
+        """Fail everything that waits on this session, once."""
+        if not session.alive:
             return
-        connection.alive = False
-        if self._connection is connection:
-            self._connection = None
+        session.alive = False
+        if self._session is session:
+            self._session = None
             self._connected.clear()
-        with contextlib.suppress(OSError):
-            connection.sock.close()
         error = SwitchDisconnected(reason)
-        while connection.replies:
-            connection.replies.popleft().set_exception(error)
-        for job in connection.jobs.values():
+        for connection in session.connections:
+            with contextlib.suppress(OSError):
+                connection.sock.close()
+            while connection.replies:
+                connection.replies.popleft()[1].set_exception(error)
+        for job in session.jobs.values():
             job.set_exception(error)
-        connection.jobs.clear()
-        for _, execution in connection.executions.values():
+        session.jobs.clear()
+        for _, execution in session.executions.values():
             execution.set_exception(error)
-        connection.executions.clear()
+        session.executions.clear()
         for queue in self._queues.values():
             queue.put_nowait(DISCONNECTED)
-        if connection.reader is not None and connection.reader is not gevent.getcurrent():
-            connection.reader.kill(block=False)
+        current = gevent.getcurrent()
+        for connection in session.connections:
+            if connection.reader is not None and connection.reader is not current:
+                connection.reader.kill(block=False)
         log.warning("Event Socket to %s:%s lost: %s", self.host, self.port, reason)
-        connection.closed.set()
+        session.closed.set()
 
     # --- commands ------------------------------------------------------------------------------
 
-    def _send(self, wire: str, timeout: float | None = None) -> Frame:
-        """Send one command and wait for its reply, both within the command timeout."""
-        limit = self.command_timeout if timeout is None else timeout
-        connection = self._connection
-        if connection is None or not connection.alive:
-            raise SwitchNotConnected("not connected to FreeSWITCH")
-        reply = gevent.event.AsyncResult()
+    def _post(self, session: _Session, wire: str, slot: _ReplySlot, limit: float) -> None:
+        """Put one command on the command connection; its reply will go to ``slot``."""
+        connection = session.commands
         if not connection.send_lock.acquire(timeout=limit):
-            raise SwitchTimeout(f"could not send within {limit} s (another send is stuck)")
+            # Nothing of this command left (the stuck send will drop the session).
+            raise SwitchNotConnected(f"could not send within {limit} s (another send is stuck)")
         try:
-            if not connection.alive:
+            if not session.alive:
                 raise SwitchNotConnected("not connected to FreeSWITCH")
             # Appended before the bytes leave, in send order: replies come back in this order.
-            connection.replies.append(reply)
+            connection.replies.append((time.monotonic(), slot))
             try:
                 with gevent.Timeout(limit):
                     connection.sock.sendall(wire.encode())
             except gevent.Timeout as err:
                 # Part of the command may be on the wire: the stream is unusable.
-                self._drop(connection, f"send blocked for {limit} s")
+                self._drop(session, f"send blocked for {limit} s")
                 raise SwitchTimeout(f"could not send within {limit} s") from err
             except OSError as err:
-                self._drop(connection, f"send failed: {err}")
+                self._drop(session, f"send failed: {err}")
                 raise SwitchDisconnected(f"send failed: {err}") from err
         finally:
             connection.send_lock.release()
+
+    def _send(self, wire: str, timeout: float | None = None) -> Frame:
+        """Send one command and wait for its reply, both within the command timeout.
+
+        A :class:`SwitchTimeout` leaves the session up: the command was sent and the switch will
+        still act on it; its late reply goes to the slot nobody waits on any more."""
+        limit = self.command_timeout if timeout is None else timeout
+        session = self._require_session()
+        reply = gevent.event.AsyncResult()
+        self._post(session, wire, reply, limit)
         frame = _wait(reply, limit, wire.split("\n", 1)[0][:80])
         assert isinstance(frame, Frame)
         return frame
@@ -426,8 +538,8 @@ class EslClient:
     def api(self, command: str, *, timeout: float | None = None) -> str:
         """Run ``api <command>``; its body, or :class:`CommandFailed` when it starts with -ERR.
 
-        FreeSWITCH sends no events on this connection while an api runs: use :meth:`bgapi` for
-        anything slow."""
+        FreeSWITCH sends no events on the connection while an api runs (with a command
+        connection, only BACKGROUND_JOB results wait): use :meth:`bgapi` for anything slow."""
         frame = self._send(commands.api(command), timeout)
         text = frame.text
         if text.startswith("-ERR") or text.startswith("-USAGE"):
@@ -435,12 +547,22 @@ class EslClient:
         return text
 
     def bgapi(self, command: str, job_uuid: str | None = None) -> BackgroundJob:
-        """Start ``bgapi <command>`` with a Job-UUID we choose; wait on the returned job."""
+        """Start ``bgapi <command>`` with a Job-UUID we choose; wait on the returned job.
+
+        Returns as soon as the command is on the wire: its reply only says "+OK Job-UUID", so
+        nobody waits for it; a refusal fails the job instead. Raises
+        :class:`SwitchNotConnected` when nothing was sent."""
         chosen = job_uuid or str(uuid_module.uuid4())
         wire = commands.bgapi(command, chosen)
+        session = self._require_session()
         result = gevent.event.AsyncResult()
         # Registered before sending: the BACKGROUND_JOB may arrive right behind the reply.
-        self._send_registered(wire, self._require_connection().jobs, chosen, result)
+        session.jobs[chosen] = result
+        try:
+            self._post(session, wire, _JobReply(session.jobs, chosen, result), self.command_timeout)
+        except SwitchError:
+            session.jobs.pop(chosen, None)
+            raise
         return BackgroundJob(chosen, result)
 
     def execute(
@@ -456,7 +578,15 @@ class EslClient:
         chosen = event_uuid or str(uuid_module.uuid4())
         wire = commands.sendmsg_execute(uuid, app, arg, chosen, event_lock=event_lock)
         result = gevent.event.AsyncResult()
-        self._send_registered(wire, self._require_connection().executions, chosen, (uuid, result))
+        executions = self._require_session().executions
+        executions[chosen] = (uuid, result)
+        try:
+            self._send_expecting_ok(wire)
+        except SwitchTimeout:
+            raise  # sent: the completion may still come, so the waiter stays registered
+        except SwitchError:
+            executions.pop(chosen, None)
+            raise
         return Execution(uuid, chosen, result)
 
     def hangup(self, uuid: str, cause: str = "NORMAL_CLEARING") -> None:
@@ -468,22 +598,11 @@ class EslClient:
         if not frame.text.startswith("+OK"):
             raise CommandFailed(frame.text)
 
-    def _send_registered(
-        self, wire: str, registry: dict[str, Any], key: str, entry: object
-    ) -> None:
-        """Send a command whose outcome arrives later as an event, registered under ``key``."""
-        registry[key] = entry
-        try:
-            self._send_expecting_ok(wire)
-        except SwitchError:
-            registry.pop(key, None)
-            raise
-
-    def show_channels(self) -> list[dict[str, Any]]:
+    def show_channels(self, timeout: float | None = None) -> list[dict[str, Any]]:
         """Every live channel as FreeSWITCH's ``show channels as json`` rows."""
-        text = self.api(commands.show_channels_json())
+        text = self.api(commands.show_channels_json(), timeout=timeout)
         try:
-            document = json.loads(text)
+            document = orjson.loads(text)
         except ValueError as err:
             raise ProtocolError(f"show channels answered no JSON: {text[:80]!r}") from err
         rows = document.get("rows", []) if isinstance(document, dict) else None
@@ -491,11 +610,11 @@ class EslClient:
             raise ProtocolError("show channels JSON has no list of rows")
         return rows
 
-    def _require_connection(self) -> _Connection:
-        connection = self._connection
-        if connection is None or not connection.alive:
+    def _require_session(self) -> _Session:
+        session = self._session
+        if session is None or not session.alive:
             raise SwitchNotConnected("not connected to FreeSWITCH")
-        return connection
+        return session
 
     # --- routing -----------------------------------------------------------------------------
 

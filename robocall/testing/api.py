@@ -102,6 +102,19 @@ def uuid_exists(switch: Switch, argument: str) -> str:
     return "true" if switch.find(argument.strip()) else "false"
 
 
+def uuid_dump(switch: Switch, argument: str) -> str:
+    """``uuid_dump <uuid> [json]``: the channel's headers and variables, as its events carry
+    them (Event-Name CHANNEL_DATA); ``Name: value`` lines without ``json``."""
+    parts = argument.split()
+    channel = switch.find(parts[0]) if parts else None
+    if channel is None:
+        return NO_CHANNEL
+    headers = switch.factory.channel_event("CHANNEL_DATA", channel).headers
+    if parts[1:] == ["json"]:
+        return json.dumps(dict(headers), separators=(",", ":"))
+    return "".join(f"{name}: {value}\n" for name, value in headers)
+
+
 def uuid_kill(switch: Switch, argument: str) -> str:
     """``uuid_kill <uuid> [cause]``."""
     parts = argument.split()
@@ -286,6 +299,7 @@ def _plain_table(rows: list[dict[str, str]]) -> str:
 HANDLERS: dict[str, Callable[[Switch, str], str]] = {
     "status": status, "uptime": uptime, "msleep": msleep, "uuid_getvar": uuid_getvar,
     "uuid_setvar": uuid_setvar, "uuid_exists": uuid_exists, "uuid_kill": uuid_kill,
+    "uuid_dump": uuid_dump,
     "hupall": hupall, "uuid_record": uuid_record, "uuid_break": uuid_break,
     "version": version, "show": show, "module_exists": module_exists,
 }

@@ -120,6 +120,22 @@ class EventFactory:
         ]
         return Event("BACKGROUND_JOB", headers, body=result)
 
+    def heartbeat(self, *, idle_cpu: float, sessions: int, max_sessions: int,
+                  sessions_per_second: int, since_startup: int, uptime_ms: int) -> Event:
+        """HEARTBEAT, as FreeSWITCH fires it every ``event-heartbeat-interval`` seconds."""
+        headers = self.base("HEARTBEAT") + [
+            ("Event-Info", "System Ready"), ("Up-Time", f"0 years, 0 days, {uptime_ms // 1000} "
+                                                         "seconds"),
+            ("FreeSWITCH-Version", "1.11.1-release+git~20260526T204126Z~c2c59645f6~64bit"),
+            ("Uptime-msec", str(uptime_ms)), ("Session-Count", str(sessions)),
+            ("Max-Sessions", str(max_sessions)), ("Session-Per-Sec", str(sessions_per_second)),
+            ("Session-Per-Sec-Last", "0"), ("Session-Per-Sec-Max", str(sessions_per_second)),
+            ("Session-Per-Sec-FiveMin", "0"), ("Session-Since-Startup", str(since_startup)),
+            ("Session-Peak-Max", str(sessions)), ("Session-Peak-FiveMin", str(sessions)),
+            ("Idle-CPU", f"{idle_cpu:.6f}"),
+        ]
+        return Event("HEARTBEAT", headers)
+
     def shutdown(self) -> Event:
         """SHUTDOWN, fired once when the switch goes down."""
         headers = self.base("SHUTDOWN") + [("Event-Info", "System Shutting Down")]

@@ -96,6 +96,15 @@ class Connection:
             return
         self.outbox.put(event)
 
+    def reply(self, frame: bytes) -> None:
+        """Write a command's reply, ``reply_delay`` seconds late if the switch is told to be
+        slow: a loaded FreeSWITCH acts at once but its replies reach robocall late. Events
+        queued on this connection wait behind the reply, as they do behind a real one."""
+        delay = self.fake.reply_delay
+        if delay > 0:
+            gevent.sleep(delay)
+        self.send(frame)
+
     def send(self, frame: bytes) -> None:
         """Write a reply now (the caller holds the lock, so no event interleaves)."""
         try:
@@ -239,29 +248,30 @@ class Connection:
     def _cmd_api(self, rest: str, command: Command) -> bool:
         name, _, argument = rest.partition(" ")
         # Runs while holding the lock: no event is written on this connection meanwhile.
-        self.send(wire.api_response(run_api(self.fake.switch, name, argument)))
+        self.reply(wire.api_response(run_api(self.fake.switch, name, argument)))
         return True
 
     def _cmd_bgapi(self, rest: str, command: Command) -> bool:
         name, _, argument = rest.partition(" ")
         job_uuid = command.headers.get("Job-UUID") or str(uuid.uuid4())
-        self.send(wire.command_reply(f"+OK Job-UUID: {job_uuid}", job_uuid))
         switch = self.fake.switch
 
         def publish(result: str) -> None:
             switch.publish(switch.factory.background_job(job_uuid, name, argument, result))
 
+        # The job starts at once; its reply may come late (reply_delay), as on a loaded switch.
         switch.spawn(run_api, switch, name, argument, publish)
+        self.reply(wire.command_reply(f"+OK Job-UUID: {job_uuid}", job_uuid))
         return True
 
     def _cmd_sendmsg(self, rest: str, command: Command) -> bool:
         target = rest or command.headers.get("Unique-ID", "")
         channel = self.fake.switch.find(target)
         if channel is None or not channel.up:
-            self.send(wire.command_reply(f"-ERR invalid session id [{target}]"))
+            self.reply(wire.command_reply(f"-ERR invalid session id [{target}]"))
             return True
-        self.send(wire.command_reply("+OK"))
         self.fake.dispatch(channel, command)
+        self.reply(wire.command_reply("+OK"))
         return True
 
 
@@ -278,6 +288,12 @@ class FakeSwitch:
         self.switch = Switch(self.callees, time_scale, sessions_per_second, max_sessions)
         self.received: list[str] = []
         self.connections: list[Connection] = []
+        # Seconds every api/bgapi/sendmsg reply waits before it is written (the switch acts at
+        # once): a switch too loaded to answer in time, though nothing is lost.
+        self.reply_delay = 0.0
+        # False: every new Event Socket connection is closed at once (a switch unreachable for
+        # a while, its calls going on meanwhile).
+        self.accepting = True
         self._server = StreamServer((host, port), self._accept)
 
     @classmethod
@@ -316,6 +332,9 @@ class FakeSwitch:
         return f"esl://:{self.password}@127.0.0.1:{self.port}"
 
     def _accept(self, sock: socket.socket, _address: Any) -> None:
+        if not self.accepting:
+            sock.close()  # down for clients (fault tests); its calls go on
+            return
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         Connection(self, sock).serve()
 
@@ -371,6 +390,14 @@ class FakeSwitch:
     def end_external_call(self, channel_uuid: str, cause: str = "NORMAL_CLEARING") -> None:
         """End an external call (HANGUP, HANGUP_COMPLETE, DESTROY)."""
         self.switch.end_external_call(channel_uuid, cause)
+
+    def heartbeat(self, idle_cpu: float = 95.0) -> None:
+        """Fire a HEARTBEAT saying the switch's CPU is ``idle_cpu`` percent idle."""
+        switch = self.switch
+        switch.publish(switch.factory.heartbeat(
+            idle_cpu=idle_cpu, sessions=len(switch.channels), max_sessions=switch.max_sessions,
+            sessions_per_second=switch.sessions_per_second, since_startup=switch.session_count,
+            uptime_ms=int((switch.monotonic() - switch.started) * 1000)))
 
     def dispatch(self, channel: Channel, command: Command) -> None:
         """Act on a sendmsg: queue an execute, or hang up."""

@@ -18,6 +18,7 @@ from typing import Any
 import gevent
 import pytest
 
+from robocall.esl.client import EslClient
 from robocall.esl.protocol import Event
 from robocall.testing import Callee
 from robocall.tts.cache import TtsCache
@@ -102,7 +103,11 @@ def test_a_call_takes_a_line_only_once_its_first_message_is_rendered(
         elif event.name == "PLAYBACK_START":
             first_played.setdefault(uuid, time.time())
 
-    running.service.switch.add_event_listener(on_event)
+    # (watched on a connection of its own: robocall subscribes to no PLAYBACK_START)
+    watcher = EslClient("127.0.0.1", running.fake.port, "ClueCon",
+                        events=("CHANNEL_CREATE", "PLAYBACK_START"))
+    watcher.add_event_listener(on_event)
+    watcher.connect()
     request_id = f"render-{secrets.token_hex(3)}"
     numbers = [f"+659100000{index}" for index in range(6)]
     held_before_ready: list[str] = []
@@ -132,11 +137,12 @@ def test_a_call_takes_a_line_only_once_its_first_message_is_rendered(
     # when the seed request is posted
     response = running.post_call(_tagged_seed(request_id, numbers))
     assert response.status_code == 200, response.text
-    watcher = gevent.spawn(watch)
+    line_watcher = gevent.spawn(watch)
     try:
         final = running.wait_until_final(request_id)
     finally:
-        watcher.kill()
+        line_watcher.kill()
+        watcher.close()
     # then no call held a line (status dialing, a channel, a dial in flight) before its first
     # message was on disk
     assert held_before_ready == []

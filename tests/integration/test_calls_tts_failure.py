@@ -43,15 +43,13 @@ class FailingOn:
 @pytest.mark.parametrize(
     ("failing", "steps", "status", "cause"),
     [
-        # the gather's prompt: the call is ended (the machine has no event for it yet)
+        # the gather's prompt: robocall ends the call (the machine has no event for it yet),
+        # and says so: not a gather "error_hangup" as if the callee had hung up
         (
             "Dear",
-            [
-                ("play", "success_ok", "ongoing", "", ""),
-                ("gather", "error_hangup", "ended", "", ""),
-            ],
-            "completed",
-            "NORMAL_TEMPORARY_FAILURE",
+            [("play", "success_ok", "ongoing", "", "")],
+            "failed",
+            "ROBOCALL_STEP_FAILED",
         ),
         # the first play: error_playback, the call failed, robocall hangs up
         ("thanks", [("play", "error_playback", "ended", "", "")], "failed", "NORMAL_CLEARING"),

@@ -72,7 +72,7 @@ def test_connect_authenticates_subscribes_and_disables_nagle(switch: ScriptedSwi
     gevent.sleep(0)
     assert connected_calls == [client]
     # and its socket sends small commands at once
-    sock = client._connection.sock  # type: ignore[union-attr]
+    sock = client._session.commands.sock  # type: ignore[union-attr]
     assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
     client.close()
 

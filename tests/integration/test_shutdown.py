@@ -13,7 +13,8 @@ import requests
 from robocall import bootstrap
 from robocall.api.auth import API_KEY_HEADER
 from robocall.calls.dialplan import DialPlan
-from robocall.calls.runner import INTERNAL_ERROR_CAUSE, SHUTDOWN_CAUSE
+from robocall.calls.following import ENDED_INTERNAL_ERROR
+from robocall.calls.runner import SHUTDOWN_CAUSE
 from robocall.config import Settings
 from robocall.testing import Callee, CalleeBook, FakeSwitch
 from robocall.tts.cache import TtsCache
@@ -128,5 +129,5 @@ def test_an_exception_before_the_originate_ends_the_call_failed(start_service) -
     # then the call is final, failed with a cause that says robocall failed it; nothing left
     [detail] = final["details"]
     assert detail["status"] == "failed"
-    assert detail["hangupCause"] == INTERNAL_ERROR_CAUSE
+    assert detail["hangupCause"] == ENDED_INTERNAL_ERROR
     assert originates_by_number(running.fake.received) == {}

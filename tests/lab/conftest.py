@@ -21,6 +21,7 @@ import gevent
 import pytest
 
 from robocall.esl.client import EslClient
+from robocall.esl.commands import ROBOCALL_EVENTS
 
 SIPP_DIR = Path(__file__).resolve().parent / "sipp"
 
@@ -65,8 +66,10 @@ def lab_switch() -> LabSwitch:
 
 @pytest.fixture
 def lab_client(lab_switch: LabSwitch) -> Iterator[EslClient]:
-    """An EslClient connected to the lab switch."""
-    client = EslClient(lab_switch.host, lab_switch.port, lab_switch.password, command_timeout=10)
+    """An EslClient connected to the lab switch: robocall's events, and DTMF, which robocall
+    does not read (play_and_get_digits' variable has the digits) but the tests watch."""
+    client = EslClient(lab_switch.host, lab_switch.port, lab_switch.password, command_timeout=10,
+                       events=(*ROBOCALL_EVENTS, "DTMF"))
     client.connect()
     yield client
     client.close()

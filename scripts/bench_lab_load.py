@@ -1,0 +1,541 @@
+"""Benchmark: robocall against a bare ESL client on a real FreeSWITCH, at load, in the same run.
+
+For each scenario both clients dial the same number of calls at the same lines and pace, one
+after the other, each in a process of its own, while an independent sampler (a third Event
+Socket connection, in this process) watches the switch:
+
+- ``robocall``: the whole service as ``robocall serve`` runs it (API over HTTP, dispatcher,
+  runner, PostgreSQL store), one request of ``calls`` destinations with a one-step flow (play
+  the message, then hang up);
+- ``bare``: ~150 lines of Python below (``bare_client``): ``bgapi originate ... &park()``, on
+  CHANNEL_PARK ``sendmsg execute playback``, on its end ``sendmsg hangup``; as fast as lines and
+  pace allow. It plays one file (the message rendered once), so with ``{{name}}`` it is the bar
+  robocall's per-call renders must reach.
+
+Printed, one JSON object per scenario, each client beside the other:
+``calls_per_second`` (all calls final / wall time), ``cpu_ms_per_call`` (the client process's
+user+system CPU over the run / calls), ``first_audio_ms`` p50/p99/max (the switch's own
+timestamps: a leg's CHANNEL_ANSWER to its first PLAYBACK_START), ``answered_silent`` (answered
+legs that never started a playback), ``peak_legs`` against ``lines`` (the sampler's count of
+the run's robo legs), ``channels_left`` (robo legs still up ``--settle`` seconds after the
+client said it was done; they are then hung up), and the final statuses with their causes
+(robocall: from GET /v1/status; ``ended_by_robocall`` and ``connection_lost`` count the calls
+it gave up).
+
+Scenarios (``--scenario``, repeatable; ``--calls``/``--lines`` override for a smoke run):
+``smoke`` (50 calls, 50 lines, 2 s message), ``lines200`` (1,000 calls, 2 s message),
+``names200`` (1,000 calls, a different ``{{name}}`` per call), ``ramp500`` (1,500 calls, 20 s
+message), ``overload1000`` (2,000 calls at 1,000 lines, 20 s message). Bounded: every client
+run stops after ``--max-seconds``; loopback only.
+
+    . /work/fslab/lab1/lab.env   # ROBOCALL_LAB_ESL=127.0.0.1:8021:PASSWORD
+    .venv/bin/python scripts/bench_lab_load.py --scenario smoke
+    .venv/bin/python scripts/bench_lab_load.py --scenario lines200 --scenario names200 \\
+        --scenario ramp500 --scenario overload1000
+
+The callee (``--callee``, default ``+6580000003``: answers at once, 40 s of silence) is one of
+the lab's scripted callees (docs/lab.md), reached through ``--dial-template``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+SHORT = "Hello, this is the clinic. Your appointment is confirmed."
+NAMED = "Hello {{name}}, this is the clinic. Your appointment is confirmed."
+LONG = (
+    "Hello, this is the clinic calling about your appointment next week. Please arrive fifteen "
+    "minutes early and bring your insurance card and a list of the medicines you take. If you "
+    "need to change the time, call us during office hours, Monday to Friday, from eight in the "
+    "morning to six in the evening. Thank you, and have a good day."
+)
+NAMES = ("Alex", "Binh", "Chandra", "Dewi", "Eko", "Farah", "Gita", "Hoang", "Indra", "Jun")
+SAMPLED = ("CHANNEL_CREATE", "CHANNEL_ANSWER", "PLAYBACK_START", "CHANNEL_HANGUP_COMPLETE")
+FAKE = """
+import sys
+from gevent import monkey; monkey.patch_all()
+import gevent
+from robocall.testing import Callee, CalleeBook, FakeSwitch
+callee = Callee(answer_after_ms=20, ring=False, hangup_after_ms=40_000)
+fake = FakeSwitch(CalleeBook({}, callee), sessions_per_second=100000, max_sessions=100000).start()
+print(fake.port, flush=True)
+gevent.wait()
+"""
+PG_ADMIN = {"host": "127.0.0.1", "port": 5432, "user": "postgres", "dbname": "postgres"}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    calls: int
+    lines: int
+    text: str
+    names: bool = False
+
+
+SCENARIOS = {
+    "smoke": Scenario("smoke", 50, 50, SHORT),
+    "lines200": Scenario("lines200", 1000, 200, SHORT),
+    "names200": Scenario("names200", 1000, 200, NAMED, names=True),
+    "ramp500": Scenario("ramp500", 1500, 500, LONG),
+    "overload1000": Scenario("overload1000", 2000, 1000, LONG),
+}
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What a client child process needs (passed as JSON)."""
+
+    client: str
+    tag: str
+    calls: int
+    lines: int
+    cps: float
+    text: str
+    names: bool
+    audio: str
+    esl: str
+    dial_template: str
+    callee: str
+    data_dir: str
+    database_url: str
+    max_seconds: float
+
+
+# --- the bare client (a child process; plain sockets, no gevent, no robocall) -------------------
+
+
+def bare_client(spec: Spec) -> dict[str, Any]:
+    """Dial ``spec.calls`` calls: originate, play on park, hang up after the playback."""
+    import orjson
+
+    host, port, password = spec.esl.split(":", 2)
+    sock = socket.create_connection((host, int(port)))
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    buffer = bytearray()
+
+    def frames() -> list[tuple[dict[str, str], bytes]]:
+        out = []
+        while True:
+            end = buffer.find(b"\n\n")
+            if end < 0:
+                return out
+            headers = dict(line.split(": ", 1) for line in buffer[:end].decode().split("\n"))
+            length = int(headers.get("Content-Length", 0))
+            if len(buffer) < end + 2 + length:
+                return out
+            out.append((headers, bytes(buffer[end + 2:end + 2 + length])))
+            del buffer[:end + 2 + length]
+
+    def expect_reply() -> None:
+        while True:
+            got = frames()
+            if got:
+                return
+            buffer.extend(sock.recv(65536))
+
+    expect_reply()  # auth/request
+    sock.sendall(f"auth {password}\n\n".encode())
+    expect_reply()
+    sock.sendall(b"event json CHANNEL_CREATE CHANNEL_PARK CHANNEL_EXECUTE_COMPLETE "
+                 b"CHANNEL_HANGUP_COMPLETE BACKGROUND_JOB\n\n")
+    expect_reply()
+    sock.settimeout(0.005)
+    calls: dict[str, dict[str, Any]] = {}
+    jobs: dict[str, str] = {}
+    causes: dict[str, int] = {}
+    tokens, stamp, dialled, live, finished = 1.0, time.monotonic(), 0, 0, 0
+    deadline = time.monotonic() + spec.max_seconds
+    number = spec.callee
+    while finished < spec.calls and time.monotonic() < deadline:
+        now = time.monotonic()
+        tokens = min(max(1.0, spec.cps / 5), tokens + (now - stamp) * spec.cps)
+        stamp = now
+        out = []
+        while dialled < spec.calls and live < spec.lines and tokens >= 1:
+            leg, job = secrets.token_hex(16), secrets.token_hex(16)
+            calls[leg] = {"created": False, "done": False, "played": False}
+            jobs[job] = leg
+            dial = spec.dial_template.format(number=number)
+            out.append(f"bgapi originate {{origination_uuid={leg},robocall_request_id={spec.tag},"
+                       f"origination_caller_id_number=6582674904,originate_timeout=30,"
+                       f"ignore_early_media=true}}{dial} &park()\nJob-UUID: {job}\n\n")
+            dialled, live, tokens = dialled + 1, live + 1, tokens - 1
+        try:
+            data = sock.recv(262144)
+        except TimeoutError:
+            data = b""
+        buffer.extend(data)
+        for headers, body in frames():
+            if headers.get("Content-Type") != "text/event-json":
+                continue
+            event = orjson.loads(body)
+            name = event.get("Event-Name")
+            if name == "BACKGROUND_JOB":
+                leg = jobs.pop(event.get("Job-UUID", ""), "")
+                call = calls.get(leg)
+                if call and not call["done"] and not event.get("_body", "").startswith("+OK") \
+                        and not call["created"]:
+                    call["done"], live, finished = True, live - 1, finished + 1
+                    cause = event.get("_body", "-ERR ?").split()[-1]
+                    causes[cause] = causes.get(cause, 0) + 1
+                continue
+            leg = event.get("Unique-ID", "")
+            call = calls.get(leg)
+            if call is None or call["done"]:
+                continue
+            if name == "CHANNEL_CREATE":
+                call["created"] = True
+            elif name == "CHANNEL_PARK" and not call["played"]:
+                call["played"] = True
+                out.append(f"sendmsg {leg}\ncall-command: execute\nexecute-app-name: playback\n"
+                           f"execute-app-arg: {spec.audio}\nevent-lock: true\n\n")
+            elif name == "CHANNEL_EXECUTE_COMPLETE" and event.get("Application") == "playback":
+                out.append(f"sendmsg {leg}\ncall-command: hangup\n"
+                           "hangup-cause: NORMAL_CLEARING\n\n")
+            elif name == "CHANNEL_HANGUP_COMPLETE":
+                call["done"], live, finished = True, live - 1, finished + 1
+                cause = event.get("Hangup-Cause", "UNKNOWN")
+                causes[cause] = causes.get(cause, 0) + 1
+        if out:
+            sock.settimeout(None)
+            sock.sendall("".join(out).encode())
+            sock.settimeout(0.005)
+    sock.close()
+    return {"dialled": dialled, "final": finished, "causes": causes}
+
+
+# --- robocall (a child process: the whole service) ----------------------------------------------
+
+
+def robocall_client(spec: Spec, go: Any) -> dict[str, Any]:
+    """Run robocall serve's objects, post one request at ``go()``, wait until it completes."""
+    from gevent import monkey
+
+    monkey.patch_all()
+    import gevent.event
+    import requests
+
+    from robocall import bootstrap
+    from robocall.api.auth import API_KEY_HEADER
+    from robocall.api.server import make_server
+    from robocall.config import Settings
+    from robocall.tts.voices import available_languages
+
+    host, port, password = spec.esl.split(":", 2)
+    settings = Settings(
+        data_dir=Path(spec.data_dir), database_url=spec.database_url,
+        switch=f"esl://:{password}@{host}:{port}", dial_template=spec.dial_template,
+        originate_timeout_seconds=30, switch_cps=spec.cps,
+    )
+    service = bootstrap.build_service(settings, languages=available_languages())
+    done = gevent.event.Event()
+
+    class Completion:
+        def call_dialing(self, ticket: Any) -> None: ...
+        def call_answered(self, ticket: Any) -> None: ...
+        def call_step(self, ticket: Any, entry: Any) -> None: ...
+        def call_ended(self, *args: Any) -> None: ...
+
+        def request_completed(self, ticket: Any) -> None:
+            done.set()
+
+    service.dispatcher.runner.observers.add(Completion())
+    server = make_server(service.api.app, "127.0.0.1:0")
+    server.start()
+    service.start()
+    try:
+        service.dispatching.wait(30)
+        org = bootstrap.create_organization(service.api.repo, "bench", lines=spec.lines,
+                                            cps=spec.cps)
+        service.dispatcher.refresh_organizations()
+        key = bootstrap.create_api_key(service.api.repo, org.id)
+        base = "http://{}:{}".format(*server.address[:2])
+        destinations = [
+            {"phone": spec.callee, "caller": "+6582674904",
+             "properties": {"name": f"{NAMES[i % len(NAMES)]} {i}"}}
+            for i in range(spec.calls)
+        ]
+        body = {"requestId": spec.tag, "destinations": destinations,
+                "callFlow": {"steps": [{"name": "play", "message": {"msg": spec.text}}]}}
+        go()
+        reply = requests.post(f"{base}/v1/call", json=body, headers={API_KEY_HEADER: key},
+                              timeout=120)
+        reply.raise_for_status()
+        completed = done.wait(spec.max_seconds)
+        outcomes: dict[str, int] = {}
+        cursor: str | None = ""
+        while cursor is not None:
+            status = requests.get(f"{base}/v1/status/{spec.tag}", headers={API_KEY_HEADER: key},
+                                  params={"limit": 1000, "cursor": cursor or None},
+                                  timeout=120).json()
+            for detail in status.get("details", []):
+                key_ = f"{detail['status']} {detail.get('hangupCause') or ''}".strip()
+                outcomes[key_] = outcomes.get(key_, 0) + 1
+            cursor = status.get("nextCursor")
+    finally:
+        server.stop(timeout=2)
+        service.stop(grace_seconds=5)
+    ended_by_robocall = sum(n for cause, n in outcomes.items() if " ROBOCALL_" in cause)
+    cut_off = sum(n for cause, n in outcomes.items() if "SWITCH_CONNECTION_LOST" in cause)
+    return {"completed_in_time": completed, "counts": status.get("counts"), "causes": outcomes,
+            "ended_by_robocall": ended_by_robocall, "connection_lost": cut_off}
+
+
+def child_main(spec: Spec) -> None:
+    """A client process: say ready, wait for go, run, print the result as the last line."""
+    started: list[float] = []
+
+    def go() -> None:
+        print("ready", flush=True)
+        sys.stdin.readline()
+        started.append(time.monotonic())
+
+    if spec.client == "bare":
+        go()
+        result = bare_client(spec)
+    elif os.environ.get("BENCH_PROFILE"):  # where robocall's CPU goes: a cProfile dump
+        import cProfile
+
+        profiler = cProfile.Profile()
+        result = profiler.runcall(robocall_client, spec, go)
+        profiler.dump_stats(os.environ["BENCH_PROFILE"])
+    else:
+        result = robocall_client(spec, go)
+    result["wall_seconds"] = round(time.monotonic() - started[0], 2)
+    print("result " + json.dumps(result), flush=True)
+
+
+# --- the sampler and the orchestration (this process) -------------------------------------------
+
+
+class Sampler:
+    """An Event Socket connection of its own, watching the run's robo legs on the switch."""
+
+    def __init__(self, esl: str) -> None:
+        from robocall.esl.client import EslClient
+
+        host, port, password = esl.split(":", 2)
+        self.client = EslClient(host, int(port), password, events=SAMPLED, command_timeout=30)
+        self.client.add_event_listener(self._on_event)
+        self.client.connect()
+        self.tag = ""
+        self.reset("")
+
+    def reset(self, tag: str) -> None:
+        self.tag = tag
+        self.live: set[str] = set()
+        self.peak = 0
+        self.answered: dict[str, int] = {}
+        self.first_audio: dict[str, int] = {}
+
+    def _on_event(self, event: Any) -> None:
+        headers = event.headers
+        if not self.tag or headers.get("variable_robocall_request_id") != self.tag:
+            return
+        leg = headers.get("Unique-ID", "")
+        name = headers.get("Event-Name")
+        stamp = int(headers.get("Event-Date-Timestamp") or 0)
+        if name == "CHANNEL_CREATE":
+            self.live.add(leg)
+            self.peak = max(self.peak, len(self.live))
+        elif name == "CHANNEL_ANSWER":
+            self.answered.setdefault(leg, stamp)
+        elif name == "PLAYBACK_START":
+            self.first_audio.setdefault(leg, stamp)
+        elif name == "CHANNEL_HANGUP_COMPLETE":
+            self.live.discard(leg)
+
+    def hang_up_leftovers(self) -> None:
+        from robocall.errors import SwitchError
+
+        try:
+            self.client.api(f"hupall NORMAL_CLEARING robocall_request_id {self.tag}")
+        except SwitchError as err:
+            print(f"could not hang the leftovers up: {err}", file=sys.stderr)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process so far (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, int(round(share * len(ordered) + 0.5)) - 1))
+    return ordered[rank]
+
+
+def run_client(spec: Spec, sampler: Sampler, settle: float) -> dict[str, Any]:
+    import gevent
+
+    sampler.reset(spec.tag)
+    child = subprocess.Popen(
+        [sys.executable, __file__, "--child", json.dumps(asdict(spec))],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
+    )
+    assert child.stdin is not None and child.stdout is not None
+    try:
+        while (line := child.stdout.readline()) and line.strip() != "ready":
+            pass
+        cpu_before = cpu_seconds(child.pid)
+        child.stdin.write("go\n")
+        child.stdin.flush()
+        result: dict[str, Any] = {}
+        while line := child.stdout.readline():
+            if line.startswith("result "):
+                cpu = cpu_seconds(child.pid) - cpu_before
+                result = json.loads(line[len("result "):])
+                break
+        child.wait(timeout=60)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    gevent.sleep(settle)
+    left = len(sampler.live)
+    if left:
+        sampler.hang_up_leftovers()
+    latencies = [(sampler.first_audio[leg] - at) / 1000 for leg, at in sampler.answered.items()
+                 if leg in sampler.first_audio]
+    wall = result.get("wall_seconds") or float("nan")
+    summary: dict[str, Any] = {
+        "calls_per_second": round(spec.calls / wall, 1),
+        "cpu_ms_per_call": round(cpu * 1000 / spec.calls, 2) if result else None,
+        "answered": len(sampler.answered),
+        "answered_silent": len(sampler.answered) - len(latencies),
+        "peak_legs": sampler.peak,
+        "legs_over_lines": max(0, sampler.peak - spec.lines),
+        "channels_left": left,
+        **result,
+    }
+    if latencies:
+        summary["first_audio_ms"] = {
+            "p50": round(percentile(latencies, 0.50), 1),
+            "p99": round(percentile(latencies, 0.99), 1),
+            "max": round(max(latencies), 1),
+        }
+    return summary
+
+
+def render_once(data_dir: Path, text: str) -> str:
+    """The message as robocall's TTS cache renders it (robocall then finds it cached)."""
+    from robocall.calls.prompts import Prompts
+    from robocall.config import Settings
+    from robocall.flow.model import Message
+    from robocall.tts.cache import TtsCache
+
+    cache = TtsCache.from_settings(Settings(data_dir=data_dir))
+    return Prompts(cache).audio(Message(text), {"name": NAMES[0]})
+
+
+def scratch_database() -> tuple[str, Any]:
+    import psycopg2
+
+    name = f"bench_lab_load_{secrets.token_hex(4)}"
+    admin = psycopg2.connect(**PG_ADMIN)
+    admin.autocommit = True
+    admin.cursor().execute(f"CREATE DATABASE {name}")
+
+    def drop() -> None:
+        admin.cursor().execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        admin.close()
+
+    return f"postgresql://postgres@127.0.0.1:5432/{name}", drop
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--scenario", action="append", choices=sorted(SCENARIOS))
+    parser.add_argument("--calls", type=int, help="override every scenario's call count")
+    parser.add_argument("--lines", type=int, help="override every scenario's lines")
+    parser.add_argument("--cps", type=float, default=100.0, help="calls per second, both clients")
+    parser.add_argument("--clients", default="bare,robocall")
+    parser.add_argument("--esl", default=os.environ.get("ROBOCALL_LAB_ESL", ""))
+    parser.add_argument("--dial-template", default="sofia/internal/{number}@127.0.0.1:5090")
+    parser.add_argument("--callee", default="+6580000003")
+    parser.add_argument("--database-url", default="", help="default: a scratch PostgreSQL db")
+    parser.add_argument("--max-seconds", type=float, default=600.0)
+    parser.add_argument("--settle", type=float, default=5.0)
+    parser.add_argument("--fake", action="store_true",
+                        help="FakeSwitch in a process of its own instead of the lab switch "
+                             "(CPU per call without a real switch's load)")
+    args = parser.parse_args()
+    if args.child:
+        child_main(Spec(**json.loads(args.child)))
+        return
+    fake = None
+    if args.fake:
+        fake = subprocess.Popen([sys.executable, "-c", FAKE], stdout=subprocess.PIPE,
+                                cwd=ROOT, text=True)
+        assert fake.stdout is not None
+        args.esl = f"127.0.0.1:{int(fake.stdout.readline())}:ClueCon"
+        args.dial_template = "sofia/gateway/robocall/{number}"
+    try:
+        run(args)
+    finally:
+        if fake is not None:
+            fake.terminate()
+            fake.wait(timeout=10)
+
+
+def run(args: argparse.Namespace) -> None:
+    """Every scenario asked for, each client in turn; one JSON line per scenario."""
+    if not args.esl:
+        raise SystemExit("no switch: set ROBOCALL_LAB_ESL=host:port:password, --esl or --fake")
+
+    from gevent import monkey
+
+    monkey.patch_all()
+    sampler = Sampler(args.esl)
+    data_dir = Path(tempfile.mkdtemp(prefix="robocall-bench-load-"))
+    for name in args.scenario or ["smoke"]:
+        scenario = SCENARIOS[name]
+        scenario = replace(scenario, calls=args.calls or scenario.calls,
+                           lines=args.lines or scenario.lines)
+        audio = render_once(data_dir, scenario.text)
+        report: dict[str, Any] = {"scenario": asdict(scenario) | {"text": scenario.text[:40]},
+                                  "cps": args.cps}
+        for client in args.clients.split(","):
+            database_url, drop = (args.database_url, None) if args.database_url else \
+                scratch_database()
+            spec = Spec(client=client, tag=f"bench-{name}-{client}-{secrets.token_hex(3)}",
+                        calls=scenario.calls, lines=scenario.lines, cps=args.cps,
+                        text=scenario.text, names=scenario.names, audio=audio, esl=args.esl,
+                        dial_template=args.dial_template, callee=args.callee,
+                        data_dir=str(data_dir), database_url=database_url,
+                        max_seconds=args.max_seconds)
+            try:
+                report[client] = run_client(spec, sampler, args.settle)
+            finally:
+                if drop is not None:
+                    drop()
+        if "bare" in report and "robocall" in report:
+            bare, robo = report["bare"], report["robocall"]
+            report["ratios"] = {
+                "calls_per_second": round(robo["calls_per_second"] / bare["calls_per_second"], 2),
+                "first_audio_p99": round(robo["first_audio_ms"]["p99"]
+                                         / bare["first_audio_ms"]["p99"], 2)
+                if "first_audio_ms" in robo and "first_audio_ms" in bare else None,
+            }
+        print(json.dumps(report), flush=True)
+    sampler.client.close()
+
+
+if __name__ == "__main__":
+    main()
