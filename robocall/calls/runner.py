@@ -723,7 +723,9 @@ class _ActiveCall(SwitchWatch):
         now = self.ended_at or self.runner.clock()
         outcome = self.amd.outcome() if self.amd is not None else None
         outcome = outcome or self.outcome
-        if self.own_cause and (outcome is None or outcome.status is not CallOutcome.COMPLETED):
+        if self.shutting_down or (
+            self.own_cause and (outcome is None or outcome.status is not CallOutcome.COMPLETED)
+        ):
             # robocall cut the flow short (or lost sight of its end): not what the callee did.
             status, cause = CallOutcome.FAILED, self.own_cause
         else:

@@ -161,10 +161,11 @@ def test_a_step_whose_end_was_lost_is_ended_by_robocall_with_a_cause_that_says_s
 
 
 def test_an_overloaded_switch_slows_dialling(start_service: ServiceStarter) -> None:
-    # given robocall with the switch budget at 25 calls per second
+    # given robocall pacing at the switch's own budget (less its headroom)
     running = start_service(default=Callee(answer_after_ms=100, hangup_after_ms=1000), lines=4)
     dispatcher = running.service.dispatcher
-    assert dispatcher.switch_bucket.rate == pytest.approx(25.0)
+    paced = dispatcher.read_switch_limits().legs_per_second(dispatcher.switch_cps)
+    assert dispatcher.gate.switch.rate == pytest.approx(paced)
 
     # when the switch's heartbeat says its CPU is saturated, and calls are dialled
     health = dispatcher.health
@@ -176,7 +177,7 @@ def test_an_overloaded_switch_slows_dialling(start_service: ServiceStarter) -> N
     running.wait_until_final(body["requestId"])
 
     # then the switch budget was cut to the slowest pace (never to nothing)
-    assert dispatcher.switch_bucket.rate == pytest.approx(25.0 * 0.25)
+    assert dispatcher.gate.switch.rate == pytest.approx(paced * 0.25)
     # and a healthy heartbeat lets it recover (gradually, not in one burst)
     running.fake.heartbeat(idle_cpu=90.0)
     wait_for(lambda: health.rate_factor() > 0.25, "the recovery")
