@@ -53,7 +53,6 @@ from robocall.flow.actions import (
     Action,
     Bridge,
     CallFinished,
-    CallOutcome,
     CollectDigits,
     Hangup,
     PlayPrompt,
@@ -74,6 +73,7 @@ from robocall.flow.events import (
 from robocall.flow.events import Event as MachineEvent
 from robocall.flow.machine import Machine
 from robocall.flow.model import Message
+from robocall.flow.status import CallStatus, Leg, LegKind
 from robocall.logs import call_context
 from robocall.store.records import CallTicket
 
@@ -89,20 +89,20 @@ FIRST_PROMPT_WAIT_SECONDS = 60.0
 class CallLog(Protocol):
     """What the runner writes as the call goes (``robocall.store.repo.Repo`` implements it)."""
 
-    def call_leg(self, call_id: int, leg: Mapping[str, str]) -> None:
-        """Append one ``monitorData`` entry: ``uuid``, ``type`` (call|transfer), ``dest``."""
+    def call_leg(self, call_id: int, leg: Leg) -> None:
+        """Record one FreeSWITCH leg of the call (the robo call, or a transfer's)."""
 
     def call_answered(self, call_id: int, answered_at: float) -> None:
         """The callee answered: the call is ``onProgress``."""
 
-    def call_step(self, call_id: int, entry: Mapping[str, Any]) -> None:
-        """Append one ``callFlowSteps`` entry."""
+    def call_step(self, call_id: int, result: StepResult) -> None:
+        """Record one step result (a running transfer's final result replaces its progress)."""
 
     def call_ended(
         self,
         call_id: int,
         *,
-        status: str,
+        status: CallStatus,
         hangup_cause: str,
         ended_at: float,
         duration_seconds: float | None,
@@ -159,12 +159,12 @@ class CallRunner:
         self,
         ticket: CallTicket,
         program: Program,
-        on_done: Callable[[CallTicket, str], None] | None = None,
+        on_done: Callable[[CallTicket, CallStatus], None] | None = None,
     ) -> gevent.Greenlet:
         """Run one call in its own greenlet; ``on_done(ticket, status)`` when it is final."""
 
-        def run() -> str:
-            status = "failed"
+        def run() -> CallStatus:
+            status = CallStatus.FAILED
             try:
                 status = self.run(ticket, program)
             finally:
@@ -174,7 +174,7 @@ class CallRunner:
 
         return gevent.spawn(run)
 
-    def run(self, ticket: CallTicket, program: Program) -> str:
+    def run(self, ticket: CallTicket, program: Program) -> CallStatus:
         """Run one call to its end; returns its final status (or ``queued`` if never sent)."""
         with call_context(ticket):  # every log line of the call names it (robocall.logs)
             return _ActiveCall(self, ticket, program).run()
@@ -211,7 +211,7 @@ class _ActiveCall:
 
     # --- the whole call ---------------------------------------------------------------------
 
-    def run(self) -> str:
+    def run(self) -> CallStatus:
         ticket = self.ticket
         switch = self.runner.switch
         # Registered before the originate: the first events follow the command at once.
@@ -220,7 +220,7 @@ class _ActiveCall:
             self._render_ahead()
             self._wait_first_prompt()
             if not self._originate():
-                return "queued"
+                return CallStatus.QUEUED
             try:
                 self._follow()
             except Exception:
@@ -314,8 +314,7 @@ class _ActiveCall:
         if name == "CHANNEL_CREATE":
             self.channel_created = True
             self.runner.log_store.call_leg(
-                self.ticket.call_id,
-                {"uuid": self.ticket.channel_uuid, "type": "call", "dest": self.ticket.phone},
+                self.ticket.call_id, Leg(self.ticket.channel_uuid, LegKind.CALL, self.ticket.phone)
             )
         elif name == "CHANNEL_ANSWER":
             if self.answered_at is None:
@@ -357,9 +356,7 @@ class _ActiveCall:
         transfer = pending.action.transfer
         other = event.get("Other-Leg-Unique-ID") or event.get("Bridge-B-Unique-ID") or ""
         dest = transfer.target
-        self.runner.log_store.call_leg(
-            self.ticket.call_id, {"uuid": other, "type": "transfer", "dest": dest}
-        )
+        self.runner.log_store.call_leg(self.ticket.call_id, Leg(other, LegKind.TRANSFER, dest))
         self._feed(Bridged())
 
     def _on_execute_complete(self, event: Event) -> None:
@@ -419,9 +416,8 @@ class _ActiveCall:
     def _apply(self, actions: list[Action]) -> None:
         for action in actions:
             if isinstance(action, StepResult):
-                entry = action.as_status_entry()
-                self.runner.log_store.call_step(self.ticket.call_id, entry)
-                self.runner.observers.call_step(self.ticket, entry)
+                self.runner.log_store.call_step(self.ticket.call_id, action)
+                self.runner.observers.call_step(self.ticket, action)
             elif isinstance(action, CallFinished):
                 self.outcome = action
             elif isinstance(action, Hangup):
@@ -529,28 +525,28 @@ class _ActiveCall:
 
     # --- the end ------------------------------------------------------------------------------
 
-    def _finish(self) -> str:
+    def _finish(self) -> CallStatus:
         ticket = self.ticket
         now = self.ended_at or self.runner.clock()
         outcome = self.outcome
         if outcome is None:
-            status = CallOutcome.COMPLETED if self.answered_at is not None else CallOutcome.FAILED
+            status = CallStatus.COMPLETED if self.answered_at is not None else CallStatus.FAILED
         else:
             status = outcome.status
         duration = None if self.answered_at is None else max(0.0, now - self.answered_at)
         cause = self.hangup_cause or (outcome.cause if outcome else "") or "UNKNOWN"
         request_completed = self.runner.log_store.call_ended(
             ticket.call_id,
-            status=status.value,
+            status=status,
             hangup_cause=cause,
             ended_at=now,
             duration_seconds=duration,
         )
         observers = self.runner.observers
-        observers.call_ended(ticket, status.value, cause, duration)
+        observers.call_ended(ticket, status, cause, duration)
         if request_completed:
             observers.request_completed(ticket)
-        return status.value
+        return status
 
 
 @dataclass(frozen=True)

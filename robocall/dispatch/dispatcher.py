@@ -29,7 +29,7 @@ from robocall.errors import RobocallError, SwitchError
 from robocall.esl.client import EslClient
 from robocall.esl.protocol import Event
 from robocall.flow.compile import Program
-from robocall.store.records import CallTicket, ClaimedCall, OrganizationLines
+from robocall.store.records import CallStatus, CallTicket, ClaimedCall, OrganizationLines
 
 log = logging.getLogger(__name__)
 
@@ -321,7 +321,7 @@ class Dispatcher:
             log.error("call %s: its call flow no longer compiles: %s", ticket.call_id, err)
             self.store.call_ended(
                 ticket.call_id,
-                status="failed",
+                status=CallStatus.FAILED,
                 hangup_cause="INVALID_CALL_FLOW",
                 ended_at=self.wall_clock(),
                 duration_seconds=None,
@@ -338,7 +338,7 @@ class Dispatcher:
         if self.on_dispatch is not None:
             self.on_dispatch(organization.lines.id, ticket.call_id)
 
-    def _call_done(self, ticket: CallTicket, status: str) -> None:
+    def _call_done(self, ticket: CallTicket, status: CallStatus) -> None:
         self._live_channels.discard(ticket.channel_uuid)
         organization = self._organizations.get(ticket.organization_id)
         if organization is None:

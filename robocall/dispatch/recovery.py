@@ -85,7 +85,7 @@ def recover_calls(
         now = clock()
         store.call_ended(
             call.call_id,
-            status=CallStatus.FAILED.value,
+            status=CallStatus.FAILED,
             hangup_cause=RESTARTED_CAUSE,
             ended_at=now,
             duration_seconds=None if call.answered_at is None else max(0.0, now - call.answered_at),

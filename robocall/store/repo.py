@@ -9,7 +9,6 @@ in chunks, yielding to the hub between chunks, all inside the request's one tran
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
@@ -22,6 +21,7 @@ import peewee
 
 from robocall.errors import Conflict, NotFound, StoreError
 from robocall.flow.model import CallRequest, Destination
+from robocall.store.call_report import decode_legs, decode_steps
 from robocall.store.control import ControlQueries
 from robocall.store.db import is_postgresql
 from robocall.store.dialing import DialingQueries, naive_utc
@@ -38,6 +38,11 @@ from robocall.store.records import (
 )
 from robocall.store.webhooks import WebhookQueries
 
+# What a call's status needs of its row.
+_STATUS_COLUMNS = (
+    "id", "position", "phone", "caller", "status", "hangup_cause", "answered_at",
+    "duration_seconds", "steps", "monitor", "attempt", "next_attempt_at",
+)
 INSERT_CHUNK_ROWS = 10_000  # about 3 MB of destinations between two yields to the hub
 CALL_COLUMNS = (
     "request_seq", "org_id", "position", "phone", "caller", "properties",
@@ -210,30 +215,62 @@ class Repo(DialingQueries, NodeQueries, WebhookQueries, OverviewQueries, Control
 
         Raises NotFound when the organization has no such request.
         """
-        call = self._tables.call
-        with self._session():
-            record = self._find_request(org_id, request_id)
-            if record is None:
-                raise NotFound(f"no request {request_id}")
-            request_count = self._tables.request_count
-            counts = {
-                row.status: row.count
-                for row in request_count.select().where(
-                    (request_count.request == record.seq) & (request_count.count > 0)
-                )
-            }
-            query = call.select().where(call.request == record.seq)
-            if after_call_id is not None:
-                query = query.where(call.id > after_call_id)
-            rows = list(query.order_by(call.id).limit(limit + 1))
-        more = len(rows) > limit
-        calls = [_call(row, request_id) for row in rows[:limit]]
+        record, counts = self.request_head(org_id, request_id)
+        calls = self._calls_after(record, after_call_id, limit + 1)
+        more = len(calls) > limit
+        calls = calls[:limit]
         return StatusPage(
             request=record,
             counts=counts,
             calls=calls,
             next_after_id=calls[-1].id if more and calls else None,
         )
+
+    def request_head(
+        self, org_id: str, request_id: str
+    ) -> tuple[RequestRecord, dict[CallStatus, int]]:
+        """The request and how many of its calls are in each status (none: left out).
+
+        Raises NotFound when the organization has no such request.
+        """
+        request_count = self._tables.request_count
+        with self._session():
+            record = self._find_request(org_id, request_id)
+            if record is None:
+                raise NotFound(f"no request {request_id}")
+            counts = {
+                CallStatus(row.status): row.count
+                for row in request_count.select().where(
+                    (request_count.request == record.seq) & (request_count.count > 0)
+                )
+            }
+        return record, counts
+
+    def call_pages(self, request: RequestRecord, page_size: int) -> Iterator[list[CallRecord]]:
+        """Every call of ``request`` in submission order, ``page_size`` at a time: one keyset
+        query per page, each on a connection of its own, so a reader of 100,000 calls holds
+        one page in memory and no connection while it is away."""
+        after: int | None = None
+        while True:
+            calls = self._calls_after(request, after, page_size)
+            if calls:
+                yield calls
+            if len(calls) < page_size:
+                return
+            after = calls[-1].id
+
+    def _calls_after(
+        self, request: RequestRecord, after_call_id: int | None, limit: int
+    ) -> list[CallRecord]:
+        call = self._tables.call
+        query = call.select(*[getattr(call, name) for name in _STATUS_COLUMNS]).where(
+            call.request == request.seq
+        )
+        if after_call_id is not None:
+            query = query.where(call.id > after_call_id)
+        with self._session():
+            rows = list(query.order_by(call.id).limit(limit).namedtuples())
+        return [_call(row, request.request_id) for row in rows]
 
     # --- internals ----------------------------------------------------------------------------
 
@@ -361,8 +398,8 @@ def _call(row: Any, request_id: str) -> CallRecord:
         hangup_cause=row.hangup_cause,
         answered_at=row.answered_at,
         duration_seconds=row.duration_seconds,
-        steps=json.loads(row.steps),
-        monitor=json.loads(row.monitor),
+        steps=decode_steps(row.steps),
+        monitor=decode_legs(row.monitor),
         attempt=row.attempt,
         next_attempt_at=row.next_attempt_at,
     )
