@@ -79,3 +79,39 @@ def with_step(records: Sequence[Mapping[str, Any]], result: StepResult) -> list[
         kept.pop()
     kept.append(step_record(result))
     return kept
+
+
+# --- the shapes stored before migration 5: the client's JSON --------------------------------
+
+_OLD_STEP_STATUS = {"sucess_ok": StepStatus.SUCCESS_OK.value}  # accepted either spelling
+
+
+def upgrade_step_record(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """A step stored as a ``callFlowSteps`` entry (``stepName``, ``info``) as the store's own
+    record; a record already in that form is returned as it is. The step's id was not kept
+    then: it is left empty (only a running transfer's progress is ever matched by it)."""
+    if "stepName" not in entry:
+        return dict(entry)
+    info = entry.get("info") or {}
+    name = StepName(entry["stepName"])
+    status = info.get("status") or StepStatus.ERROR_HANGUP.value
+    digits = info.get("userPressedDigits")
+    transfer = info.get("transfer_status")
+    return step_record(
+        StepResult(
+            step_id="",
+            step_name=name,
+            status=StepStatus(_OLD_STEP_STATUS.get(status, status)),
+            call_state=CallState(info.get("call_state") or CallState.ENDED.value),
+            call_status=DialResult(info.get("call_status") or DialResult.ANSWERED.value),
+            user_pressed_digits=(digits or "") if name is StepName.GATHER else None,
+            transfer_status=DialResult(transfer) if transfer else None,
+        )
+    )
+
+
+def upgrade_leg_record(entry: Mapping[str, Any]) -> dict[str, str]:
+    """A leg stored as a ``monitorData`` entry (``type``) as the store's own record."""
+    if "type" not in entry:
+        return dict(entry)
+    return leg_record(Leg(entry["uuid"], LegKind(entry["type"]), entry.get("dest", "")))
