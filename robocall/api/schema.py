@@ -17,6 +17,7 @@ from typing import Any
 import jsonschema_rs
 
 from robocall.errors import InputError
+from robocall.flow.parse import MAX_FLOW_DEPTH
 
 _STEP_SCHEMAS = {"play": 0, "gather": 1, "transfer": 2}  # order of Step.oneOf in the document
 _FIELD_FAULTS = {
@@ -44,8 +45,32 @@ def _validator(component: str) -> Any:
 
 
 def validate_call_request(body: Any, raw: bytes = b"") -> None:
-    """Raise InputError naming the first fault if ``body`` breaks the CallRequest schema."""
+    """Raise InputError naming the first fault if ``body`` breaks the CallRequest schema.
+
+    A callFlow nested deeper than the documented ``MAX_FLOW_DEPTH`` is refused first, by a
+    walk that does not recurse: schema validation and hashing both recurse through the body.
+    """
+    check_flow_depth(body)
     validate_body("CallRequest", body, raw)
+
+
+def check_flow_depth(body: Any) -> None:
+    """InputError at the first callFlow nested more than ``MAX_FLOW_DEPTH`` levels deep."""
+    if not isinstance(body, dict) or not isinstance(body.get("callFlow"), dict):
+        return
+    pending: list[tuple[dict[str, Any], str, int]] = [(body["callFlow"], "callFlow", 1)]
+    while pending:
+        flow, path, depth = pending.pop()
+        if depth > MAX_FLOW_DEPTH:
+            raise InputError(path, f"call flows nest at most {MAX_FLOW_DEPTH} levels deep")
+        steps = flow.get("steps")
+        for index, step in enumerate(steps if isinstance(steps, list) else ()):
+            branches = step.get("branches") if isinstance(step, dict) else None
+            for number, branch in enumerate(branches if isinstance(branches, list) else ()):
+                inner = branch.get("callFlow") if isinstance(branch, dict) else None
+                if isinstance(inner, dict):
+                    where = f"{path}.steps[{index}].branches[{number}].callFlow"
+                    pending.append((inner, where, depth + 1))
 
 
 def validate_body(component: str, body: Any, raw: bytes = b"") -> None:
@@ -91,7 +116,7 @@ def _step_error(instance: Any, path: list[str | int], context: Sequence[Any]) ->
     name = instance.get("name")
     if name is None:
         return InputError(format_path([*path, "name"]), "is required")
-    if name not in _STEP_SCHEMAS:
+    if not isinstance(name, str) or name not in _STEP_SCHEMAS:
         return InputError(
             format_path([*path, "name"]),
             f"{json.dumps(name)} is not one of play, gather, transfer",

@@ -19,8 +19,8 @@ class Recorder:
     def call_answered(self, ticket):
         self.moments.append(("answered", ticket.call_id, ""))
 
-    def call_step(self, ticket, entry):
-        self.moments.append(("step", ticket.call_id, entry["info"]["status"]))
+    def call_step(self, ticket, result):
+        self.moments.append(("step", ticket.call_id, result.status.value))
 
     def call_ended(self, ticket, status, hangup_cause, duration_seconds):
         self.moments.append(("ended", ticket.call_id, f"{status}/{hangup_cause}"))

@@ -29,10 +29,10 @@ def _transfer_body(request_id: str, destination: str, phones: list[str]) -> dict
 @pytest.mark.parametrize(
     ("destination", "transfer_status", "step_status"),
     [
-        ("Ext:1000", "answered", "success_ok"),
+        ("Ext:1000", "answered", "sucess_ok"),
         ("Ext:1001", "busy", "error_transfer_failed"),
         ("Ext:1002", "no_answer", "error_transfer_failed"),
-        ("+6591991191", "answered", "success_ok"),
+        ("+6591991191", "answered", "sucess_ok"),
     ],
 )
 def test_transfer_outcomes(start_service, destination, transfer_status, step_status):
@@ -55,7 +55,7 @@ def test_transfer_outcomes(start_service, destination, transfer_status, step_sta
     [detail] = final["details"]
     assert detail["status"] == "completed"
     play, transfer = detail["callFlowSteps"]
-    assert play["info"]["status"] == "success_ok"
+    assert play["info"]["status"] == "sucess_ok"
     assert transfer["stepName"] == "transfer"
     assert transfer["info"]["transfer_status"] == transfer_status
     assert transfer["info"]["status"] == step_status
@@ -120,7 +120,7 @@ def test_a_request_of_1000_destinations_runs_to_completion_in_order(start_servic
     dialled = [c.split("sofia/gateway/robocall/")[1].split(" ")[0] for c in originates]
     assert dialled == [d["phone"] for d in body["destinations"]]
     page = running.status(body["requestId"], limit=1000)
-    assert all(d["callFlowSteps"][0]["info"]["status"] == "success_ok" for d in page["details"])
+    assert all(d["callFlowSteps"][0]["info"]["status"] == "sucess_ok" for d in page["details"])
 
 
 def test_a_branch_on_the_pound_key_is_taken(start_service):
@@ -155,8 +155,8 @@ def test_a_branch_on_the_pound_key_is_taken(start_service):
         (s["stepName"], s["info"]["status"], s["info"]["userPressedDigits"])
         for s in detail["callFlowSteps"]
     ] == [
-        ("gather", "success_ok", "#"),
-        ("play", "success_ok", ""),
+        ("gather", "sucess_ok", "#"),
+        ("play", "sucess_ok", ""),
     ]
     gathers = [c for c in running.fake.received if "play_and_get_digits" in c]
     assert " none " in gathers[0]

@@ -47,7 +47,7 @@ class FailingOn:
         (
             "Dear",
             [
-                ("play", "success_ok", "ongoing", "", ""),
+                ("play", "sucess_ok", "ongoing", "", ""),
                 ("gather", "error_hangup", "ended", "", ""),
             ],
             "completed",

@@ -152,9 +152,9 @@ def test_the_dashboard_shows_lines_requests_and_step_traces(start_service, chrom
     assert confirmed.find_element(By.CSS_SELECTOR, ".status").text == "completed"
     assert confirmed.find_element(By.CSS_SELECTOR, ".hangup-cause").text == "NORMAL_CLEARING"
     assert [li.text for li in confirmed.find_elements(By.CSS_SELECTOR, "li.step")] == [
-        "play: success_ok",
-        "gather: success_ok, pressed 1",
-        "play: success_ok",
+        "play: sucess_ok",
+        "gather: sucess_ok, pressed 1",
+        "play: sucess_ok",
     ]
     # and the channel uuid an admin passes to uuid_dump
     detail = running.calls_by_destination(running.status(request_id))

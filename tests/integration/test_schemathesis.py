@@ -41,6 +41,7 @@ def test_every_generated_request_gets_a_documented_answer_and_no_server_error(
         "GET /v1/lines",
         "PUT /v1/lines",
         "GET /v1/webhooks/deliveries",
+        "GET /v1/recordings/{callId}",
     }
     answered: dict[str, set[int]] = {}
 

@@ -95,7 +95,7 @@ def test_signed_events_arrive_in_order_per_call(start_service: ServiceStarter, r
     assert [e["event"] for e in answered if e["event"] != "request.completed"] == [
         "call.dialing", "call.answered", "call.step", "call.completed"
     ]
-    assert answered[2]["step"]["info"]["status"] == "success_ok"
+    assert answered[2]["step"]["info"]["status"] == "sucess_ok"
     assert answered[3]["hangupCause"] == "NORMAL_CLEARING"
     assert [e["event"] for e in busy if e["event"] != "request.completed"] == [
         "call.dialing", "call.failed"
