@@ -5,8 +5,8 @@ from __future__ import annotations
 from robocall.flow.actions import (
     Action,
     CallFinished,
-    CallStatus,
     CallState,
+    CallStatus,
     CollectDigits,
     DialResult,
     FinishReason,
