@@ -54,8 +54,8 @@ def old_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         repo.submit_request(org.id, request_, call_flow_json="{}", body_hash="h")
         with database.connection_context():
             database.execute_sql(
-                f"UPDATE calls SET status = 'completed', steps = {database.param}, monitor = {database.param} "
-                "WHERE position = 0",
+                "UPDATE calls SET status = 'completed', "
+                f"steps = {database.param}, monitor = {database.param} WHERE position = 0",
                 (json.dumps(OLD_STEPS), json.dumps(OLD_MONITOR)),
             )
         repo.close()
