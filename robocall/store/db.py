@@ -23,6 +23,9 @@ SQLITE_PRAGMAS = (
     ("foreign_keys", 1),
 )
 POOL_SIZE = 32
+# A greenlet finding every pooled connection in use waits this long for one instead of failing
+# at once: a burst of calls (each recording its progress) must queue, not kill call runners.
+POOL_WAIT_SECONDS = 30
 POOL_STALE_SECONDS = 300
 
 
@@ -40,6 +43,7 @@ def open_database(url: str) -> peewee.Database:
             pragmas=SQLITE_PRAGMAS,
             max_connections=POOL_SIZE,
             stale_timeout=POOL_STALE_SECONDS,
+            timeout=POOL_WAIT_SECONDS,
             check_same_thread=False,
         )
         return sqlite
@@ -56,6 +60,7 @@ def open_database(url: str) -> peewee.Database:
             password=unquote(parts.password) if parts.password else None,
             max_connections=POOL_SIZE,
             stale_timeout=POOL_STALE_SECONDS,
+            timeout=POOL_WAIT_SECONDS,
         )
         return postgresql
     raise ConfigError(f"{url}: the database URL must start with sqlite:// or postgresql://")
