@@ -19,6 +19,7 @@ import jsonschema_rs
 from robocall.errors import InputError
 from robocall.flow.parse import MAX_FLOW_DEPTH
 
+MAX_MESSAGE_ECHO = 200  # characters of a refused value an error message repeats
 _STEP_SCHEMAS = {"play": 0, "gather": 1, "transfer": 2}  # order of Step.oneOf in the document
 _FIELD_FAULTS = {
     "phone": "is not an E.164 number",
@@ -105,8 +106,23 @@ def _input_error(error: Any) -> InputError:
         return InputError(format_path([*path, details["property"]]), "is required")
     if isinstance(kind, jsonschema_rs.ValidationErrorKind.Pattern) and path:
         fault = _FIELD_FAULTS.get(str(path[-1]), "has the wrong form")
-        return InputError(format_path(path), f"{json.dumps(error.instance)} {fault}")
-    return InputError(format_path(path), error.message)
+        return InputError(format_path(path), f"{_excerpt(error.instance)} {fault}")
+    # sizes are said without echoing the value: it may be megabytes
+    if isinstance(kind, jsonschema_rs.ValidationErrorKind.MaxLength):
+        return InputError(format_path(path), f"is longer than {details['limit']} characters")
+    if isinstance(kind, jsonschema_rs.ValidationErrorKind.MaxProperties):
+        return InputError(format_path(path), f"has more than {details['limit']} properties")
+    if isinstance(kind, jsonschema_rs.ValidationErrorKind.MaxItems):
+        return InputError(format_path(path), f"has more than {details['limit']} items")
+    message = error.message
+    if len(message) > MAX_MESSAGE_ECHO:
+        message = f"{message[:MAX_MESSAGE_ECHO]}..."
+    return InputError(format_path(path), message)
+
+
+def _excerpt(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= MAX_MESSAGE_ECHO else f"{text[:MAX_MESSAGE_ECHO]}..."
 
 
 def _step_error(instance: Any, path: list[str | int], context: Sequence[Any]) -> InputError:
@@ -119,7 +135,7 @@ def _step_error(instance: Any, path: list[str | int], context: Sequence[Any]) ->
     if not isinstance(name, str) or name not in _STEP_SCHEMAS:
         return InputError(
             format_path([*path, "name"]),
-            f"{json.dumps(name)} is not one of play, gather, transfer",
+            f"{_excerpt(name)} is not one of play, gather, transfer",
         )
     return _input_error(context[_STEP_SCHEMAS[name]][0])
 
