@@ -62,7 +62,7 @@ class CallResource:
         elif existing.body_hash != body_hash:
             raise Conflict(f"requestId: {existing.request_id!r} was used with another body")
         page = self.repo.request_status(org_id, body["requestId"], limit=views.DEFAULT_PAGE)
-        resp.media = contract.status_body(page)
+        _answer_json(resp, contract.status_body(page))
         if created:
             # After the answer is taken: it shows the request as submitted, nothing dialled yet.
             self.on_request_stored(org_id)
@@ -90,7 +90,13 @@ class StatusResource:
         limit = views.page_limit(raw_limit)
         after = views.decode_cursor(cursor) if cursor else None  # "?cursor=": the first page
         page = self.repo.request_status(org_id, request_id, limit=limit, after_call_id=after)
-        resp.media = contract.status_body(page)
+        _answer_json(resp, contract.status_body(page))
+
+
+def _answer_json(resp: falcon.Response, body: Any) -> None:
+    # orjson: a page of 1,000 calls in a few milliseconds, where the stdlib takes several times
+    resp.content_type = falcon.MEDIA_JSON
+    resp.data = orjson.dumps(body)
 
 
 class OpenApiResource:
