@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import secrets
+import time
 
+import gevent
 import pytest
 
 from robocall.testing import Callee, Press
 from robocall.tts.cache import TtsCache
+from tests.support.service import SETTLE_SECONDS
 
 
 def _transfer_body(request_id: str, destination: str, phones: list[str]) -> dict:
@@ -160,3 +163,37 @@ def test_a_branch_on_the_pound_key_is_taken(start_service):
     ]
     gathers = [c for c in running.fake.received if "play_and_get_digits" in c]
     assert " none " in gathers[0]
+
+
+def test_a_running_transfer_reads_as_an_ongoing_transfer_step_until_it_ends(start_service):
+    # given an extension that rings a while, then talks a while
+    running = start_service(
+        {"1000": Callee(answer_after_ms=15_000, hangup_after_ms=20_000)},
+        transfer_timeout_seconds=30,
+    )
+    body = _transfer_body(f"t-{secrets.token_hex(3)}", "Ext:1000", ["+6580000001"])
+    running.warm_prompts(body)
+    assert running.post_call(body).status_code == 200
+    # when the status is polled while the call goes on
+    seen: list[tuple[str, str, str, str]] = []
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while time.monotonic() < deadline:
+        status = running.status(body["requestId"])
+        [detail] = status["details"]
+        steps = detail["callFlowSteps"]
+        if len(steps) == 2:
+            info = steps[1]["info"]
+            moment = (steps[1]["stepName"], info["call_state"], info["status"],
+                      info["transfer_status"])
+            if not seen or seen[-1] != moment:
+                seen.append(moment)
+        if status["status"] == "completed":
+            break
+        gevent.sleep(0.05)
+    # then the transfer was an ongoing step while it rang and while the callee talked, and
+    # its final result replaced it
+    assert seen == [
+        ("transfer", "ongoing", "", ""),
+        ("transfer", "ongoing", "", "answered"),
+        ("transfer", "ended", "sucess_ok", "answered"),
+    ]
