@@ -26,6 +26,10 @@ _FIELD_FAULTS = {
     "caller": "is not an E.164 number",
     "destination": "is neither Ext:<2-10 digits> nor an E.164 number",
     "digit": "must be one or more of the keys 0-9, * and #",
+    "notBefore": "is not an ISO-8601 date and time with a UTC offset (Z or +08:00)",
+    "notAfter": "is not an ISO-8601 date and time with a UTC offset (Z or +08:00)",
+    "requestId": "may hold only letters, digits and . _ ~ : @ - (not first: a dot)",
+    "msg": "is only whitespace: the callee would hear nothing",
 }
 
 
