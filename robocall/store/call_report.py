@@ -83,9 +83,6 @@ def with_step(records: Sequence[Mapping[str, Any]], result: StepResult) -> list[
 
 # --- the shapes stored before migration 5: the client's JSON --------------------------------
 
-_OLD_STEP_STATUS = {"sucess_ok": StepStatus.SUCCESS_OK.value}  # accepted either spelling
-
-
 def upgrade_step_record(entry: Mapping[str, Any]) -> dict[str, Any]:
     """A step stored as a ``callFlowSteps`` entry (``stepName``, ``info``) as the store's own
     record; a record already in that form is returned as it is. The step's id was not kept
@@ -101,7 +98,7 @@ def upgrade_step_record(entry: Mapping[str, Any]) -> dict[str, Any]:
         StepResult(
             step_id="",
             step_name=name,
-            status=StepStatus(_OLD_STEP_STATUS.get(status, status)),
+            status=StepStatus(status),
             call_state=CallState(info.get("call_state") or CallState.ENDED.value),
             call_status=DialResult(info.get("call_status") or DialResult.ANSWERED.value),
             user_pressed_digits=(digits or "") if name is StepName.GATHER else None,

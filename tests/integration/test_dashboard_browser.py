@@ -163,7 +163,9 @@ def test_the_dashboard_shows_lines_requests_and_step_traces(start_service, chrom
     busy = calls[BUSY]
     assert busy.find_element(By.CSS_SELECTOR, ".status").text == "failed"
     assert busy.find_element(By.CSS_SELECTOR, ".hangup-cause").text == "USER_BUSY"
-    assert busy.find_elements(By.CSS_SELECTOR, "li.step") == []
+    assert [li.text for li in busy.find_elements(By.CSS_SELECTOR, "li.step")] == [
+        "play: error_not_answered, busy"
+    ]
     assert calls[RINGS].find_element(By.CSS_SELECTOR, ".status").text == "dialing"
     assert text(driver, "#request-status") == "onProgress"
 
