@@ -43,6 +43,8 @@ _STATUS_COLUMNS = (
     "id", "position", "phone", "caller", "status", "hangup_cause", "answered_at",
     "duration_seconds", "steps", "monitor", "attempt", "next_attempt_at",
 )
+# A request at least this large refreshes PostgreSQL's statistics of calls once stored.
+ANALYZE_AFTER_CALLS = 10_000
 INSERT_CHUNK_ROWS = 10_000  # about 3 MB of destinations between two yields to the hub
 CALL_COLUMNS = (
     "request_seq", "org_id", "position", "phone", "caller", "properties",
@@ -199,9 +201,20 @@ class Repo(DialingQueries, NodeQueries, WebhookQueries, OverviewQueries, Control
             if existing is None:
                 raise StoreError(f"could not store request: {err}") from err
             return _same_body(existing, body_hash), False
+        if self._postgresql and len(request.destinations) >= ANALYZE_AFTER_CALLS:
+            self._analyze_calls()
         stored = self.find_request(org_id, request.request_id)
         assert stored is not None  # committed above
         return stored, True
+
+    def _analyze_calls(self) -> None:
+        """Refresh PostgreSQL's statistics of ``calls`` after a large request went in.
+
+        Until autovacuum gets to it the planner believes the new request has a few dozen calls,
+        and pages its status by sorting all of them (70 ms a page at 100,000 calls, against
+        under 1 ms by the (request, id) index once the statistics know better)."""
+        with self._session():
+            self._db.execute_sql("ANALYZE calls")
 
     def find_request(self, org_id: str, request_id: str) -> RequestRecord | None:
         """The organization's request with this client-chosen id, if any."""
@@ -263,13 +276,15 @@ class Repo(DialingQueries, NodeQueries, WebhookQueries, OverviewQueries, Control
         self, request: RequestRecord, after_call_id: int | None, limit: int
     ) -> list[CallRecord]:
         call = self._tables.call
+        # The row comparison is what makes PostgreSQL walk the (request, id) index: with
+        # "id > n" alone it walks the primary key past every earlier request's calls
+        # (20 ms a page behind one other request of 100,000 calls, 0.06 ms this way).
         query = call.select(*[getattr(call, name) for name in _STATUS_COLUMNS]).where(
-            call.request == request.seq
+            (call.request == request.seq)
+            & (peewee.Tuple(call.request, call.id) > peewee.Tuple(request.seq, after_call_id or 0))
         )
-        if after_call_id is not None:
-            query = query.where(call.id > after_call_id)
         with self._session():
-            rows = list(query.order_by(call.id).limit(limit).namedtuples())
+            rows = list(query.order_by(call.request, call.id).limit(limit).namedtuples())
         return [_call(row, request.request_id) for row in rows]
 
     # --- internals ----------------------------------------------------------------------------
