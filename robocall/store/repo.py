@@ -347,7 +347,10 @@ class Repo(DialingQueries, NodeQueries, WebhookQueries, OverviewQueries, Control
         """A pooled connection for this greenlet, returned if we took it."""
         opened = self._db.is_closed()
         if opened:
-            self._db.connect()
+            try:
+                self._db.connect()
+            except peewee.OperationalError as err:  # the server refused (too many clients...)
+                raise StoreError(str(err)) from err
         try:
             yield
         except peewee.OperationalError as err:
