@@ -18,12 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from robocall import errors
+from robocall.api import contract
 from robocall.api.auth import API_KEY_HEADER
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
 PAGE_SIZE = 1000  # the API's largest status page
-FINAL_REQUEST_STATUSES = frozenset({"completed", "cancelled"})
-FINAL_CALL_STATUSES = frozenset({"completed", "failed", "cancelled"})
+# The API's names of final statuses (a client of robocall's own JSON, as any other)
+FINAL_REQUEST_STATUSES = contract.FINAL_REQUEST_STATUSES
+FINAL_CALL_STATUSES = contract.FINAL_CALL_STATUSES
 
 # The API's error statuses as robocall's errors (robocall.api.errors maps the other way).
 _ERRORS_BY_STATUS: dict[int, type[errors.RobocallError]] = {

@@ -20,7 +20,8 @@ from typing import IO, Any
 
 import orjson
 
-from robocall.store.records import CallTicket
+from robocall.flow.actions import StepResult
+from robocall.store.records import CallStatus, CallTicket
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 CALL_FIELDS = ("organization", "request_id", "call_id", "channel_uuid")
@@ -114,16 +115,20 @@ class CallEventLog:
     def call_answered_by(self, ticket: CallTicket, answered_by: str, after_ms: int) -> None:
         self._log.info("call %s: answered by %s (%d ms)", ticket.call_id, answered_by, after_ms)
 
-    def call_step(self, ticket: CallTicket, entry: Mapping[str, Any]) -> None:
-        info = entry.get("info") or {}
+    def call_step(self, ticket: CallTicket, result: StepResult) -> None:
         self._log.debug(
-            "call %s: step %s: %s", ticket.call_id, entry.get("stepName"), info.get("status")
+            "call %s: step %s (%s): %s",
+            ticket.call_id, result.step_id, result.step_name.value, result.status.value,
         )
 
     def call_ended(
-        self, ticket: CallTicket, status: str, hangup_cause: str, duration_seconds: float | None
+        self,
+        ticket: CallTicket,
+        status: CallStatus,
+        hangup_cause: str,
+        duration_seconds: float | None,
     ) -> None:
-        self._log.info("call %s: %s (%s)", ticket.call_id, status, hangup_cause or "no cause")
+        self._log.info("call %s: %s (%s)", ticket.call_id, status.value, hangup_cause or "no cause")
 
     def request_completed(self, ticket: CallTicket) -> None:
         self._log.info("request %s: completed", ticket.request_id)

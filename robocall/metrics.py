@@ -14,7 +14,6 @@ import logging
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
 
 import falcon
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -24,7 +23,8 @@ from prometheus_client.registry import Collector
 
 from robocall.dispatch.dispatcher import LineReport
 from robocall.errors import RobocallError
-from robocall.store.records import CallTicket
+from robocall.flow.actions import StepResult
+from robocall.store.records import CallStatus, CallTicket
 
 log = logging.getLogger(__name__)
 
@@ -74,14 +74,18 @@ class CallMetrics:
     def call_answered_by(self, ticket: CallTicket, answered_by: str, after_ms: int) -> None:
         self.verdicts.labels(ticket.organization_id, answered_by).inc()
 
-    def call_step(self, ticket: CallTicket, entry: Mapping[str, Any]) -> None:
-        info = entry.get("info") or {}
-        self.steps.labels(str(entry.get("stepName", "")), str(info.get("status", ""))).inc()
+    def call_step(self, ticket: CallTicket, result: StepResult) -> None:
+        if result.final:  # a running transfer is counted once, when it ends
+            self.steps.labels(result.step_name.value, result.status.value).inc()
 
     def call_ended(
-        self, ticket: CallTicket, status: str, hangup_cause: str, duration_seconds: float | None
+        self,
+        ticket: CallTicket,
+        status: CallStatus,
+        hangup_cause: str,
+        duration_seconds: float | None,
     ) -> None:
-        self.ended.labels(ticket.organization_id, status, hangup_cause or "NONE").inc()
+        self.ended.labels(ticket.organization_id, status.value, hangup_cause or "NONE").inc()
 
     def request_completed(self, ticket: CallTicket) -> None:
         self.requests_completed.labels(ticket.organization_id).inc()

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 import falcon
 
-from robocall.api import views
+from robocall.api import contract, views
 from robocall.api.auth import OPERATOR, OPERATOR_KEY_HEADER
 from robocall.api.resources import check_request_id, parse_json, read_body
 from robocall.api.schema import validate_body
@@ -65,7 +65,7 @@ class CancelResource:
         org_id = req.context.organization.id
         self.repo.cancel_request(org_id, request_id)
         page = self.repo.request_status(org_id, request_id, limit=views.DEFAULT_PAGE)
-        resp.media = views.status_body(page)
+        resp.media = contract.status_body(page)
 
 
 @dataclass

@@ -13,7 +13,7 @@ import falcon
 import gevent
 import orjson
 
-from robocall.api import views
+from robocall.api import contract, views
 from robocall.api.schema import openapi_document, validate_call_request
 from robocall.errors import (
     Conflict,
@@ -77,7 +77,7 @@ class CallResource:
         elif existing.body_hash != body_hash:
             raise Conflict(f"requestId: {existing.request_id!r} was used with another body")
         page = self.repo.request_status(org_id, body["requestId"], limit=views.DEFAULT_PAGE)
-        resp.media = views.status_body(page)
+        _answer_json(resp, contract.status_body(page))
         if created:
             # After the answer is taken: it shows the request as submitted, nothing dialled yet.
             self.on_request_stored(org_id)
@@ -86,19 +86,32 @@ class CallResource:
 
 @dataclass
 class StatusResource:
-    """``GET /v1/status/{requestId}``: the request, counts per call status, one page of calls."""
+    """``GET /v1/status/{requestId}``: the request, counts per call status, and every one of its
+    calls, streamed page by page; ``limit`` and/or ``cursor`` ask for one page instead."""
 
     repo: Repo
 
     def on_get(self, req: falcon.Request, resp: falcon.Response, request_id: str) -> None:
         check_request_id(request_id)
-        limit = views.page_limit(req.get_param("limit"))
-        cursor = req.get_param("cursor")
-        after = views.decode_cursor(cursor) if cursor is not None else None
-        page = self.repo.request_status(
-            req.context.organization.id, request_id, limit=limit, after_call_id=after
-        )
-        resp.media = views.status_body(page)
+        org_id = req.context.organization.id
+        raw_limit, cursor = req.get_param("limit"), req.get_param("cursor")
+        if raw_limit is None and cursor is None:
+            request, counts = self.repo.request_head(org_id, request_id)
+            resp.content_type = falcon.MEDIA_JSON
+            resp.stream = contract.status_stream(
+                request, counts, self.repo.call_pages(request, contract.STREAM_PAGE)
+            )
+            return
+        limit = views.page_limit(raw_limit)
+        after = views.decode_cursor(cursor) if cursor else None  # "?cursor=": the first page
+        page = self.repo.request_status(org_id, request_id, limit=limit, after_call_id=after)
+        _answer_json(resp, contract.status_body(page))
+
+
+def _answer_json(resp: falcon.Response, body: Any) -> None:
+    # orjson: a page of 1,000 calls in a few milliseconds, where the stdlib takes several times
+    resp.content_type = falcon.MEDIA_JSON
+    resp.data = orjson.dumps(body)
 
 
 class OpenApiResource:

@@ -17,13 +17,19 @@ from typing import Any
 import jsonschema_rs
 
 from robocall.errors import InputError
+from robocall.flow.parse import MAX_FLOW_DEPTH
 
+MAX_MESSAGE_ECHO = 200  # characters of a refused value an error message repeats
 _STEP_SCHEMAS = {"play": 0, "gather": 1, "transfer": 2}  # order of Step.oneOf in the document
 _FIELD_FAULTS = {
     "phone": "is not an E.164 number",
     "caller": "is not an E.164 number",
     "destination": "is neither Ext:<2-10 digits> nor an E.164 number",
     "digit": "must be one or more of the keys 0-9, * and #",
+    "notBefore": "is not an ISO-8601 date and time with a UTC offset (Z or +08:00)",
+    "notAfter": "is not an ISO-8601 date and time with a UTC offset (Z or +08:00)",
+    "requestId": "may hold only letters, digits and . _ ~ : @ - (not first: a dot)",
+    "msg": "is only whitespace: the callee would hear nothing",
 }
 
 
@@ -44,8 +50,32 @@ def _validator(component: str) -> Any:
 
 
 def validate_call_request(body: Any, raw: bytes = b"") -> None:
-    """Raise InputError naming the first fault if ``body`` breaks the CallRequest schema."""
+    """Raise InputError naming the first fault if ``body`` breaks the CallRequest schema.
+
+    A callFlow nested deeper than the documented ``MAX_FLOW_DEPTH`` is refused first, by a
+    walk that does not recurse: schema validation and hashing both recurse through the body.
+    """
+    check_flow_depth(body)
     validate_body("CallRequest", body, raw)
+
+
+def check_flow_depth(body: Any) -> None:
+    """InputError at the first callFlow nested more than ``MAX_FLOW_DEPTH`` levels deep."""
+    if not isinstance(body, dict) or not isinstance(body.get("callFlow"), dict):
+        return
+    pending: list[tuple[dict[str, Any], str, int]] = [(body["callFlow"], "callFlow", 1)]
+    while pending:
+        flow, path, depth = pending.pop()
+        if depth > MAX_FLOW_DEPTH:
+            raise InputError(path, f"call flows nest at most {MAX_FLOW_DEPTH} levels deep")
+        steps = flow.get("steps")
+        for index, step in enumerate(steps if isinstance(steps, list) else ()):
+            branches = step.get("branches") if isinstance(step, dict) else None
+            for number, branch in enumerate(branches if isinstance(branches, list) else ()):
+                inner = branch.get("callFlow") if isinstance(branch, dict) else None
+                if isinstance(inner, dict):
+                    where = f"{path}.steps[{index}].branches[{number}].callFlow"
+                    pending.append((inner, where, depth + 1))
 
 
 def validate_body(component: str, body: Any, raw: bytes = b"") -> None:
@@ -80,8 +110,23 @@ def _input_error(error: Any) -> InputError:
         return InputError(format_path([*path, details["property"]]), "is required")
     if isinstance(kind, jsonschema_rs.ValidationErrorKind.Pattern) and path:
         fault = _FIELD_FAULTS.get(str(path[-1]), "has the wrong form")
-        return InputError(format_path(path), f"{json.dumps(error.instance)} {fault}")
-    return InputError(format_path(path), error.message)
+        return InputError(format_path(path), f"{_excerpt(error.instance)} {fault}")
+    # sizes are said without echoing the value: it may be megabytes
+    if isinstance(kind, jsonschema_rs.ValidationErrorKind.MaxLength):
+        return InputError(format_path(path), f"is longer than {details['limit']} characters")
+    if isinstance(kind, jsonschema_rs.ValidationErrorKind.MaxProperties):
+        return InputError(format_path(path), f"has more than {details['limit']} properties")
+    if isinstance(kind, jsonschema_rs.ValidationErrorKind.MaxItems):
+        return InputError(format_path(path), f"has more than {details['limit']} items")
+    message = error.message
+    if len(message) > MAX_MESSAGE_ECHO:
+        message = f"{message[:MAX_MESSAGE_ECHO]}..."
+    return InputError(format_path(path), message)
+
+
+def _excerpt(value: Any) -> str:
+    text = json.dumps(value)
+    return text if len(text) <= MAX_MESSAGE_ECHO else f"{text[:MAX_MESSAGE_ECHO]}..."
 
 
 def _step_error(instance: Any, path: list[str | int], context: Sequence[Any]) -> InputError:
@@ -91,10 +136,10 @@ def _step_error(instance: Any, path: list[str | int], context: Sequence[Any]) ->
     name = instance.get("name")
     if name is None:
         return InputError(format_path([*path, "name"]), "is required")
-    if name not in _STEP_SCHEMAS:
+    if not isinstance(name, str) or name not in _STEP_SCHEMAS:
         return InputError(
             format_path([*path, "name"]),
-            f"{json.dumps(name)} is not one of play, gather, transfer",
+            f"{_excerpt(name)} is not one of play, gather, transfer",
         )
     return _input_error(context[_STEP_SCHEMAS[name]][0])
 

@@ -1,53 +1,18 @@
-"""Status pages as the contract's JSON, and the opaque paging cursor. Pure functions."""
+"""The lines report as JSON, and the opaque paging cursor with its query parameters. Pure
+functions (a request's status is ``robocall.api.contract``'s)."""
 
 from __future__ import annotations
 
 import base64
 import binascii
-from datetime import UTC, datetime
 from typing import Any
 
 from robocall.errors import InputError
-from robocall.store.records import CallRecord, LineCounts, Organization, StatusPage
+from robocall.store.records import LineCounts, Organization
 
 DEFAULT_PAGE = 100
 MAX_PAGE = 1000
 _CURSOR_PREFIX = "call:"
-
-
-def status_body(page: StatusPage) -> dict[str, Any]:
-    """The ``GET /v1/status`` (and ``POST /v1/call``) answer for one page."""
-    return {
-        "requestId": page.request.request_id,
-        "status": page.request.status.value,
-        "details": [call_detail(call) for call in page.calls],
-        "counts": dict(page.counts),
-        "total": page.request.total,
-        "nextCursor": encode_cursor(page.next_after_id) if page.next_after_id else None,
-    }
-
-
-def call_detail(call: CallRecord) -> dict[str, Any]:
-    """One call as the seed's ``details[]`` entry, plus robocall's extensions."""
-    return {
-        "requestId": call.request_id,
-        "callId": str(call.id),
-        "caller": call.caller,
-        "destination": call.phone,
-        "status": call.status.value,
-        "callFlowSteps": call.steps,
-        "monitorData": call.monitor,
-        "hangupCause": call.hangup_cause,
-        "answeredAt": _iso(call.answered_at),
-        "durationSeconds": call.duration_seconds,
-        "attempt": call.attempt,
-        "nextAttemptAt": _iso(call.next_attempt_at),
-        **(
-            {"answeredBy": call.answered_by, "answeredByMs": call.answered_by_ms}
-            if call.answered_by is not None
-            else {}
-        ),
-    }
 
 
 def lines_body(organization: Organization, counts: LineCounts, report: Any | None
@@ -101,9 +66,3 @@ def page_limit(raw: str | None) -> int:
     if not (raw.isascii() and raw.isdigit() and len(raw) <= 4) or not 1 <= int(raw) <= MAX_PAGE:
         raise InputError("limit", f"must be a whole number from 1 to {MAX_PAGE}")
     return int(raw)
-
-
-def _iso(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    return moment.replace(tzinfo=UTC).isoformat().replace("+00:00", "Z")

@@ -26,8 +26,9 @@ from robocall.amd.detection import CallDetection
 from robocall.errors import RobocallError, SwitchError
 from robocall.esl import commands
 from robocall.esl.protocol import Event
-from robocall.flow.actions import CallFinished, CallOutcome, FinishReason
+from robocall.flow.actions import CallFinished, FinishReason
 from robocall.flow.model import DetectionMode, MachineDetection
+from robocall.flow.status import CallStatus
 
 if TYPE_CHECKING:
     from robocall.calls.runner import _ActiveCall
@@ -154,7 +155,7 @@ class MachineHandling:
     def outcome(self) -> CallFinished | None:
         """The call's end when detection decided it, else None (the flow's own outcome)."""
         if self.hung_up_on_machine:
-            return CallFinished(CallOutcome.FAILED, FinishReason.CALLEE_HANGUP, MACHINE_DETECTED)
+            return CallFinished(CallStatus.FAILED, FinishReason.CALLEE_HANGUP, MACHINE_DETECTED)
         if self.flow_stopped:
-            return CallFinished(CallOutcome.COMPLETED, FinishReason.FLOW_DONE, "NORMAL_CLEARING")
+            return CallFinished(CallStatus.COMPLETED, FinishReason.FLOW_DONE, "NORMAL_CLEARING")
         return None

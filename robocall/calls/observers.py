@@ -8,9 +8,10 @@ write or a metrics counter is worth a log line, not a dropped call.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from typing import Any, Protocol
 
+from robocall.flow.actions import StepResult
+from robocall.flow.status import CallStatus
 from robocall.store.records import CallTicket
 
 log = logging.getLogger(__name__)
@@ -28,11 +29,15 @@ class CallObserver(Protocol):
     def call_answered_by(self, ticket: CallTicket, answered_by: str, after_ms: int) -> None:
         """Answering-machine detection decided who answered, ``after_ms`` after the answer."""
 
-    def call_step(self, ticket: CallTicket, entry: Mapping[str, Any]) -> None:
-        """A step ended; ``entry`` is its ``callFlowSteps`` entry."""
+    def call_step(self, ticket: CallTicket, result: StepResult) -> None:
+        """A step ended, or a running transfer got further (``result.final`` is then False)."""
 
     def call_ended(
-        self, ticket: CallTicket, status: str, hangup_cause: str, duration_seconds: float | None
+        self,
+        ticket: CallTicket,
+        status: CallStatus,
+        hangup_cause: str,
+        duration_seconds: float | None,
     ) -> None:
         """The call is final (``completed`` or ``failed``)."""
 
@@ -58,11 +63,15 @@ class Observers:
     def call_answered_by(self, ticket: CallTicket, answered_by: str, after_ms: int) -> None:
         self._tell("call_answered_by", ticket, answered_by, after_ms)
 
-    def call_step(self, ticket: CallTicket, entry: Mapping[str, Any]) -> None:
-        self._tell("call_step", ticket, entry)
+    def call_step(self, ticket: CallTicket, result: StepResult) -> None:
+        self._tell("call_step", ticket, result)
 
     def call_ended(
-        self, ticket: CallTicket, status: str, hangup_cause: str, duration_seconds: float | None
+        self,
+        ticket: CallTicket,
+        status: CallStatus,
+        hangup_cause: str,
+        duration_seconds: float | None,
     ) -> None:
         self._tell("call_ended", ticket, status, hangup_cause, duration_seconds)
 

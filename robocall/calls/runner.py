@@ -63,7 +63,6 @@ from robocall.flow.actions import (
     Action,
     Bridge,
     CallFinished,
-    CallOutcome,
     CollectDigits,
     Hangup,
     PlayPrompt,
@@ -84,6 +83,7 @@ from robocall.flow.events import (
 from robocall.flow.events import Event as MachineEvent
 from robocall.flow.machine import Machine
 from robocall.flow.model import MachineDetection, Message
+from robocall.flow.status import CallStatus, Leg, LegKind
 from robocall.logs import call_context
 from robocall.store.records import CallTicket
 
@@ -113,8 +113,8 @@ REFUSAL_SETTLE_SECONDS = 0.25
 class CallLog(Protocol):
     """What the runner writes as the call goes (``robocall.store.repo.Repo`` implements it)."""
 
-    def call_leg(self, call_id: int, leg: Mapping[str, str]) -> None:
-        """Append one ``monitorData`` entry: ``uuid``, ``type`` (call|transfer), ``dest``."""
+    def call_leg(self, call_id: int, leg: Leg) -> None:
+        """Record one FreeSWITCH leg of the call (the robo call, or a transfer's)."""
 
     def call_answered(self, call_id: int, answered_at: float) -> None:
         """The callee answered: the call is ``onProgress``."""
@@ -122,14 +122,14 @@ class CallLog(Protocol):
     def call_answered_by(self, call_id: int, answered_by: str, after_ms: int) -> None:
         """Answering-machine detection's verdict (``answeredBy``), ms after the answer."""
 
-    def call_step(self, call_id: int, entry: Mapping[str, Any]) -> None:
-        """Append one ``callFlowSteps`` entry."""
+    def call_step(self, call_id: int, result: StepResult) -> None:
+        """Record one step result (a running transfer's final result replaces its progress)."""
 
     def call_ended(
         self,
         call_id: int,
         *,
-        status: str,
+        status: CallStatus,
         hangup_cause: str,
         ended_at: float,
         duration_seconds: float | None,
@@ -205,13 +205,13 @@ class CallRunner:
         self,
         ticket: CallTicket,
         program: Program,
-        on_done: Callable[[CallTicket, str], None] | None = None,
+        on_done: Callable[[CallTicket, CallStatus], None] | None = None,
         machine_detection: MachineDetection | None = None,
     ) -> gevent.Greenlet:
         """Run one call in its own greenlet; ``on_done(ticket, status)`` when it is final."""
 
-        def run() -> str:
-            status = "failed"
+        def run() -> CallStatus:
+            status = CallStatus.FAILED
             try:
                 status = self.run(ticket, program, machine_detection)
             finally:
@@ -226,7 +226,7 @@ class CallRunner:
         ticket: CallTicket,
         program: Program,
         machine_detection: MachineDetection | None = None,
-    ) -> str:
+    ) -> CallStatus:
         """Run one call to its end; returns its final status (or ``queued`` if never sent)."""
         with call_context(ticket):  # every log line of the call names it (robocall.logs)
             call = _ActiveCall(self, ticket, program)
@@ -291,7 +291,7 @@ class _ActiveCall(SwitchWatch):
 
     # --- the whole call ---------------------------------------------------------------------
 
-    def run(self) -> str:
+    def run(self) -> CallStatus:
         ticket = self.ticket
         switch = self.runner.switch
         # Registered before the originate: the first events follow the command at once.
@@ -308,12 +308,13 @@ class _ActiveCall(SwitchWatch):
                 self.own_cause = ENDED_INTERNAL_ERROR
                 return self._finish()
             if not sent:
-                return "queued"
+                return CallStatus.QUEUED
             try:
                 if not self._follow():
                     # robocall is shutting down cut off from the switch: the call stays
                     # dialing/onProgress in the store, and the next start's recovery settles it.
-                    return "onProgress" if self.answered_at is not None else "dialing"
+                    answered = self.answered_at is not None
+                    return CallStatus.ON_PROGRESS if answered else CallStatus.DIALING
             except Exception:
                 # A bug must not leave the call `dialing` forever or the line taken.
                 log.exception("call %s: runner failed; ending the call", ticket.call_id)
@@ -327,7 +328,7 @@ class _ActiveCall(SwitchWatch):
                 self.runner.log_store.call_not_dialled(ticket.call_id)
                 if self.runner.send_gate is not None:
                     self.runner.send_gate.refused()
-                return "queued"
+                return CallStatus.QUEUED
             return self._finish()
         finally:
             if self.amd is not None:
@@ -480,7 +481,7 @@ class _ActiveCall(SwitchWatch):
             self._record(
                 self.runner.log_store.call_leg,
                 self.ticket.call_id,
-                {"uuid": self.ticket.channel_uuid, "type": "call", "dest": self.ticket.phone},
+                Leg(self.ticket.channel_uuid, LegKind.CALL, self.ticket.phone),
             )
         elif name == "CHANNEL_ANSWER":
             if self.answered_at is None:
@@ -526,9 +527,7 @@ class _ActiveCall(SwitchWatch):
         other = event.get("Other-Leg-Unique-ID") or event.get("Bridge-B-Unique-ID") or ""
         dest = transfer.target
         self._record(
-            self.runner.log_store.call_leg,
-            self.ticket.call_id,
-            {"uuid": other, "type": "transfer", "dest": dest},
+            self.runner.log_store.call_leg, self.ticket.call_id, Leg(other, LegKind.TRANSFER, dest)
         )
         self._feed(Bridged())
 
@@ -586,9 +585,8 @@ class _ActiveCall(SwitchWatch):
     def _apply(self, actions: list[Action]) -> None:
         for action in actions:
             if isinstance(action, StepResult):
-                entry = action.as_status_entry()
-                self._record(self.runner.log_store.call_step, self.ticket.call_id, entry)
-                self._record(self.runner.observers.call_step, self.ticket, entry)
+                self._record(self.runner.log_store.call_step, self.ticket.call_id, action)
+                self._record(self.runner.observers.call_step, self.ticket, action)
             elif isinstance(action, CallFinished):
                 self.outcome = action
             elif isinstance(action, Hangup):
@@ -715,7 +713,7 @@ class _ActiveCall(SwitchWatch):
                 # The call goes on; its final status is still written at its end.
                 log.exception("call %s: recording its progress failed", self.ticket.call_id)
 
-    def _finish(self) -> str:
+    def _finish(self) -> CallStatus:
         ticket = self.ticket
         if self.writer is not None:
             self.writes.put_nowait(None)
@@ -724,14 +722,14 @@ class _ActiveCall(SwitchWatch):
         outcome = self.amd.outcome() if self.amd is not None else None
         outcome = outcome or self.outcome
         if self.shutting_down or (
-            self.own_cause and (outcome is None or outcome.status is not CallOutcome.COMPLETED)
+            self.own_cause and (outcome is None or outcome.status is not CallStatus.COMPLETED)
         ):
             # robocall cut the flow short (or lost sight of its end): not what the callee did.
-            status, cause = CallOutcome.FAILED, self.own_cause
+            status, cause = CallStatus.FAILED, self.own_cause
         else:
             if outcome is None:
                 answered = self.answered_at is not None
-                status = CallOutcome.COMPLETED if answered else CallOutcome.FAILED
+                status = CallStatus.COMPLETED if answered else CallStatus.FAILED
             else:
                 status = outcome.status
             cause = (
@@ -747,7 +745,7 @@ class _ActiveCall(SwitchWatch):
             try:
                 request_completed = self.runner.log_store.call_ended(
                     ticket.call_id,
-                    status=status.value,
+                    status=status,
                     hangup_cause=cause,
                     ended_at=now,
                     duration_seconds=duration,
@@ -761,10 +759,10 @@ class _ActiveCall(SwitchWatch):
                 log.exception("call %s: recording its end failed; retrying", ticket.call_id)
                 gevent.sleep(FINAL_WRITE_RETRY_SECONDS)
         observers = self.runner.observers
-        observers.call_ended(ticket, status.value, cause, duration)
+        observers.call_ended(ticket, status, cause, duration)
         if request_completed:
             observers.request_completed(ticket)
-        return status.value
+        return status
 
 
 @dataclass(frozen=True)

@@ -15,13 +15,16 @@ import logging
 import secrets
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 
+from robocall.api import contract
+from robocall.flow.actions import StepResult
+from robocall.flow.status import CallStatus
 from robocall.store.records import CallTicket
 from robocall.store.repo import Repo
 
@@ -110,28 +113,34 @@ class WebhookObserver:
         self._targets: OrderedDict[tuple[str, str], str | None] = OrderedDict()
 
     def call_dialing(self, ticket: CallTicket) -> None:
-        self._emit(CALL_DIALING, ticket, status="dialing")
+        self._emit(CALL_DIALING, ticket, status=contract.webhook_call_status(CallStatus.DIALING))
 
     def call_answered(self, ticket: CallTicket) -> None:
-        self._emit(CALL_ANSWERED, ticket, status="onProgress")
+        self._emit(
+            CALL_ANSWERED, ticket, status=contract.webhook_call_status(CallStatus.ON_PROGRESS)
+        )
 
     def call_answered_by(self, ticket: CallTicket, answered_by: str, after_ms: int) -> None:
         self._emit(
-            CALL_ANSWERED_BY, ticket, status="onProgress",
+            CALL_ANSWERED_BY, ticket, status=contract.webhook_call_status(CallStatus.ON_PROGRESS),
             answeredBy=answered_by, answeredByMs=after_ms,
         )
 
-    def call_step(self, ticket: CallTicket, entry: Mapping[str, Any]) -> None:
-        self._emit(CALL_STEP, ticket, status="onProgress", step=dict(entry))
+    def call_step(self, ticket: CallTicket, result: StepResult) -> None:
+        self._emit(CALL_STEP, ticket, **contract.webhook_step(result))
 
     def call_ended(
-        self, ticket: CallTicket, status: str, hangup_cause: str, duration_seconds: float | None
+        self,
+        ticket: CallTicket,
+        status: CallStatus,
+        hangup_cause: str,
+        duration_seconds: float | None,
     ) -> None:
-        event = CALL_COMPLETED if status == "completed" else CALL_FAILED
+        event = CALL_COMPLETED if status is CallStatus.COMPLETED else CALL_FAILED
         self._emit(
             event,
             ticket,
-            status=status,
+            status=contract.webhook_call_status(status),
             hangupCause=hangup_cause,
             durationSeconds=duration_seconds,
         )
@@ -140,13 +149,7 @@ class WebhookObserver:
         if self._url(ticket) is None:
             return
         page = self._repo.request_status(ticket.organization_id, ticket.request_id, limit=1)
-        self._emit(
-            REQUEST_COMPLETED,
-            ticket,
-            status=page.request.status.value,
-            counts=dict(page.counts),
-            total=page.request.total,
-        )
+        self._emit(REQUEST_COMPLETED, ticket, **contract.webhook_request_completed(page))
 
     def _emit(self, event: str, ticket: CallTicket, **detail: Any) -> None:
         url = self._url(ticket)

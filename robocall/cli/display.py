@@ -15,17 +15,22 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from robocall.api import contract
 from robocall.client import FINAL_CALL_STATUSES, FINAL_REQUEST_STATUSES
+from robocall.flow.status import CallStatus
 
 # The order statuses are listed in, from waiting to done.
-STATUS_ORDER = ("queued", "dialing", "onProgress", "completed", "failed", "cancelled")
+STATUS_ORDER = tuple(contract.CALL_STATUS.values())
 STATUS_STYLES = {
-    "queued": "dim",
-    "dialing": "yellow",
-    "onProgress": "cyan",
-    "completed": "green",
-    "failed": "red",
-    "cancelled": "magenta",
+    contract.CALL_STATUS[status]: style
+    for status, style in (
+        (CallStatus.QUEUED, "dim"),
+        (CallStatus.DIALING, "yellow"),
+        (CallStatus.ON_PROGRESS, "cyan"),
+        (CallStatus.COMPLETED, "green"),
+        (CallStatus.FAILED, "red"),
+        (CallStatus.CANCELLED, "magenta"),
+    )
 }
 POLL_SECONDS = 0.5
 

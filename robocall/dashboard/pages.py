@@ -23,6 +23,13 @@ from robocall.errors import InputError, NotFound
 from robocall.store.records import Organization
 from robocall.store.repo import Repo
 
+# Statuses, step results and legs are shown as the API names them.
+_WIRE_NAMES = {
+    "call_status": views.call_status_name,
+    "request_status": views.request_status_name,
+    "leg_kind": views.leg_kind_name,
+    "step_line": views.step_line,
+}
 RECENT_REQUESTS = 50
 CALLS_PER_PAGE = 100
 
@@ -45,7 +52,7 @@ class Pages:
         # A page shows one organization's data: no shared cache may keep it.
         resp.set_header("Cache-Control", "no-store")
         resp.text = self.templates.get_template(template).render(
-            refresh_seconds=self.refresh_seconds, **values
+            refresh_seconds=self.refresh_seconds, **_WIRE_NAMES, **values
         )
 
     def organization_or_login(
@@ -143,7 +150,6 @@ class RequestPage(_Page):
             request=page.request,
             progress=views.progress(page.counts, page.request.total),
             calls=page.calls,
-            step_line=views.step_line,
             live=page.request.status in views.LIVE_REQUEST_STATUSES,
             next_cursor=(
                 api_views.encode_cursor(page.next_after_id) if page.next_after_id else None

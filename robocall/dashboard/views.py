@@ -4,22 +4,26 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
+from robocall.api import contract
 from robocall.dispatch.dispatcher import LineReport
-from robocall.store.records import CallStatus, RequestStatus
+from robocall.flow.actions import StepResult
+from robocall.flow.status import (
+    FINAL_CALL_STATUSES,
+    CallStatus,
+    Leg,
+    RequestStatus,
+    StepStatus,
+)
 
 # The order a progress bar is drawn in: what is done first, what waits last.
 STATUS_ORDER = (
-    CallStatus.COMPLETED.value,
-    CallStatus.FAILED.value,
-    CallStatus.CANCELLED.value,
-    CallStatus.ON_PROGRESS.value,
-    CallStatus.DIALING.value,
-    CallStatus.QUEUED.value,
-)
-FINAL_CALL_STATUSES = frozenset(
-    {CallStatus.COMPLETED.value, CallStatus.FAILED.value, CallStatus.CANCELLED.value}
+    CallStatus.COMPLETED,
+    CallStatus.FAILED,
+    CallStatus.CANCELLED,
+    CallStatus.ON_PROGRESS,
+    CallStatus.DIALING,
+    CallStatus.QUEUED,
 )
 LIVE_REQUEST_STATUSES = frozenset({RequestStatus.SUBMITTED, RequestStatus.ON_PROGRESS})
 
@@ -55,11 +59,12 @@ class Gauge:
     known: bool  # False when the dispatcher does not (yet) know the organization
 
 
-def progress(counts: Mapping[str, int], total: int) -> Progress:
-    """The bar of a request with ``counts`` per call status out of ``total`` calls."""
+def progress(counts: Mapping[CallStatus, int], total: int) -> Progress:
+    """The bar of a request with ``counts`` per call status out of ``total`` calls; segments
+    are named as the API names the statuses."""
     scale = max(total, sum(counts.values()), 1)
     segments = [
-        Segment(status, counts[status], 100 * counts[status] / scale)
+        Segment(contract.CALL_STATUS[status], counts[status], 100 * counts[status] / scale)
         for status in STATUS_ORDER
         if counts.get(status)
     ]
@@ -82,14 +87,31 @@ def gauge(report: LineReport | None) -> Gauge:
     return Gauge(report.lines, [Segment(n, c, 100 * c / scale) for n, c in parts], known=True)
 
 
-def step_line(entry: Mapping[str, Any]) -> str:
-    """One ``callFlowSteps`` entry in words, e.g. ``gather: success_ok, pressed 1``."""
-    info = entry.get("info") or {}
-    words = [str(info.get("status") or info.get("call_status") or "")]
-    digits = info.get("userPressedDigits")
-    if digits:
-        words.append(f"pressed {digits}")
-    transfer = info.get("transfer_status")
-    if transfer:
-        words.append(f"transfer {transfer}")
-    return f"{entry.get('stepName', '?')}: {', '.join(w for w in words if w)}"
+def step_line(result: StepResult) -> str:
+    """One step of a call in words, as the API reports it, e.g. ``gather: sucess_ok,
+    pressed 1``."""
+    entry = contract.step_entry(result)
+    info = entry["info"]
+    words = [info["status"] or info["call_status"]]
+    if info["userPressedDigits"]:
+        words.append(f"pressed {info['userPressedDigits']}")
+    if info["transfer_status"]:
+        words.append(f"transfer {info['transfer_status']}")
+    if result.status is StepStatus.ERROR_NOT_ANSWERED:
+        words.append(info["call_status"])
+    return f"{entry['stepName']}: {', '.join(w for w in words if w)}"
+
+
+def call_status_name(status: CallStatus) -> str:
+    """A call's status as the API names it."""
+    return contract.CALL_STATUS[status]
+
+
+def request_status_name(status: RequestStatus) -> str:
+    """A request's status as the API names it."""
+    return contract.REQUEST_STATUS[status]
+
+
+def leg_kind_name(leg: Leg) -> str:
+    """A leg's kind as the API's ``monitorData`` names it."""
+    return contract.LEG_KIND[leg.kind]

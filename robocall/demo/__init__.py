@@ -17,20 +17,25 @@ from collections.abc import Iterable
 from importlib import resources
 from typing import Any
 
+from robocall.api import contract
 from robocall.calls.prompts import Prompts
 from robocall.flow.compile import compile_flow
 from robocall.flow.parse import parse_call_flow
+from robocall.flow.status import CallStatus, DialResult
 from robocall.testing import CalleeBook
 from robocall.tts.cache import TtsCache
 
+_COMPLETED = contract.CALL_STATUS[CallStatus.COMPLETED]
+_FAILED = contract.CALL_STATUS[CallStatus.FAILED]
+_ANSWERED = contract.DIAL_RESULT[DialResult.ANSWERED]
 # destination -> (status, digits pressed, transfer status), as robocall.cli.display shows them.
 EXPECTED: dict[str, tuple[str, str, str]] = {
-    "+84917660247": ("completed", "1", "-"),
-    "+84912860330": ("completed", "0", "answered"),
-    "+84913000003": ("completed", "9", "answered"),
-    "+84913000004": ("completed", "-", "answered"),
-    "+84913000005": ("failed", "-", "-"),
-    "+84913000006": ("failed", "-", "-"),
+    "+84917660247": (_COMPLETED, "1", "-"),
+    "+84912860330": (_COMPLETED, "0", _ANSWERED),
+    "+84913000003": (_COMPLETED, "9", _ANSWERED),
+    "+84913000004": (_COMPLETED, "-", _ANSWERED),
+    "+84913000005": (_FAILED, "-", "-"),
+    "+84913000006": (_FAILED, "-", "-"),
 }
 # What each destination shows the user, in the same order.
 STORIES: dict[str, str] = {

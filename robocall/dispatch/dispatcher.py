@@ -36,7 +36,7 @@ from robocall.esl.client import EslClient
 from robocall.esl.protocol import Event
 from robocall.flow.compile import Program
 from robocall.flow.model import MachineDetection
-from robocall.store.records import CallTicket, ClaimedCall, OrganizationLines
+from robocall.store.records import CallStatus, CallTicket, ClaimedCall, OrganizationLines
 
 log = logging.getLogger(__name__)
 
@@ -439,7 +439,7 @@ class Dispatcher:
             log.error("call %s: its call flow no longer compiles: %s", ticket.call_id, err)
             self.store.call_ended(
                 ticket.call_id,
-                status="failed",
+                status=CallStatus.FAILED,
                 hangup_cause="INVALID_CALL_FLOW",
                 ended_at=self.wall_clock(),
                 duration_seconds=None,
@@ -459,7 +459,7 @@ class Dispatcher:
         if self.on_dispatch is not None:
             self.on_dispatch(organization.lines.id, ticket.call_id)
 
-    def _call_done(self, ticket: CallTicket, status: str) -> None:
+    def _call_done(self, ticket: CallTicket, status: CallStatus) -> None:
         self._live_channels.discard(ticket.channel_uuid)
         self.gate.forget(ticket.organization_id, ticket.channel_uuid)
         self._robo_owner.pop(ticket.channel_uuid, None)

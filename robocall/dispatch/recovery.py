@@ -90,14 +90,14 @@ def recover_calls(
         duration = None if call.answered_at is None else max(0.0, now - call.answered_at)
         request_completed = store.call_ended(
             call.call_id,
-            status=CallStatus.FAILED.value,
+            status=CallStatus.FAILED,
             hangup_cause=RESTARTED_CAUSE,
             ended_at=now,
             duration_seconds=duration,
         )
         if observers is not None:
             ticket = _ticket(call)
-            observers.call_ended(ticket, CallStatus.FAILED.value, RESTARTED_CAUSE, duration)
+            observers.call_ended(ticket, CallStatus.FAILED, RESTARTED_CAUSE, duration)
             if request_completed:
                 observers.request_completed(ticket)
     report = RecoveryReport(

@@ -5,7 +5,7 @@
 - commands for the switch: :class:`StartRecording`, :class:`PlayPrompt`,
   :class:`CollectDigits`, :class:`Bridge`, :class:`Hangup` — each step action is answered by
   exactly one completion event (``PromptFinished``, ``DigitsCollected``, ``BridgeFinished``);
-- :class:`StepResult`: one entry of the call's ``callFlowSteps``, to be stored;
+- :class:`StepResult`: one entry of the call's step report, to be stored;
 - :class:`CallFinished`: the machine is done; the call's final status.
 
 Order inside one list: the finished step's ``StepResult`` first, then the next step's command;
@@ -19,57 +19,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from robocall.flow.events import TransferStatus
 from robocall.flow.model import Message, Transfer
+from robocall.flow.status import CallState, CallStatus, DialResult, StepName, StepStatus
+
+__all__ = ["CallState", "CallStatus", "DialResult", "StepName", "StepStatus"]  # re-exported
 
 # The cause robocall gives FreeSWITCH whenever it ends a call itself.
 NORMAL_CLEARING = "NORMAL_CLEARING"
-
-
-class StepName(StrEnum):
-    """``stepName`` in the status."""
-
-    PLAY = "play"
-    GATHER = "gather"
-    TRANSFER = "transfer"
-
-
-class CallState(StrEnum):
-    """``info.call_state``: whether the call goes on after this step."""
-
-    ONGOING = "ongoing"
-    ENDED = "ended"
-
-
-class CallStatus(StrEnum):
-    """``info.call_status``. A step only runs on an answered call, so a ``StepResult`` always
-    says ``answered``; the other values describe calls that ran no step (the status mapping
-    reports those from :class:`CallFinished`)."""
-
-    ANSWERED = "answered"
-    BUSY = "busy"
-    NO_ANSWER = "no_answer"
-    FAILED = "failed"
-
-
-class StepStatus(StrEnum):
-    """``info.status``: how one step ended."""
-
-    SUCCESS_OK = "success_ok"
-    ERROR_NO_INPUT = "error_no_input"
-    ERROR_INVALID_INPUT = "error_invalid_input"
-    ERROR_HANGUP = "error_hangup"
-    ERROR_PLAYBACK = "error_playback"
-    ERROR_TRANSFER_FAILED = "error_transfer_failed"
-
-
-class CallOutcome(StrEnum):
-    """The call's final status. ``completed``: answered, and the flow ended for a reason the
-    callee or the flow decided (including a hangup, no input, a failed transfer). ``failed``:
-    never answered, or robocall could not play a message."""
-
-    COMPLETED = "completed"
-    FAILED = "failed"
 
 
 class FinishReason(StrEnum):
@@ -136,38 +92,32 @@ class Hangup:
 
 @dataclass(frozen=True)
 class StepResult:
-    """One entry of ``callFlowSteps``: how step ``step_id`` ended.
+    """One entry of the call's step report: how step ``step_id`` ended (or, with status
+    ``RUNNING``, how far a running transfer has got; its final result replaces it).
 
     ``user_pressed_digits`` (gather only) is the input of the last completed try: the digits
     that chose a branch, or the last invalid input, or ``""`` when the last try had none (or a
     hangup came before any try completed); earlier tries' input is not kept. ``transfer_status``
     is set for a transfer that got an outcome (not for one cut by a hangup while ringing).
+    ``call_status`` is ``answered`` for every step that ran; a call never answered reports one
+    result for its first step, ``ERROR_NOT_ANSWERED`` with how the dial ended.
     ``attempts`` (gather only) is how many tries ran — an extension a B3 client ignores.
+    Typed values only: ``robocall.api.contract`` alone turns them into the client's JSON.
     """
 
     step_id: str
     step_name: StepName
     status: StepStatus
     call_state: CallState
-    call_status: CallStatus = CallStatus.ANSWERED
+    call_status: DialResult = DialResult.ANSWERED
     user_pressed_digits: str | None = None
-    transfer_status: TransferStatus | None = None
+    transfer_status: DialResult | None = None
     attempts: int | None = None
 
-    def info(self) -> dict[str, str]:
-        """The ``info`` object of the status entry. Keys that do not apply to this step hold
-        ``""``, so a client reading any key always finds a string."""
-        return {
-            "call_state": self.call_state.value,
-            "call_status": self.call_status.value,
-            "status": self.status.value,
-            "userPressedDigits": self.user_pressed_digits or "",
-            "transfer_status": self.transfer_status.value if self.transfer_status else "",
-        }
-
-    def as_status_entry(self) -> dict[str, object]:
-        """This result as one ``callFlowSteps`` entry of the B3 status."""
-        return {"stepName": self.step_name.value, "info": self.info()}
+    @property
+    def final(self) -> bool:
+        """Whether the step is over (not a running transfer's progress)."""
+        return self.status is not StepStatus.RUNNING
 
 
 @dataclass(frozen=True)
@@ -178,7 +128,7 @@ class CallFinished:
     ``CalleeHungUp``), ``""`` when robocall ended the call itself (with :data:`NORMAL_CLEARING`).
     """
 
-    status: CallOutcome
+    status: CallStatus  # completed or failed
     reason: FinishReason
     cause: str = ""
 

@@ -18,16 +18,11 @@ action (FreeSWITCH sends it after the hangup) may still be fed once; the machine
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 
+from robocall.flow.status import DialResult
 
-class TransferStatus(StrEnum):
-    """How a bridge to a person ended; also the ``transfer_status`` of a transfer step."""
-
-    ANSWERED = "answered"
-    BUSY = "busy"
-    NO_ANSWER = "no_answer"
-    FAILED = "failed"
+# How a bridge to a person ended; also the ``transfer_status`` of a transfer step.
+TransferStatus = DialResult
 
 
 @dataclass(frozen=True)

@@ -30,11 +30,16 @@ Rules carried out here (DESIGN.md, "Contract decisions"):
   ``ongoing`` (with a default branch only empty input can fail a try) — else the call ends
   with ``error_no_input`` (the last try had no input) or ``error_invalid_input``.
   ``userPressedDigits`` is the last completed try's input in every case.
-- transfer: ``BridgeFinished(answered)`` ends the call ``success_ok``; busy, no answer and
-  failure give ``error_transfer_failed`` with that ``transfer_status``; robocall then hangs up.
+- transfer: reported ``RUNNING`` (``call_state`` ongoing) when it starts and again when the
+  person answers; ``BridgeFinished(answered)`` ends the call ``success_ok``; busy, no answer
+  and failure give ``error_transfer_failed`` with that ``transfer_status``; robocall then
+  hangs up.
+- a call never answered (``CallFailed``) reports one result for its first step,
+  ``error_not_answered`` with ``call_status`` busy, no_answer or failed by the hangup cause.
 - a hangup of the callee ends the running step with ``error_hangup`` — except while bridged
   to a person (after ``Bridged``), where it ends a successful transfer.
-- each step run yields exactly one ``StepResult``; the machine ends with one ``CallFinished``.
+- each step run yields exactly one final ``StepResult``; the machine ends with one
+  ``CallFinished``.
 """
 
 from __future__ import annotations
@@ -50,8 +55,8 @@ from robocall.flow.actions import (
     Action,
     Bridge,
     CallFinished,
-    CallOutcome,
     CallState,
+    CallStatus,
     CollectDigits,
     FinishReason,
     Hangup,
@@ -80,8 +85,9 @@ from robocall.flow.events import (
     DigitsCollected,
     Event,
     PromptFinished,
-    TransferStatus,
 )
+from robocall.flow.schedule import retry_outcome
+from robocall.flow.status import DialResult
 
 _N = TypeVar("_N", PlayNode, GatherNode, TransferNode)
 
@@ -179,18 +185,32 @@ class Machine:
 
     def _on_failed(self, event: CallFailed) -> list[Action]:
         self._state = State.ENDED
-        return [CallFinished(CallOutcome.FAILED, FinishReason.NOT_ANSWERED, event.cause)]
+        finished = CallFinished(CallStatus.FAILED, FinishReason.NOT_ANSWERED, event.cause)
+        entry = self._program.entry
+        if entry is None:
+            return [finished]
+        # No step ran, but the report says why: one result for the step that would have.
+        node = self._program.node(entry)
+        outcome = retry_outcome(event.cause)
+        not_answered = StepResult(
+            step_id=node.step_id,
+            step_name=_STEP_NAME[type(node)],
+            status=StepStatus.ERROR_NOT_ANSWERED,
+            call_state=CallState.ENDED,
+            call_status=DialResult(outcome.value) if outcome is not None else DialResult.FAILED,
+        )
+        return [not_answered, finished]
 
     def _on_hangup_before_start(self, event: CalleeHungUp) -> list[Action]:
         self._state = State.ENDED
-        return [CallFinished(CallOutcome.COMPLETED, FinishReason.CALLEE_HANGUP, event.cause)]
+        return [CallFinished(CallStatus.COMPLETED, FinishReason.CALLEE_HANGUP, event.cause)]
 
     def _on_prompt_finished(self, event: PromptFinished) -> list[Action]:
         node = self._running(PlayNode)
         if not event.ok:
             return self._end(
                 self._result(StepStatus.ERROR_PLAYBACK, None),
-                CallOutcome.FAILED,
+                CallStatus.FAILED,
                 FinishReason.PLAYBACK_ERROR,
             )
         return [self._result(StepStatus.SUCCESS_OK, node.next_id)] + self._enter(node.next_id)
@@ -212,35 +232,35 @@ class Machine:
             status, reason = StepStatus.ERROR_INVALID_INPUT, FinishReason.INVALID_INPUT
         else:
             status, reason = StepStatus.ERROR_NO_INPUT, FinishReason.NO_INPUT
-        return self._end(self._result(status, None), CallOutcome.COMPLETED, reason)
+        return self._end(self._result(status, None), CallStatus.COMPLETED, reason)
 
     def _on_bridged(self, event: Bridged) -> list[Action]:
         self._running(TransferNode)
         self._state = State.BRIDGED
-        return []
+        return [self._transfer_running(DialResult.ANSWERED)]
 
     def _on_bridge_finished(self, event: BridgeFinished) -> list[Action]:
         self._running(TransferNode)
         outcome = event.outcome
-        if self._state is State.BRIDGED and outcome is not TransferStatus.ANSWERED:
+        if self._state is State.BRIDGED and outcome is not DialResult.ANSWERED:
             raise self._illegal(event, f"outcome {outcome.value} after the bridge was up")
-        if outcome is TransferStatus.ANSWERED:
+        if outcome is DialResult.ANSWERED:
             status, reason = StepStatus.SUCCESS_OK, FinishReason.TRANSFER_DONE
         else:
             status, reason = StepStatus.ERROR_TRANSFER_FAILED, FinishReason.TRANSFER_FAILED
         result = self._result(status, None, transfer_status=outcome)
-        return self._end(result, CallOutcome.COMPLETED, reason)
+        return self._end(result, CallStatus.COMPLETED, reason)
 
     def _on_hangup_in_step(self, event: CalleeHungUp) -> list[Action]:
         if self._state is State.BRIDGED:
             result = self._result(
-                StepStatus.SUCCESS_OK, None, transfer_status=TransferStatus.ANSWERED
+                StepStatus.SUCCESS_OK, None, transfer_status=DialResult.ANSWERED
             )
         else:
             result = self._result(StepStatus.ERROR_HANGUP, None)
         self._owed_completion = _COMPLETION_OF[self._state]
         self._state = State.ENDED
-        finished = CallFinished(CallOutcome.COMPLETED, FinishReason.CALLEE_HANGUP, event.cause)
+        finished = CallFinished(CallStatus.COMPLETED, FinishReason.CALLEE_HANGUP, event.cause)
         return [result, finished]
 
     def _on_hangup_after_end(self, event: CalleeHungUp) -> list[Action]:
@@ -259,7 +279,7 @@ class Machine:
         """Start step ``target``, or hang up normally when the flow has run out."""
         if target is None:
             self._state = State.ENDED
-            return [Hangup(), CallFinished(CallOutcome.COMPLETED, FinishReason.FLOW_DONE)]
+            return [Hangup(), CallFinished(CallStatus.COMPLETED, FinishReason.FLOW_DONE)]
         node = self._program.node(target)
         self._node = node
         if isinstance(node, PlayNode):
@@ -271,9 +291,21 @@ class Machine:
             self._last_input = ""
             return [self._collect(node)]
         self._state = State.BRIDGING
-        return [Bridge(node.step_id, node.transfer)]
+        return [self._transfer_running(None), Bridge(node.step_id, node.transfer)]
 
-    def _end(self, result: StepResult, outcome: CallOutcome, reason: FinishReason) -> list[Action]:
+    def _transfer_running(self, transfer_status: DialResult | None) -> StepResult:
+        """The running transfer as far as it has got: reported while it rings and while the
+        callee talks to the person, replaced by its final result when it ends."""
+        node = self._running(TransferNode)
+        return StepResult(
+            step_id=node.step_id,
+            step_name=StepName.TRANSFER,
+            status=StepStatus.RUNNING,
+            call_state=CallState.ONGOING,
+            transfer_status=transfer_status,
+        )
+
+    def _end(self, result: StepResult, outcome: CallStatus, reason: FinishReason) -> list[Action]:
         """Robocall ends the call after ``result``."""
         self._state = State.ENDED
         return [result, Hangup(), CallFinished(outcome, reason)]
@@ -296,7 +328,7 @@ class Machine:
         status: StepStatus,
         then: Target,
         *,
-        transfer_status: TransferStatus | None = None,
+        transfer_status: DialResult | None = None,
     ) -> StepResult:
         """The result of the running step; ``then`` is where the flow goes next (``None``:
         the call ends with this step)."""

@@ -54,6 +54,9 @@ def _no_pause() -> None:
 
 
 MAX_MESSAGE_CHARS = 1000
+# A destination's property values together (each is at most MAX_MESSAGE_CHARS, by the schema):
+# room for every placeholder of a long message, not for storing documents per call.
+MAX_PROPERTIES_CHARS = 4000
 EXTENSION_PREFIX = "Ext:"
 
 
@@ -161,10 +164,13 @@ def check_placeholders(
     *,
     pause: Callable[[], None] = _no_pause,
 ) -> None:
-    """Every destination fills every placeholder, and no filled message exceeds the limit."""
+    """Every destination's properties stay within ``MAX_PROPERTIES_CHARS``, fill every
+    placeholder, and leave no filled message too long or only whitespace."""
     with_names = [(path, template) for path, template in templates if template.names]
     if not with_names:
+        _check_property_sizes(destinations, pause)
         return
+    blank = [(path, template) for path, template in with_names if template.blank_literal]
     needed = frozenset().union(*(template.required for _, template in with_names))
     # a message is at most its literal text plus each of its placeholders filled with all of
     # the destination's values: under the limit by that bound, no per-message sum is needed
@@ -178,7 +184,17 @@ def check_placeholders(
         properties = destination.properties
         if not needed <= properties.keys():
             _raise_missing(index, properties, with_names)
-        if longest_literal + repeats * sum(map(len, properties.values())) <= MAX_MESSAGE_CHARS:
+        size = sum(map(len, properties.values()))
+        if size > MAX_PROPERTIES_CHARS:
+            _raise_too_large(index, size)
+        for path, template in blank:
+            if not template.render(properties).strip():
+                raise InputError(
+                    f"destinations[{index}]",
+                    f"{path} is only whitespace after substitution: the callee would hear "
+                    "nothing",
+                )
+        if longest_literal + repeats * size <= MAX_MESSAGE_CHARS:
             continue
         for path, template in with_names:
             length = template.rendered_length(properties)
@@ -188,6 +204,24 @@ def check_placeholders(
                     f"{path} is {length} characters after substitution "
                     f"(at most {MAX_MESSAGE_CHARS})",
                 )
+
+
+def _check_property_sizes(
+    destinations: Sequence[Destination], pause: Callable[[], None]
+) -> None:
+    for index, destination in enumerate(destinations):
+        if index % PAUSE_EVERY == PAUSE_EVERY - 1:
+            pause()
+        size = sum(map(len, destination.properties.values()))
+        if size > MAX_PROPERTIES_CHARS:
+            _raise_too_large(index, size)
+
+
+def _raise_too_large(index: int, size: int) -> None:
+    raise InputError(
+        f"destinations[{index}].properties",
+        f"{size} characters of values; at most {MAX_PROPERTIES_CHARS} per destination",
+    )
 
 
 def _raise_missing(
@@ -270,15 +304,24 @@ def _message(
     text = raw["msg"]
     if not 1 <= len(text) <= MAX_MESSAGE_CHARS:
         raise InputError(f"{path}.msg", f"must be 1 to {MAX_MESSAGE_CHARS} characters")
+    if not text.strip():
+        raise InputError(f"{path}.msg", "is only whitespace: the callee would hear nothing")
     try:
         template = compile_template(text)
     except InputError as err:
         raise InputError(f"{path}.msg", err.problem) from err
     templates.append((f"{path}.msg", template))
-    lang = raw.get("lang", DEFAULT_LANG)
+    # "lang" in the contract's example, "language" in its parameter table: either, or both
+    # when they agree
+    lang_field = "lang" if "lang" in raw or "language" not in raw else "language"
+    lang = raw.get("lang", raw.get("language", DEFAULT_LANG))
+    if "language" in raw and raw["language"] != lang:
+        raise InputError(f"{path}.language", f'"{raw["language"]}" differs from lang "{lang}"')
     if lang not in languages:
         available = ", ".join(sorted(languages)) or "none (no TTS engine is installed)"
-        raise InputError(f"{path}.lang", f'"{lang}" is not available; available: {available}')
+        raise InputError(
+            f"{path}.{lang_field}", f'"{lang}" is not available; available: {available}'
+        )
     gender = raw.get("gender")
     return Message(
         text=text,

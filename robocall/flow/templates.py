@@ -2,9 +2,11 @@
 
 Only bare names are allowed between the braces: attribute or item access, filters, tests,
 calls, control blocks and arithmetic are refused when the request is submitted, so a message
-can never run code or reach beyond the destination's own properties. Rendering uses jinja2's
-``SandboxedEnvironment`` with ``StrictUndefined`` as a second fence: a name that is missing
-raises instead of printing nothing ("Dear ,").
+can never run code or reach beyond the destination's own properties. jinja2's sandboxed parser
+reads the text; nothing is ever executed: a message is filled in from its parsed parts, so
+every name means the property of that name (even ``self``, which a jinja template would
+answer with itself), and a name that is missing raises instead of printing nothing
+("Dear ,").
 
 Checking 100,000 destinations must cost milliseconds, not a jinja render each, so a compiled
 template also keeps its literal text and names in order; :meth:`MessageTemplate.rendered_length`
@@ -18,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from jinja2 import StrictUndefined, nodes
-from jinja2.exceptions import TemplateSyntaxError, UndefinedError
+from jinja2.exceptions import TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 
 from robocall.errors import InputError
@@ -60,14 +62,26 @@ class MessageTemplate:
         """The length of :meth:`render`'s result, without rendering (names must be present)."""
         return self.literal_length + sum(map(len, map(properties.__getitem__, self.names)))
 
+    @functools.cached_property
+    def blank_literal(self) -> bool:
+        """Whether the text outside the placeholders is only whitespace (or nothing)."""
+        return not "".join(part for part in self.parts if part is not None).strip()
+
     def render(self, properties: Mapping[str, str]) -> str:
-        """The text with every placeholder filled, rendered in the sandbox."""
+        """The text with every placeholder filled with the property of its name.
+
+        Filled from the parsed parts, not by running the template: every name a client may
+        send is just a name here (``self``, ``loop``..., which mean something to jinja, too).
+        """
         if not self.names:
             return self.text
-        try:
-            return str(_compiled(self.text).render(**properties))
-        except UndefinedError as err:
-            raise InputError("", f"placeholder missing: {err.message}") from err
+        missing = self.missing(properties)
+        if missing:
+            raise InputError("", f"placeholder missing: {missing[0]!r}")
+        names = iter(self.names)
+        return "".join(
+            part if part is not None else str(properties[next(names)]) for part in self.parts
+        )
 
 
 def compile_template(text: str) -> MessageTemplate:
@@ -95,7 +109,3 @@ def compile_template(text: str) -> MessageTemplate:
                 )
     return MessageTemplate(text=text, parts=tuple(parts), names=tuple(names))
 
-
-@functools.lru_cache(maxsize=1024)
-def _compiled(text: str):  # type: ignore[no-untyped-def]
-    return _ENVIRONMENT.from_string(text)

@@ -23,6 +23,9 @@ SQLITE_PRAGMAS = (
     ("foreign_keys", 1),
 )
 POOL_SIZE = 32
+# A greenlet finding every pooled connection in use waits this long for one instead of failing
+# at once: a burst of calls (each recording its progress) must queue, not kill call runners.
+POOL_WAIT_SECONDS = 30
 POOL_STALE_SECONDS = 300
 # A greenlet finding every pooled connection taken waits this long for one: hundreds of live
 # calls write at once at load, and a pool that refused at once (peewee's default) left a call

@@ -11,16 +11,19 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import peewee
 
+from robocall.flow.actions import StepResult
 from robocall.flow.model import DESTINATION_TIME_ZONE, CallingWindow, RetryPolicy
 from robocall.flow.parse import parse_retry, parse_window
 from robocall.flow.schedule import next_start, should_retry, window_zones, zone_calling_code
+from robocall.flow.status import Leg
+from robocall.store.call_report import leg_record, with_step
 from robocall.store.models import Tables
 from robocall.store.nodes import LinesBudget
 from robocall.store.records import (
@@ -341,13 +344,13 @@ class DialingQueries:
 
     # --- a call's progress (the runner's CallLog) ----------------------------------------------
 
-    def call_leg(self, call_id: int, leg: Mapping[str, str]) -> None:
-        """Append one ``monitorData`` entry (a FreeSWITCH leg of the call)."""
-        self._append_json(call_id, "monitor", dict(leg))
+    def call_leg(self, call_id: int, leg: Leg) -> None:
+        """Record one FreeSWITCH leg of the call."""
+        self._update_json(call_id, "monitor", lambda legs: [*legs, leg_record(leg)])
 
-    def call_step(self, call_id: int, entry: Mapping[str, Any]) -> None:
-        """Append one ``callFlowSteps`` entry."""
-        self._append_json(call_id, "steps", dict(entry))
+    def call_step(self, call_id: int, result: StepResult) -> None:
+        """Record one step result (a running transfer's final result replaces its progress)."""
+        self._update_json(call_id, "steps", lambda steps: with_step(steps, result))
 
     def call_answered_by(self, call_id: int, answered_by: str, after_ms: int) -> None:
         """Answering-machine detection's verdict: who answered, ms after the answer."""
@@ -371,7 +374,7 @@ class DialingQueries:
         self,
         call_id: int,
         *,
-        status: str,
+        status: CallStatus,
         hangup_cause: str,
         ended_at: float,
         duration_seconds: float | None,
@@ -444,15 +447,16 @@ class DialingQueries:
                 self._cancel_calls(call.id == call_id, CANCELLED_CAUSE, now)
                 self._finish_request_if_done(row["request"], now)
 
-    def _append_json(self, call_id: int, column: str, entry: dict[str, Any]) -> None:
+    def _update_json(
+        self, call_id: int, column: str, change: Callable[[list[Any]], list[Any]]
+    ) -> None:
         call = self._tables.call
         field = getattr(call, column)
         with self._writing(durable=False):
             current = call.select(field).where(call.id == call_id).scalar()
             if current is None:
                 return
-            entries = json.loads(current)
-            entries.append(entry)
+            entries = change(json.loads(current))
             call.update({field: json.dumps(entries), call.updated_at: self._now()}).where(
                 call.id == call_id
             ).execute()

@@ -7,6 +7,7 @@ On PostgreSQL an advisory lock keeps two nodes starting at once from migrating t
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -92,6 +93,38 @@ def _v4_webhooks(database: peewee.Database, tables: Tables) -> None:
     database.create_tables(bind_webhook_models(database).all(), safe=False)
 
 
+_V5_BATCH = 1000
+
+
+def _v5_typed_call_reports(database: peewee.Database, tables: Tables) -> None:
+    """Until now each call's steps and legs were kept as the client's JSON (``stepName`` and
+    ``info``; ``type``); they become the store's own records (``store.call_report``)."""
+    from robocall.store.call_report import upgrade_leg_record, upgrade_step_record
+
+    param = database.param
+    last = 0
+    while True:
+        rows = database.execute_sql(
+            f"SELECT id, steps, monitor FROM calls WHERE id > {param} "
+            "AND (steps <> '[]' OR monitor <> '[]') ORDER BY id LIMIT "
+            f"{_V5_BATCH}",
+            (last,),
+        ).fetchall()
+        if not rows:
+            return
+        changes = []
+        for call_id, steps, monitor in rows:
+            new_steps = json.dumps([upgrade_step_record(entry) for entry in json.loads(steps)])
+            new_monitor = json.dumps([upgrade_leg_record(entry) for entry in json.loads(monitor)])
+            if (new_steps, new_monitor) != (steps, monitor):
+                changes.append((new_steps, new_monitor, call_id))
+        cursor = database.cursor()
+        cursor.executemany(
+            f"UPDATE calls SET steps = {param}, monitor = {param} WHERE id = {param}", changes
+        )
+        last = rows[-1][0]
+
+
 def _v6_node_leases(database: peewee.Database, tables: Tables) -> None:
     from robocall.store.nodes import bind_lease_model
 
@@ -127,6 +160,8 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[peewee.Database, Tables], None]], ..
     (2, "retry policy, calling window, cancellation", _v2_retry_window_cancel),
     (3, "calls.node_id: the node that claimed a call, for crash recovery", _v3_calls_node),
     (4, "webhooks: request callback URLs, signing secrets, outbox", _v4_webhooks),
+    (5, "calls: steps and legs kept as typed records, not the client's JSON",
+     _v5_typed_call_reports),
     (6, "nodes: one lease per node id (host, pid, started, heartbeat)", _v6_node_leases),
     (7, "operator keys; webhook delivery log without receivers' answers", _v7_operators),
     (8, "answering-machine detection: the request's mode, each call's verdict",
@@ -154,8 +189,9 @@ def current_version(database: peewee.Database) -> int:
     return max(applied, default=version)  # a newer robocall's database reports its own
 
 
-def migrate(database: peewee.Database) -> list[int]:
-    """Apply every migration the database has not had, in order; return the versions applied."""
+def migrate(database: peewee.Database, *, up_to: int | None = None) -> list[int]:
+    """Apply every migration the database has not had, in order (those numbered up to
+    ``up_to`` only, if given); return the versions applied."""
     tables = bind_models(database)
     applied: list[int] = []
     try:
@@ -169,6 +205,8 @@ def migrate(database: peewee.Database) -> list[int]:
                     " applied_at TEXT NOT NULL)"
                 )
             for version, description, apply in MIGRATIONS:
+                if up_to is not None and version > up_to:
+                    break
                 with database.atomic():
                     if is_postgresql(database):
                         database.execute_sql(

@@ -23,7 +23,7 @@ class RequestSummary:
     """A request and how many of its calls are in each status (statuses with none left out)."""
 
     request: RequestRecord
-    counts: Mapping[str, int]
+    counts: Mapping[CallStatus, int]
 
 
 class OverviewQueries:
@@ -43,7 +43,7 @@ class OverviewQueries:
                 .order_by(call_request.id.desc())
                 .limit(limit)
             )
-            counts: dict[int, dict[str, int]] = {row.id: {} for row in rows}
+            counts: dict[int, dict[CallStatus, int]] = {row.id: {} for row in rows}
             if rows:
                 for seq, status, count in (
                     request_count.select(
@@ -52,7 +52,7 @@ class OverviewQueries:
                     .where(request_count.request.in_(list(counts)) & (request_count.count > 0))
                     .tuples()
                 ):
-                    counts[seq][status] = count
+                    counts[seq][CallStatus(status)] = count
         return [RequestSummary(self._request_record(row), counts[row.id]) for row in rows]
 
     def queued_calls_by_organization(self) -> dict[str, int]:

@@ -5,24 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
-from typing import Any
 
-
-class RequestStatus(StrEnum):
-    SUBMITTED = "submitted"
-    ON_PROGRESS = "onProgress"
-    COMPLETED = "completed"
-    CANCELLED = "cancelled"
-
-
-class CallStatus(StrEnum):
-    QUEUED = "queued"
-    DIALING = "dialing"
-    ON_PROGRESS = "onProgress"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
+from robocall.flow.actions import StepResult
+from robocall.flow.status import CallStatus as CallStatus  # re-exported to the store's callers
+from robocall.flow.status import Leg
+from robocall.flow.status import RequestStatus as RequestStatus
 
 
 @dataclass(frozen=True)
@@ -59,8 +46,8 @@ class CallRecord:
     hangup_cause: str | None
     answered_at: datetime | None
     duration_seconds: float | None
-    steps: list[dict[str, Any]]
-    monitor: list[dict[str, Any]]
+    steps: tuple[StepResult, ...]  # the step report, in order (store.call_report)
+    monitor: tuple[Leg, ...]  # the call's FreeSWITCH legs
     attempt: int = 0  # attempts made so far (retry policy, extension)
     next_attempt_at: datetime | None = None  # not dialled before (backoff, calling window)
     answered_by: str | None = None  # answering-machine detection's verdict (extension)
@@ -81,7 +68,7 @@ class StatusPage:
     """A request, its call counts per status, and one page of its calls."""
 
     request: RequestRecord
-    counts: Mapping[str, int]
+    counts: Mapping[CallStatus, int]
     calls: list[CallRecord] = field(default_factory=list)
     next_after_id: int | None = None  # the last call id of this page if more follow
 

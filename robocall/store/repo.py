@@ -8,7 +8,6 @@ in chunks, yielding to the hub between chunks, all inside the request's one tran
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
@@ -22,6 +21,7 @@ import peewee
 from robocall.errors import Conflict, NotFound, StoreError
 from robocall.flow.model import CallRequest, Destination
 from robocall.store.access import AccessQueries, hash_key
+from robocall.store.call_report import decode_legs, decode_steps
 from robocall.store.control import ControlQueries
 from robocall.store.db import is_postgresql
 from robocall.store.dialing import DialingQueries, naive_utc
@@ -38,6 +38,13 @@ from robocall.store.records import (
 )
 from robocall.store.webhooks import WebhookQueries
 
+# What a call's status needs of its row.
+_STATUS_COLUMNS = (
+    "id", "position", "phone", "caller", "status", "hangup_cause", "answered_at",
+    "duration_seconds", "steps", "monitor", "attempt", "next_attempt_at",
+)
+# A request at least this large refreshes PostgreSQL's statistics of calls once stored.
+ANALYZE_AFTER_CALLS = 10_000
 INSERT_CHUNK_ROWS = 10_000  # about 3 MB of destinations between two yields to the hub
 CALL_COLUMNS = (
     "request_seq", "org_id", "position", "phone", "caller", "properties",
@@ -188,9 +195,20 @@ class Repo(
             if existing is None:
                 raise StoreError(f"could not store request: {err}") from err
             return _same_body(existing, body_hash), False
+        if self._postgresql and len(request.destinations) >= ANALYZE_AFTER_CALLS:
+            self._analyze_calls()
         stored = self.find_request(org_id, request.request_id)
         assert stored is not None  # committed above
         return stored, True
+
+    def _analyze_calls(self) -> None:
+        """Refresh PostgreSQL's statistics of ``calls`` after a large request went in.
+
+        Until autovacuum gets to it the planner believes the new request has a few dozen calls,
+        and pages its status by sorting all of them (70 ms a page at 100,000 calls, against
+        under 1 ms by the (request, id) index once the statistics know better)."""
+        with self._session():
+            self._db.execute_sql("ANALYZE calls")
 
     def find_request(self, org_id: str, request_id: str) -> RequestRecord | None:
         """The organization's request with this client-chosen id, if any."""
@@ -204,30 +222,64 @@ class Repo(
 
         Raises NotFound when the organization has no such request.
         """
-        call = self._tables.call
-        with self._session():
-            record = self._find_request(org_id, request_id)
-            if record is None:
-                raise NotFound(f"no request {request_id}")
-            request_count = self._tables.request_count
-            counts = {
-                row.status: row.count
-                for row in request_count.select().where(
-                    (request_count.request == record.seq) & (request_count.count > 0)
-                )
-            }
-            query = call.select().where(call.request == record.seq)
-            if after_call_id is not None:
-                query = query.where(call.id > after_call_id)
-            rows = list(query.order_by(call.id).limit(limit + 1))
-        more = len(rows) > limit
-        calls = [_call(row, request_id) for row in rows[:limit]]
+        record, counts = self.request_head(org_id, request_id)
+        calls = self._calls_after(record, after_call_id, limit + 1)
+        more = len(calls) > limit
+        calls = calls[:limit]
         return StatusPage(
             request=record,
             counts=counts,
             calls=calls,
             next_after_id=calls[-1].id if more and calls else None,
         )
+
+    def request_head(
+        self, org_id: str, request_id: str
+    ) -> tuple[RequestRecord, dict[CallStatus, int]]:
+        """The request and how many of its calls are in each status (none: left out).
+
+        Raises NotFound when the organization has no such request.
+        """
+        request_count = self._tables.request_count
+        with self._session():
+            record = self._find_request(org_id, request_id)
+            if record is None:
+                raise NotFound(f"no request {request_id}")
+            counts = {
+                CallStatus(row.status): row.count
+                for row in request_count.select().where(
+                    (request_count.request == record.seq) & (request_count.count > 0)
+                )
+            }
+        return record, counts
+
+    def call_pages(self, request: RequestRecord, page_size: int) -> Iterator[list[CallRecord]]:
+        """Every call of ``request`` in submission order, ``page_size`` at a time: one keyset
+        query per page, each on a connection of its own, so a reader of 100,000 calls holds
+        one page in memory and no connection while it is away."""
+        after: int | None = None
+        while True:
+            calls = self._calls_after(request, after, page_size)
+            if calls:
+                yield calls
+            if len(calls) < page_size:
+                return
+            after = calls[-1].id
+
+    def _calls_after(
+        self, request: RequestRecord, after_call_id: int | None, limit: int
+    ) -> list[CallRecord]:
+        call = self._tables.call
+        # The row comparison is what makes PostgreSQL walk the (request, id) index: with
+        # "id > n" alone it walks the primary key past every earlier request's calls
+        # (20 ms a page behind one other request of 100,000 calls, 0.06 ms this way).
+        query = call.select(*[getattr(call, name) for name in _STATUS_COLUMNS]).where(
+            (call.request == request.seq)
+            & (peewee.Tuple(call.request, call.id) > peewee.Tuple(request.seq, after_call_id or 0))
+        )
+        with self._session():
+            rows = list(query.order_by(call.request, call.id).limit(limit).namedtuples())
+        return [_call(row, request.request_id) for row in rows]
 
     # --- internals ----------------------------------------------------------------------------
 
@@ -289,7 +341,10 @@ class Repo(
         """A pooled connection for this greenlet, returned if we took it."""
         opened = self._db.is_closed()
         if opened:
-            self._db.connect()
+            try:
+                self._db.connect()
+            except peewee.OperationalError as err:  # the server refused (too many clients...)
+                raise StoreError(str(err)) from err
         try:
             yield
         except peewee.OperationalError as err:
@@ -355,8 +410,8 @@ def _call(row: Any, request_id: str) -> CallRecord:
         hangup_cause=row.hangup_cause,
         answered_at=row.answered_at,
         duration_seconds=row.duration_seconds,
-        steps=json.loads(row.steps),
-        monitor=json.loads(row.monitor),
+        steps=decode_steps(row.steps),
+        monitor=decode_legs(row.monitor),
         attempt=row.attempt,
         next_attempt_at=row.next_attempt_at,
         answered_by=row.answered_by,

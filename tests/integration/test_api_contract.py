@@ -159,7 +159,8 @@ def test_the_openapi_document_is_served_without_a_key(api: RunningApi):
     assert answer.json() == openapi_document()
     assert set(answer.json()["paths"]) == {
         "/v1/call", "/v1/status/{requestId}", "/v1/call/{requestId}", "/v1/lines",
-        "/v1/webhooks/deliveries", "/v1/organizations", "/v1/organizations/{orgId}/lines",
+        "/v1/webhooks/deliveries", "/v1/recordings/{callId}", "/v1/organizations",
+        "/v1/organizations/{orgId}/lines",
     }
 
 
@@ -170,3 +171,33 @@ def test_unknown_routes_and_methods_answer_in_the_error_shape(api: RunningApi):
     # then both answer {"status": "error", ...}
     assert missing.status_code == 404 and missing.json()["status"] == "error"
     assert wrong_method.status_code == 405 and wrong_method.json()["status"] == "error"
+
+
+def test_the_status_carries_every_call_of_the_request_streamed(api: RunningApi):
+    # given a request of 2,500 destinations (more than any page)
+    _, key = api.new_key()
+    api.post_call(key, seed_with("everything", destinations=2500))
+    # when its status is read as the contract has it: no paging parameters
+    answer = api.status(key, "everything")
+    # then every call is there, in submission order, sent in pieces rather than as one string
+    status = answer.json()
+    assert [d["destination"] for d in status["details"]] == [
+        f"+8491{index:07d}" for index in range(2500)
+    ]
+    assert status["nextCursor"] is None and status["total"] == 2500
+    assert status["counts"] == {"queued": 2500}
+    assert answer.headers.get("Transfer-Encoding") == "chunked"
+    assert "Content-Length" not in answer.headers
+
+
+def test_an_empty_cursor_asks_for_the_first_page(api: RunningApi):
+    # given a stored request of 150 destinations
+    _, key = api.new_key()
+    api.post_call(key, seed_with("empty-cursor", destinations=150))
+    # when paged with an empty cursor (as the document allows)
+    page = api.status(key, "empty-cursor", cursor="").json()
+    # then it is the first page of 100, with a cursor for the rest
+    assert [d["destination"] for d in page["details"]] == [
+        f"+8491{index:07d}" for index in range(100)
+    ]
+    assert page["nextCursor"] is not None

@@ -78,9 +78,10 @@ def _leave_nothing_queued(api: RunningApi, key: str, request_id: str) -> None:
         (lambda b: b.update(retry={"maxAttempts": 2, "backoff": 5}),
          "retry.backoff: unknown field"),
         (lambda b: b.update(window={"notBefore": "tomorrow"}),
-         "window.notBefore: 'tomorrow' is not an ISO-8601 date and time"),
+         'window.notBefore: "tomorrow" is not an ISO-8601 date and time with a UTC offset'),
         (lambda b: b.update(window={"notAfter": "2026-03-02T09:00:00"}),
-         "window.notAfter: '2026-03-02T09:00:00' needs a UTC offset (Z or +08:00)"),
+         'window.notAfter: "2026-03-02T09:00:00" is not an ISO-8601 date and time with a UTC '
+         "offset (Z or +08:00)"),
         (lambda b: b.update(window={"notBefore": "2026-03-02T10:00:00Z",
                                     "notAfter": "2026-03-02T09:00:00Z"}),
          "window.notAfter: must be later than notBefore"),

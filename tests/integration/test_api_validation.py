@@ -235,3 +235,125 @@ def test_text_with_a_nul_character_is_refused_on_every_database(api: RunningApi)
 def test_a_status_request_id_with_a_nul_character_is_not_found(api: RunningApi):
     _, key = api.new_key()
     assert api.status(key, "a\x00b").status_code == 404
+
+
+def test_a_flow_nested_fifty_levels_is_refused_at_the_documented_depth(api: RunningApi):
+    # given a callFlow nested 60 levels deep (deep enough to break any recursion through it)
+    body = seed_with("depth-60")
+    body["callFlow"] = nested_flow(60)
+    # then it is a 400 at the eleventh level, not a server error
+    message = _refused(api, body)
+    assert message.endswith(": call flows nest at most 10 levels deep")
+    assert message.count("branches[0].callFlow") == 10
+
+
+@pytest.mark.parametrize("name", [{}, [], 7, None])
+def test_a_step_name_that_is_not_text_is_a_400_naming_it(api: RunningApi, name: Any):
+    body = seed_with(f"name-{type(name).__name__}")
+    body["callFlow"]["steps"][0]["name"] = name
+    message = _refused(api, body)
+    assert message.startswith("callFlow.steps[0].name: ")
+
+
+@pytest.mark.parametrize("text", [" ", "   \n\t ", "\u00a0\u2003"])
+def test_a_message_of_whitespace_only_is_refused(api: RunningApi, text: str):
+    body = seed_with("blank-msg")
+    body["callFlow"]["steps"][0]["message"]["msg"] = text
+    assert _refused(api, body).startswith("callFlow.steps[0].message.msg: ")
+
+
+def test_a_message_that_is_only_whitespace_once_filled_is_refused(api: RunningApi):
+    body = seed_with("blank-filled")
+    body["callFlow"]["steps"][0]["message"]["msg"] = " {{name}} "
+    body["destinations"][1]["properties"]["name"] = "  "
+    assert _refused(api, body) == (
+        "destinations[1]: callFlow.steps[0].message.msg is only whitespace after substitution: "
+        "the callee would hear nothing"
+    )
+
+
+def test_language_is_accepted_as_lang_is_and_both_must_agree(api: RunningApi):
+    # given the contract's parameter table's name, and both names at once
+    _, key = api.new_key()
+    table = seed_with("language-1")
+    table["callFlow"]["steps"][0]["message"] = {"msg": "hi", "language": "vi"}
+    agreeing = seed_with("language-2")
+    agreeing["callFlow"]["steps"][0]["message"] = {"msg": "hi", "lang": "vi", "language": "vi"}
+    differing = seed_with("language-3")
+    differing["callFlow"]["steps"][0]["message"] = {"msg": "hi", "lang": "en", "language": "vi"}
+    unknown = seed_with("language-4")
+    unknown["callFlow"]["steps"][0]["message"] = {"msg": "hi", "language": "xx"}
+    # then language alone and both agreeing are accepted; disagreeing and unknown are 400s
+    assert api.post_call(key, table).status_code == 200
+    assert api.post_call(key, agreeing).status_code == 200
+    assert _refused(api, differing) == (
+        'callFlow.steps[0].message.language: "vi" differs from lang "en"'
+    )
+    assert _refused(api, unknown).startswith(
+        'callFlow.steps[0].message.language: "xx" is not available'
+    )
+
+
+@pytest.mark.parametrize("request_id", ["a/b", "a b", "..", ".hidden", "a?b", "a#b", "ü"])
+def test_a_request_id_a_url_cannot_carry_is_refused(api: RunningApi, request_id: str):
+    # given a requestId that could not be read or cancelled afterwards by its path
+    body = seed_with(request_id)
+    _, key = api.new_key()
+    answer = api.post_call(key, body)
+    # then it is refused, naming requestId, and nothing is stored
+    assert answer.status_code == 400
+    assert answer.json()["message"].startswith("requestId: ")
+    assert api.repo.find_request(_org_of(api, key), request_id) is None
+
+
+def _org_of(api: RunningApi, key: str) -> str:
+    organization = api.repo.organization_for_key(key)
+    assert organization is not None
+    return organization.id
+
+
+def test_a_property_value_longer_than_a_message_is_refused(api: RunningApi):
+    body = seed_with("long-value")
+    body["destinations"][1]["properties"]["name"] = "x" * 1001
+    assert _refused(api, body).startswith("destinations[1].properties.name: ")
+
+
+def test_too_many_properties_for_one_destination_are_refused(api: RunningApi):
+    body = seed_with("many-properties")
+    body["destinations"][0]["properties"] = {f"p{index}": "v" for index in range(51)}
+    assert _refused(api, body).startswith("destinations[0].properties: ")
+
+
+def test_too_many_characters_of_properties_for_one_destination_are_refused(api: RunningApi):
+    body = seed_with("big-destination")
+    body["destinations"][1]["properties"] |= {f"p{index}": "v" * 1000 for index in range(5)}
+    assert _refused(api, body) == (
+        "destinations[1].properties: 5029 characters of values; at most 4000 per destination"
+    )
+
+
+def test_a_property_of_50_megabytes_is_refused_without_being_echoed(api: RunningApi):
+    body = seed_with("huge")
+    body["destinations"][0]["properties"]["name"] = "x" * (50 * 1024 * 1024)
+    assert _refused(api, body) == (
+        "destinations[0].properties.name: is longer than 1000 characters"
+    )
+
+
+def test_a_property_named_self_is_filled_in_like_any_other(api: RunningApi):
+    # given a message using {{self}} and destinations that have it
+    _, key = api.new_key()
+    body = seed_with("self-property")
+    body["callFlow"]["steps"][0]["message"]["msg"] = "thanks {{self}}"
+    for destination in body["destinations"]:
+        destination["properties"]["self"] = "Alex"
+    # then the request is accepted (the message renders to the property; see test_templates)
+    assert api.post_call(key, body).status_code == 200
+
+
+@pytest.mark.parametrize("moment", ["0", "2026-01-01", "2026-13-01T00:00:00Z",
+                                    "2026-01-01T00:00:00"])
+def test_a_window_moment_without_date_time_and_offset_is_refused(api: RunningApi, moment: str):
+    body = seed_with("window-moment")
+    body["window"] = {"notBefore": moment}
+    assert _refused(api, body).startswith("window.notBefore: ")

@@ -19,8 +19,8 @@ class Recorder:
     def call_answered(self, ticket):
         self.moments.append(("answered", ticket.call_id, ""))
 
-    def call_step(self, ticket, entry):
-        self.moments.append(("step", ticket.call_id, entry["info"]["status"]))
+    def call_step(self, ticket, result):
+        self.moments.append(("step", ticket.call_id, result.status.value))
 
     def call_ended(self, ticket, status, hangup_cause, duration_seconds):
         self.moments.append(("ended", ticket.call_id, f"{status}/{hangup_cause}"))
@@ -62,7 +62,9 @@ def test_moments_of_an_answered_and_a_busy_call(start_service):
     assert [m[0] for m in answered][:4] == ["dialing", "answered", "step", "ended"]
     assert answered[2][2] == "success_ok"
     assert answered[3][2] == "completed/NORMAL_CLEARING"
-    assert [m[:1] + m[2:] for m in busy][:2] == [("dialing", ""), ("ended", "failed/USER_BUSY")]
+    assert [m[:1] + m[2:] for m in busy][:3] == [
+        ("dialing", ""), ("step", "error_not_answered"), ("ended", "failed/USER_BUSY"),
+    ]
     # exactly one call closed the request, and it was the last to end
     completions = [m for m in recorder.moments if m[0] == "request_completed"]
     assert len(completions) == 1 and completions[0][2] == request_id

@@ -82,11 +82,11 @@ def test_press_1_runs_the_nested_gather_then_its_default_play(seed_results):
     detail = calls[PRESSES_1]
     assert detail["status"] == "completed"
     assert step_rows(detail) == [
-        ("play", "success_ok", "ongoing", "", ""),
-        ("gather", "success_ok", "ongoing", "1", ""),
+        ("play", "sucess_ok", "ongoing", "", ""),
+        ("gather", "sucess_ok", "ongoing", "1", ""),
         # the nested gather hears nothing three times, then takes its default branch
         ("gather", "error_no_input", "ongoing", "", ""),
-        ("play", "success_ok", "ended", "", ""),
+        ("play", "sucess_ok", "ended", "", ""),
     ]
     assert detail["hangupCause"] == "NORMAL_CLEARING"
     assert detail["answeredAt"] is not None and detail["durationSeconds"] > 0
@@ -101,9 +101,9 @@ def test_press_0_or_an_unknown_key_transfers_to_extension_1000(seed_results, num
     detail = calls[number]
     assert detail["status"] == "completed"
     assert step_rows(detail) == [
-        ("play", "success_ok", "ongoing", "", ""),
-        ("gather", "success_ok", "ongoing", pressed, ""),
-        ("transfer", "success_ok", "ended", "", "answered"),
+        ("play", "sucess_ok", "ongoing", "", ""),
+        ("gather", "sucess_ok", "ongoing", pressed, ""),
+        ("transfer", "sucess_ok", "ended", "", "answered"),
     ]
     legs = detail["monitorData"]
     assert [(leg["type"], leg["dest"]) for leg in legs] == [("call", number), ("transfer", "1000")]
@@ -113,27 +113,39 @@ def test_press_0_or_an_unknown_key_transfers_to_extension_1000(seed_results, num
 def test_silence_three_times_takes_the_default_branch(seed_results):
     _, _, calls = seed_results
     assert step_rows(calls[SILENT]) == [
-        ("play", "success_ok", "ongoing", "", ""),
+        ("play", "sucess_ok", "ongoing", "", ""),
         ("gather", "error_no_input", "ongoing", "", ""),
-        ("transfer", "success_ok", "ended", "", "answered"),
+        ("transfer", "sucess_ok", "ended", "", "answered"),
     ]
 
 
 @pytest.mark.parametrize(
-    ("number", "cause"),
+    ("number", "cause", "call_status"),
     [
-        (BUSY, "USER_BUSY"),
-        (NO_ANSWER, "NO_ANSWER"),
-        (REJECTS, "CALL_REJECTED"),
-        (UNREACHABLE, "NORMAL_TEMPORARY_FAILURE"),
+        (BUSY, "USER_BUSY", "busy"),
+        (NO_ANSWER, "NO_ANSWER", "no_answer"),
+        (REJECTS, "CALL_REJECTED", "failed"),
+        (UNREACHABLE, "NORMAL_TEMPORARY_FAILURE", "failed"),
     ],
 )
-def test_unanswered_calls_fail_with_the_switch_cause_and_run_no_step(seed_results, number, cause):
+def test_unanswered_calls_fail_with_the_switch_cause_and_one_entry_saying_why(
+    seed_results, number, cause, call_status
+):
     _, _, calls = seed_results
     detail = calls[number]
     assert detail["status"] == "failed"
     assert detail["hangupCause"] == cause
-    assert detail["callFlowSteps"] == []
+    # no step ran; the one entry (the first step's) carries the contract's call_status
+    assert detail["callFlowSteps"] == [{
+        "stepName": "play",
+        "info": {
+            "call_state": "ended",
+            "call_status": call_status,
+            "status": "error_not_answered",
+            "userPressedDigits": "",
+            "transfer_status": "",
+        },
+    }]
     assert detail["answeredAt"] is None
 
 

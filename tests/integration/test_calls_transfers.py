@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import secrets
+import time
 
+import gevent
 import pytest
 
 from robocall.calls.prompts import Prompts
 from robocall.flow.model import Message
 from robocall.testing import Callee, Press
+from tests.support.service import SETTLE_SECONDS
 
 
 def _transfer_body(request_id: str, destination: str, phones: list[str]) -> dict:
@@ -30,10 +33,10 @@ def _transfer_body(request_id: str, destination: str, phones: list[str]) -> dict
 @pytest.mark.parametrize(
     ("destination", "transfer_status", "step_status"),
     [
-        ("Ext:1000", "answered", "success_ok"),
+        ("Ext:1000", "answered", "sucess_ok"),
         ("Ext:1001", "busy", "error_transfer_failed"),
         ("Ext:1002", "no_answer", "error_transfer_failed"),
-        ("+6591991191", "answered", "success_ok"),
+        ("+6591991191", "answered", "sucess_ok"),
     ],
 )
 def test_transfer_outcomes(start_service, destination, transfer_status, step_status):
@@ -56,7 +59,7 @@ def test_transfer_outcomes(start_service, destination, transfer_status, step_sta
     [detail] = final["details"]
     assert detail["status"] == "completed"
     play, transfer = detail["callFlowSteps"]
-    assert play["info"]["status"] == "success_ok"
+    assert play["info"]["status"] == "sucess_ok"
     assert transfer["stepName"] == "transfer"
     assert transfer["info"]["transfer_status"] == transfer_status
     assert transfer["info"]["status"] == step_status
@@ -120,7 +123,7 @@ def test_a_request_of_1000_destinations_runs_to_completion_in_order(start_servic
     dialled = [c.split("sofia/gateway/robocall/")[1].split(" ")[0] for c in originates]
     assert dialled == [d["phone"] for d in body["destinations"]]
     page = running.status(body["requestId"], limit=1000)
-    assert all(d["callFlowSteps"][0]["info"]["status"] == "success_ok" for d in page["details"])
+    assert all(d["callFlowSteps"][0]["info"]["status"] == "sucess_ok" for d in page["details"])
 
 
 def test_a_branch_on_the_pound_key_is_taken(start_service):
@@ -155,8 +158,42 @@ def test_a_branch_on_the_pound_key_is_taken(start_service):
         (s["stepName"], s["info"]["status"], s["info"]["userPressedDigits"])
         for s in detail["callFlowSteps"]
     ] == [
-        ("gather", "success_ok", "#"),
-        ("play", "success_ok", ""),
+        ("gather", "sucess_ok", "#"),
+        ("play", "sucess_ok", ""),
     ]
     gathers = [c for c in running.fake.received if "play_and_get_digits" in c]
     assert " none " in gathers[0]
+
+
+def test_a_running_transfer_reads_as_an_ongoing_transfer_step_until_it_ends(start_service):
+    # given an extension that rings a while, then talks a while
+    running = start_service(
+        {"1000": Callee(answer_after_ms=15_000, hangup_after_ms=20_000)},
+        transfer_timeout_seconds=30,
+    )
+    body = _transfer_body(f"t-{secrets.token_hex(3)}", "Ext:1000", ["+6580000001"])
+    running.warm_prompts(body)
+    assert running.post_call(body).status_code == 200
+    # when the status is polled while the call goes on
+    seen: list[tuple[str, str, str, str]] = []
+    deadline = time.monotonic() + SETTLE_SECONDS
+    while time.monotonic() < deadline:
+        status = running.status(body["requestId"])
+        [detail] = status["details"]
+        steps = detail["callFlowSteps"]
+        if len(steps) == 2:
+            info = steps[1]["info"]
+            moment = (steps[1]["stepName"], info["call_state"], info["status"],
+                      info["transfer_status"])
+            if not seen or seen[-1] != moment:
+                seen.append(moment)
+        if status["status"] == "completed":
+            break
+        gevent.sleep(0.05)
+    # then the transfer was an ongoing step while it rang and while the callee talked, and
+    # its final result replaced it
+    assert seen == [
+        ("transfer", "ongoing", "", ""),
+        ("transfer", "ongoing", "", "answered"),
+        ("transfer", "ended", "sucess_ok", "answered"),
+    ]

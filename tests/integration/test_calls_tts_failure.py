@@ -47,7 +47,7 @@ class FailingOn:
         # and says so: not a gather "error_hangup" as if the callee had hung up
         (
             "Dear",
-            [("play", "success_ok", "ongoing", "", "")],
+            [("play", "sucess_ok", "ongoing", "", "")],
             "failed",
             "ROBOCALL_STEP_FAILED",
         ),

@@ -154,9 +154,9 @@ def test_the_dashboard_shows_lines_requests_and_step_traces(start_service, chrom
     assert confirmed.find_element(By.CSS_SELECTOR, ".status").text == "completed"
     assert confirmed.find_element(By.CSS_SELECTOR, ".hangup-cause").text == "NORMAL_CLEARING"
     assert [li.text for li in confirmed.find_elements(By.CSS_SELECTOR, "li.step")] == [
-        "play: success_ok",
-        "gather: success_ok, pressed 1",
-        "play: success_ok",
+        "play: sucess_ok",
+        "gather: sucess_ok, pressed 1",
+        "play: sucess_ok",
     ]
     # and the channel uuid an admin passes to uuid_dump
     detail = running.calls_by_destination(running.status(request_id))
@@ -165,7 +165,9 @@ def test_the_dashboard_shows_lines_requests_and_step_traces(start_service, chrom
     busy = calls[BUSY]
     assert busy.find_element(By.CSS_SELECTOR, ".status").text == "failed"
     assert busy.find_element(By.CSS_SELECTOR, ".hangup-cause").text == "USER_BUSY"
-    assert busy.find_elements(By.CSS_SELECTOR, "li.step") == []
+    assert [li.text for li in busy.find_elements(By.CSS_SELECTOR, "li.step")] == [
+        "play: error_not_answered, busy"
+    ]
     assert calls[RINGS].find_element(By.CSS_SELECTOR, ".status").text == "dialing"
     assert text(driver, "#request-status") == "onProgress"
 

@@ -90,7 +90,7 @@ def test_a_busy_call_is_retried_after_its_backoff_in_its_place(start_clocked_ser
     assert final["counts"] == {"completed": 2}
     retried = running.calls_by_destination(final)[busy_first]
     assert retried["attempt"] == 2
-    assert retried["callFlowSteps"][0]["info"]["status"] == "success_ok"
+    assert retried["callFlowSteps"][0]["info"]["status"] == "sucess_ok"
     # and the answered attempt's leg is the last of the legs shown
     assert retried["monitorData"][-1]["type"] == "call"
     assert _dialled(running, body) == [busy_first, answers, busy_first]

@@ -45,6 +45,7 @@ def test_every_generated_request_gets_a_documented_answer_and_no_server_error(
         "GET /v1/organizations",
         "GET /v1/organizations/{orgId}/lines",
         "PUT /v1/organizations/{orgId}/lines",
+        "GET /v1/recordings/{callId}",
     }
     # each operation gets the credential its security names (a tenant's or the operator's)
     credentials = {API_KEY_HEADER: key, OPERATOR_KEY_HEADER: operator_key}

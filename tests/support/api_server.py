@@ -27,6 +27,7 @@ from robocall.config import Settings
 from robocall.store.db import open_database
 from robocall.store.migrations import migrate
 from robocall.store.repo import Repo
+from tests.support.openapi_check import check_response
 from tests.support.resolver import LocalResolver
 
 TEST_LANGUAGES = frozenset({"en", "vi"})
@@ -113,12 +114,24 @@ class RunningApi:
                             headers={OPERATOR_KEY_HEADER: operator_key}, timeout=60)
 
     def post_call(self, key: str, body: Any, **kwargs: Any) -> requests.Response:
-        return requests.post(self.url("/v1/call"), json=body, headers={API_KEY_HEADER: key},
-                             timeout=60, **kwargs)
+        """POST /v1/call; the answer is checked against the served OpenAPI document."""
+        return check_response(self.base_url, requests.post(
+            self.url("/v1/call"), json=body, headers={API_KEY_HEADER: key}, timeout=60, **kwargs
+        ))
 
     def status(self, key: str, request_id: str, **params: Any) -> requests.Response:
-        return requests.get(self.url(f"/v1/status/{request_id}"), params=params,
-                            headers={API_KEY_HEADER: key}, timeout=60)
+        """GET /v1/status; the answer is checked against the served OpenAPI document."""
+        return check_response(self.base_url, requests.get(
+            self.url(f"/v1/status/{request_id}"), params=params, headers={API_KEY_HEADER: key},
+            timeout=60,
+        ))
+
+    def get(self, path: str, key: str | None = None, **params: Any) -> requests.Response:
+        """GET any path (with ``key``, if given); the answer is checked against the document."""
+        headers = {API_KEY_HEADER: key} if key else {}
+        return check_response(self.base_url, requests.get(
+            self.url(path), params=params, headers=headers, timeout=60
+        ))
 
 
 @pytest.fixture

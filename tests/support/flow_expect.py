@@ -5,9 +5,10 @@ from __future__ import annotations
 from robocall.flow.actions import (
     Action,
     CallFinished,
-    CallOutcome,
     CallState,
+    CallStatus,
     CollectDigits,
+    DialResult,
     FinishReason,
     Hangup,
     PlayPrompt,
@@ -112,11 +113,29 @@ def transferred(
     )
 
 
+def ringing(step_id: str, transfer_status: TransferStatus | None = None) -> StepResult:
+    """A transfer reported while it runs (``transfer_status`` answered once bridged)."""
+    return StepResult(
+        step_id,
+        StepName.TRANSFER,
+        StepStatus.RUNNING,
+        CallState.ONGOING,
+        transfer_status=transfer_status,
+    )
+
+
+def not_answered(step_id: str, name: StepName, call_status: DialResult) -> StepResult:
+    """The one result of a call that was never answered, for the step that would have run."""
+    return StepResult(
+        step_id, name, StepStatus.ERROR_NOT_ANSWERED, CallState.ENDED, call_status=call_status
+    )
+
+
 def finished(reason: FinishReason, cause: str = "") -> CallFinished:
     outcome = (
-        CallOutcome.FAILED
+        CallStatus.FAILED
         if reason in (FinishReason.NOT_ANSWERED, FinishReason.PLAYBACK_ERROR)
-        else CallOutcome.COMPLETED
+        else CallStatus.COMPLETED
     )
     return CallFinished(outcome, reason, cause)
 

@@ -25,6 +25,7 @@ from robocall.store.repo import Repo
 from robocall.testing import Callee, CalleeBook, FakeSwitch
 from robocall.tts.cache import TtsCache
 from tests.support.api_server import TEST_LANGUAGES, backend_of, fresh_database
+from tests.support.openapi_check import check_response
 from tests.support.resolver import LocalResolver
 
 # Scripted durations run this much faster than real time (a 5 s gather timeout takes 0.5 s).
@@ -60,17 +61,18 @@ class RunningService:
         return self.service.api.repo
 
     def post_call(self, body: Any) -> requests.Response:
-        return requests.post(
+        """POST /v1/call; the answer is checked against the served OpenAPI document."""
+        return check_response(self.base_url, requests.post(
             f"{self.base_url}/v1/call", json=body, headers={API_KEY_HEADER: self.key}, timeout=60
-        )
+        ))
 
     def status(self, request_id: str, **params: Any) -> dict[str, Any]:
-        response = requests.get(
+        response = check_response(self.base_url, requests.get(
             f"{self.base_url}/v1/status/{request_id}",
             params=params,
             headers={API_KEY_HEADER: self.key},
             timeout=60,
-        )
+        ))
         assert response.status_code == 200, response.text
         return dict(response.json())
 
@@ -92,17 +94,20 @@ class RunningService:
         )
 
     def get(self, path: str, key: str | None = None) -> requests.Response:
-        return requests.get(
+        """GET ``path``; a documented route's answer is checked against the served document."""
+        return check_response(self.base_url, requests.get(
             f"{self.base_url}{path}", headers={API_KEY_HEADER: key or self.key}, timeout=60
-        )
+        ))
 
     def wait_until_final(self, request_id: str, limit: int = 1000) -> dict[str, Any]:
-        """Poll the status until the request is completed; its final status."""
+        """Poll the status until the request is completed; its final status (the first
+        ``limit`` calls). Polled one call at a time: the poll must not load the service it
+        waits for."""
         deadline = time.monotonic() + SETTLE_SECONDS
         while True:
-            status = self.status(request_id, limit=limit)
+            status = self.status(request_id, limit=1)
             if status["status"] in ("completed", "cancelled"):
-                return status
+                return self.status(request_id, limit=limit)
             if time.monotonic() > deadline:
                 raise AssertionError(f"request {request_id} not final: {status['counts']}")
             gevent.sleep(0.05)

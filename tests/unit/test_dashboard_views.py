@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from robocall.dashboard.views import gauge, progress, step_line
 from robocall.dispatch.dispatcher import LineReport
+from robocall.flow.actions import StepResult
+from robocall.flow.status import CallState, DialResult, StepName, StepStatus
 
 
 def test_a_progress_bar_orders_statuses_done_first_and_counts_the_final_ones():
@@ -35,10 +37,15 @@ def test_an_organization_the_dispatcher_does_not_know_yet_has_no_gauge():
     assert gauge(None).known is False
 
 
-def test_step_lines_say_what_happened():
-    assert step_line({"stepName": "gather", "info": {
-        "status": "success_ok", "userPressedDigits": "1", "transfer_status": ""}}) == (
-        "gather: success_ok, pressed 1")
-    assert step_line({"stepName": "transfer", "info": {
-        "status": "error_transfer_failed", "userPressedDigits": "", "transfer_status": "busy"}}
-    ) == "transfer: error_transfer_failed, transfer busy"
+def test_step_lines_say_what_happened_as_the_api_names_it():
+    # given step results of a gather, a failed transfer and a call never answered
+    gather = StepResult("1", StepName.GATHER, StepStatus.SUCCESS_OK, CallState.ONGOING,
+                        user_pressed_digits="1", attempts=1)
+    transfer = StepResult("2", StepName.TRANSFER, StepStatus.ERROR_TRANSFER_FAILED,
+                          CallState.ENDED, transfer_status=DialResult.BUSY)
+    unanswered = StepResult("1", StepName.PLAY, StepStatus.ERROR_NOT_ANSWERED, CallState.ENDED,
+                            call_status=DialResult.NO_ANSWER)
+    # then each line says it in the API's words
+    assert step_line(gather) == "gather: sucess_ok, pressed 1"
+    assert step_line(transfer) == "transfer: error_transfer_failed, transfer busy"
+    assert step_line(unanswered) == "play: error_not_answered, no_answer"

@@ -21,7 +21,9 @@ from robocall.flow.actions import (
     CollectDigits,
     Hangup,
     PlayPrompt,
+    StepName,
     StepResult,
+    StepStatus,
 )
 from robocall.flow.compile import GatherNode, compile_flow
 from robocall.flow.events import (
@@ -131,7 +133,19 @@ def test_random_event_sequences_keep_the_invariants(
     if finishes:
         assert emitted[-1] == finishes[0]
 
-    results = [a for a in emitted if isinstance(a, StepResult)]
+    reported = [a for a in emitted if isinstance(a, StepResult)]
+    # a running transfer's progress is ongoing, and its final result follows it
+    for index, progress in enumerate(reported):
+        if not progress.final:
+            assert progress.step_name is StepName.TRANSFER
+            assert progress.call_state is CallState.ONGOING
+            assert any(r.step_id == progress.step_id and r.final for r in reported[index:]) or (
+                not machine.finished
+            )
+    # a call never answered reports one result, for a step that never started
+    unanswered = [r for r in reported if r.status is StepStatus.ERROR_NOT_ANSWERED]
+    assert unanswered == reported or not unanswered
+    results = [r for r in reported if r.final and r.status is not StepStatus.ERROR_NOT_ANSWERED]
     result_ids = [r.step_id for r in results]
     assert len(result_ids) == len(set(result_ids)), "two results for one step run"
 

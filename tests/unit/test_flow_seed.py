@@ -12,11 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from robocall.api.contract import step_entry
 from robocall.flow.actions import (
     Action,
     Bridge,
     CallFinished,
-    CallOutcome,
+    CallStatus,
     CollectDigits,
     FinishReason,
     Hangup,
@@ -38,6 +39,7 @@ from robocall.flow.events import (
     TransferStatus,
 )
 from robocall.flow.machine import Machine, State
+from robocall.store.call_report import step_from_record, with_step
 from tests.support.flows import SEED_FIRST, SEED_FLOW
 
 PROGRAM = compile_flow(SEED_FLOW)  # once, shared by every call below, as in production
@@ -65,10 +67,19 @@ def run_call(*events: Event, record: bool = True) -> Call:
     assert len(finished) <= 1
     return Call(
         commands=[describe(a) for a in actions if not isinstance(a, StepResult | CallFinished)],
-        steps=[a.as_status_entry() for a in actions if isinstance(a, StepResult)],
+        steps=status_entries([a for a in actions if isinstance(a, StepResult)]),
         finished=finished[0] if finished else None,
         machine=machine,
     )
+
+
+def status_entries(results: list[StepResult]) -> list[dict[str, object]]:
+    """The results as the status shows them: kept as the store keeps them (a running
+    transfer's final result replaces its progress), in the contract's JSON."""
+    records: list[dict[str, object]] = []
+    for result in results:
+        records = with_step(records, result)
+    return [step_entry(step_from_record(record)) for record in records]
 
 
 def describe(action: Action) -> str:
@@ -101,12 +112,12 @@ def entry(
     }
 
 
-THANKS = entry("play", "success_ok")
+THANKS = entry("play", "sucess_ok")
 THANKS_COMMANDS = ["record", "play 1 'thanks {{name}}'", "collect 2 try 1/3"]
 
 
 def completed(reason: FinishReason, cause: str = "") -> CallFinished:
-    return CallFinished(CallOutcome.COMPLETED, reason, cause)
+    return CallFinished(CallStatus.COMPLETED, reason, cause)
 
 
 def test_press_1_then_anything_takes_the_nested_default_and_ends_normally() -> None:
@@ -122,9 +133,9 @@ def test_press_1_then_anything_takes_the_nested_default_and_ends_normally() -> N
     ]
     assert call.steps == [
         THANKS,
-        entry("gather", "success_ok", digits="1"),
-        entry("gather", "success_ok", digits="5"),
-        entry("play", "success_ok", state="ended"),
+        entry("gather", "sucess_ok", digits="1"),
+        entry("gather", "sucess_ok", digits="5"),
+        entry("play", "sucess_ok", state="ended"),
     ]
     assert call.finished == completed(FinishReason.FLOW_DONE)
 
@@ -151,9 +162,9 @@ def test_press_1_then_no_input_three_times_takes_the_nested_default() -> None:
     ]
     assert call.steps == [
         THANKS,
-        entry("gather", "success_ok", digits="1"),
+        entry("gather", "sucess_ok", digits="1"),
         entry("gather", "error_no_input", digits=""),
-        entry("play", "success_ok", state="ended"),
+        entry("play", "sucess_ok", state="ended"),
     ]
     assert call.finished == completed(FinishReason.FLOW_DONE)
 
@@ -172,8 +183,8 @@ def test_press_0_transfers_to_extension_1000_which_answers() -> None:
     ]
     assert call.steps == [
         THANKS,
-        entry("gather", "success_ok", digits="0"),
-        entry("transfer", "success_ok", state="ended", transfer="answered"),
+        entry("gather", "sucess_ok", digits="0"),
+        entry("transfer", "sucess_ok", state="ended", transfer="answered"),
     ]
     assert call.finished == completed(FinishReason.TRANSFER_DONE)
 
@@ -183,7 +194,7 @@ def test_press_0_and_the_callee_ends_the_conversation() -> None:
 
     # the callee's hangup after talking to the person is a successful transfer
     assert call.commands == [*THANKS_COMMANDS, "bridge 2.b2.1 extension:1000"]
-    assert call.steps[-1] == entry("transfer", "success_ok", state="ended", transfer="answered")
+    assert call.steps[-1] == entry("transfer", "sucess_ok", state="ended", transfer="answered")
     assert call.finished == completed(FinishReason.CALLEE_HANGUP, CLEARING)
 
 
@@ -220,7 +231,7 @@ def test_press_9_matches_no_branch_and_takes_the_default_transfer() -> None:
         "bridge 2.b2.1 extension:1000",
         "hangup NORMAL_CLEARING",
     ]
-    assert call.steps[1] == entry("gather", "success_ok", digits="9")
+    assert call.steps[1] == entry("gather", "sucess_ok", digits="9")
     assert call.finished == completed(FinishReason.TRANSFER_DONE)
 
 
@@ -243,7 +254,7 @@ def test_no_input_three_times_takes_the_default_transfer() -> None:
     assert call.steps == [
         THANKS,
         entry("gather", "error_no_input", digits=""),
-        entry("transfer", "success_ok", state="ended", transfer="answered"),
+        entry("transfer", "sucess_ok", state="ended", transfer="answered"),
     ]
 
 
@@ -261,9 +272,19 @@ def test_the_callee_hangs_up_during_the_first_message() -> None:
 def test_the_callee_does_not_answer() -> None:
     call = run_call(CallFailed("NO_ANSWER"))
 
+    # nothing is sent, and the one entry says why: the first step never ran
     assert call.commands == []
-    assert call.steps == []
-    assert call.finished == CallFinished(CallOutcome.FAILED, FinishReason.NOT_ANSWERED, "NO_ANSWER")
+    assert call.steps == [{
+        "stepName": "play",
+        "info": {
+            "call_state": "ended",
+            "call_status": "no_answer",
+            "status": "error_not_answered",
+            "userPressedDigits": "",
+            "transfer_status": "",
+        },
+    }]
+    assert call.finished == CallFinished(CallStatus.FAILED, FinishReason.NOT_ANSWERED, "NO_ANSWER")
 
 
 def test_without_recording_nothing_is_recorded() -> None:

@@ -8,7 +8,16 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from robocall.flow.actions import Action, Bridge, FinishReason, Hangup, StartRecording, StepStatus
+from robocall.flow.actions import (
+    Action,
+    Bridge,
+    DialResult,
+    FinishReason,
+    Hangup,
+    StartRecording,
+    StepName,
+    StepStatus,
+)
 from robocall.flow.events import (
     Bridged,
     BridgeFinished,
@@ -43,7 +52,9 @@ from tests.support.flow_expect import (
     finished,
     gathered,
     machine_after,
+    not_answered,
     played,
+    ringing,
     say,
     transferred,
 )
@@ -93,7 +104,7 @@ ROWS = [
         TRANSFER,
         (),
         CallReady(),
-        [Bridge("1", EXTENSION)],
+        [ringing("1"), Bridge("1", EXTENSION)],
         State.BRIDGING,
     ),
     Row(
@@ -110,7 +121,10 @@ ROWS = [
         PLAY_PLAY,
         (),
         CallFailed(BUSY),
-        [finished(FinishReason.NOT_ANSWERED, BUSY)],
+        [
+            not_answered("1", StepName.PLAY, DialResult.BUSY),
+            finished(FinishReason.NOT_ANSWERED, BUSY),
+        ],
         State.ENDED,
     ),
     # ANSWERED
@@ -135,7 +149,7 @@ ROWS = [
         TRANSFER,
         (CallAnswered(),),
         CallReady(),
-        [Bridge("1", EXTENSION)],
+        [ringing("1"), Bridge("1", EXTENSION)],
         State.BRIDGING,
     ),
     Row(
@@ -177,7 +191,7 @@ ROWS = [
         PLAY_TRANSFER,
         READY,
         PromptFinished(ok=True),
-        [played("1"), Bridge("2", EXTENSION)],
+        [played("1"), ringing("2"), Bridge("2", EXTENSION)],
         State.BRIDGING,
     ),
     Row(
@@ -235,7 +249,7 @@ ROWS = [
         GATHER,
         IN_GATHER,
         DigitsCollected("0"),
-        [gathered("1", OK, "0", 1), Bridge("1.b3.1", EXTENSION)],
+        [gathered("1", OK, "0", 1), ringing("1.b3.1"), Bridge("1.b3.1", EXTENSION)],
         State.BRIDGING,
     ),
     Row(
@@ -354,7 +368,14 @@ ROWS = [
         State.ENDED,
     ),
     # BRIDGING
-    Row("the person answered", TRANSFER, READY, Bridged(), [], State.BRIDGED),
+    Row(
+        "the person answered",
+        TRANSFER,
+        READY,
+        Bridged(),
+        [ringing("1", TransferStatus.ANSWERED)],
+        State.BRIDGED,
+    ),
     Row(
         "bridge ended answered without a Bridged event",
         TRANSFER,

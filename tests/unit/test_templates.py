@@ -75,3 +75,17 @@ def test_jinja_globals_do_not_answer_for_a_missing_name():
     assert template.missing({}) == ["range"]
     with pytest.raises(InputError, match="placeholder missing"):
         template.render({})
+
+
+@pytest.mark.parametrize("name", ["self", "loop", "super", "caller", "varargs", "kwargs",
+                                  "range", "namespace", "joiner", "context", "environment"])
+def test_every_name_a_client_may_send_is_filled_with_its_property(name: str):
+    # names that mean something to jinja are just property names in a message
+    template = compile_template(f"Dear {{{{ {name} }}}}, and {{{{{name}}}}} again")
+    assert template.render({name: "Alex"}) == "Dear Alex, and Alex again"
+
+
+def test_whitespace_control_is_kept_as_jinja_would_render_it():
+    template = compile_template("Dear   {{- name -}}  !")
+    assert template.render({"name": "Alex"}) == "DearAlex!"
+    assert template.rendered_length({"name": "Alex"}) == len("DearAlex!")
