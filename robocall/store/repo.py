@@ -41,7 +41,8 @@ from robocall.store.webhooks import WebhookQueries
 # What a call's status needs of its row.
 _STATUS_COLUMNS = (
     "id", "position", "phone", "caller", "status", "hangup_cause", "answered_at",
-    "duration_seconds", "steps", "monitor", "attempt", "next_attempt_at",
+    "duration_seconds", "steps", "monitor", "attempt", "next_attempt_at", "answered_by",
+    "answered_by_ms",
 )
 # A request at least this large refreshes PostgreSQL's statistics of calls once stored.
 ANALYZE_AFTER_CALLS = 10_000
