@@ -272,7 +272,7 @@ class FakeSwitch:
                  time_scale: float = 1.0, sessions_per_second: int = 30,
                  max_sessions: int = 1000, host: str = "127.0.0.1", port: int = 0,
                  max_backlog: int = MAX_BACKLOG) -> None:
-        self.callees = callees or CalleeBook()
+        self.callees = callees if callees is not None else CalleeBook.people()
         self.max_backlog = max_backlog
         self.password = password
         self.switch = Switch(self.callees, time_scale, sessions_per_second, max_sessions)
