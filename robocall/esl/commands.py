@@ -17,8 +17,9 @@ from urllib.parse import quote
 
 from robocall.errors import UnsafeValue
 
-# Every event robocall needs (DESIGN.md "The ESL client"). CHANNEL_PARK is where a call's flow
-# starts: a sendmsg landing between CHANNEL_ANSWER and park() is aborted (lab NOTES.md).
+# Every event robocall needs (docs/design.md, "The ESL client"). CHANNEL_PARK is where a call's
+# flow starts: a sendmsg landing between CHANNEL_ANSWER and park() is aborted (docs/design.md,
+# "From the scripted-callee lab").
 ROBOCALL_EVENTS: Final = (
     "CHANNEL_CREATE",
     "CHANNEL_PROGRESS",

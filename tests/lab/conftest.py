@@ -1,7 +1,7 @@
 """Lab fixtures: a real FreeSWITCH (ROBOCALL_LAB_ESL=host:port:password) and SIPp callees.
 
 Without ROBOCALL_LAB_ESL every lab test is skipped. With it set, an unreachable switch FAILS
-the tests (STYLE.md habit 12): a configured lab that silently skips proves nothing.
+the tests (docs/design.md, "Code habits" 12): a configured lab that silently skips proves nothing.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 for its numbers, dialled to the lab's scripted callees (marker `lab`).
 
 Run with ROBOCALL_LAB_ESL=host:port:password; the callees are the lab's (see
-shared/freeswitch/lab/NOTES.md): the last two digits of a number pick what the callee does.
+docs/lab.md): the last two digits of a number pick what the callee does.
 The run takes real time (a minute or two): the callees press keys every 1.5 s, the silent one
 waits out three gather timeouts, extension 1000 talks for 5 s.
 """
@@ -33,7 +33,7 @@ from tests.support.service import step_rows
 
 pytestmark = pytest.mark.lab
 
-# The lab callees (NOTES.md): ..01 presses 1 every 1.5 s, ..02 presses 0 every 1.5 s, ..03 is
+# The lab callees (docs/lab.md): ..01 presses 1 every 1.5 s, ..02 presses 0 every 1.5 s, ..03 is
 # silent for 40 s, ..04 is busy, ..05 rings forever, ..06 hangs up after 1 s, ..09 declines,
 # ..99 is silent for 120 s.
 PRESSES_1 = "+6580000001"

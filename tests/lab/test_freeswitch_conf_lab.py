@@ -32,7 +32,7 @@ pytestmark = pytest.mark.lab
 CONF_DIR = Path(__file__).resolve().parents[2] / "freeswitch-conf"
 PLACEHOLDER_PASSWORD = "CHANGE-ME-robocall-esl-password"
 LAB_EXTENSIONS = {"answers": "1000", "busy": "1001"}
-# Numbers of the scripted-callee lab (shared/freeswitch/lab/NOTES.md): the last two digits pick
+# Numbers of the scripted-callee lab (docs/lab.md): the last two digits pick
 # the callee's behaviour.
 PRESSES_1_EVERY_1_5_S = "+6580000001"
 STAYS_UP = "+6580000099"
