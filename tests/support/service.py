@@ -145,14 +145,18 @@ class ServiceStarter:
         lines: int = 6,
         cps: float = 50.0,
         default: Callee | None = None,
+        callee_book: CalleeBook | None = None,
         tts: TtsCache | None = None,
         clock: Callable[[], float] = time.time,
         **overrides: Any,
     ) -> RunningService:
         """Start robocall over a FakeSwitch scripted with ``callees``, with a new organization
-        of ``lines`` lines (and a key for it); ``tts`` replaces the shared test cache, ``clock``
-        robocall's wall clock."""
-        book = CalleeBook(dict(callees or {}), default or Callee(answer_after_ms=200))
+        of ``lines`` lines (and a key for it); ``callee_book`` replaces ``callees`` and
+        ``default`` whole (``CalleeBook.people()``: the world of ``robocall serve``); ``tts``
+        replaces the shared test cache, ``clock`` robocall's wall clock."""
+        book = callee_book or CalleeBook(
+            dict(callees or {}), default or Callee(answer_after_ms=200)
+        )
         fake = FakeSwitch(callees=book, time_scale=TIME_SCALE).start()
         # A service restarted "on the same database" passes database_url; else a fresh one.
         database_url = overrides.pop("database_url", None) or self._databases.enter_context(
