@@ -85,14 +85,20 @@ class RunningService:
         )
 
     def wait_until_final(self, request_id: str, limit: int = 1000) -> dict[str, Any]:
-        """Poll the status until the request is completed; its final status."""
+        """Poll the status until the request is completed; its final status (``limit`` calls).
+
+        Fails when its calls make no progress for SETTLE_SECONDS: a bound on a stall, not on the
+        whole run, which for a large request on a busy machine may take longer."""
         deadline = time.monotonic() + SETTLE_SECONDS
+        seen: dict[str, int] | None = None
         while True:
-            status = self.status(request_id, limit=limit)
+            status = self.status(request_id, limit=1)
             if status["status"] in ("completed", "cancelled"):
-                return status
-            if time.monotonic() > deadline:
-                raise AssertionError(f"request {request_id} not final: {status['counts']}")
+                return self.status(request_id, limit=limit)
+            if status["counts"] != seen:
+                seen, deadline = status["counts"], time.monotonic() + SETTLE_SECONDS
+            elif time.monotonic() > deadline:
+                raise AssertionError(f"request {request_id} stalled: {status['counts']}")
             gevent.sleep(0.05)
 
     def warm_prompts(self, body: dict[str, Any]) -> None:
