@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: run demo test lint
+.PHONY: run demo test lint lab-test
 
 $(VENV)/.installed: pyproject.toml
 	scripts/install-system-packages
@@ -22,6 +22,13 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The lab tier against a real FreeSWITCH configured by scripts/lab_configure.py (docs/lab.md).
+# It starts only SIPp callees, each stopped by its test; the switch is yours to start and stop.
+lab-test: $(VENV)/.installed
+	@test -n "$$ROBOCALL_LAB_ESL" || { \
+		echo "make lab-test: set ROBOCALL_LAB_ESL=host:port:password (see docs/lab.md)" >&2; exit 2; }
+	$(PY) -m pytest tests/lab -m lab -p no:cacheprovider $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check robocall tests scripts

@@ -1,7 +1,11 @@
-"""Lab fixtures: a real FreeSWITCH (ROBOCALL_LAB_ESL=host:port:password) and SIPp callees.
+"""Lab fixtures: a real FreeSWITCH (ROBOCALL_LAB_ESL=host:port:password), its scripted callees
+and SIPp callees.
 
-Without ROBOCALL_LAB_ESL every lab test is skipped. With it set, an unreachable switch FAILS
-the tests (docs/design.md, "Code habits" 12): a configured lab that silently skips proves nothing.
+The switch is one configured by scripts/lab_configure.py (docs/lab.md). Its scripted callees, the
+SIP profile ``lab`` of tests/lab/freeswitch/, are at ROBOCALL_LAB_CALLEES (host:port, default
+127.0.0.1:5090, the first lab instance's). Without ROBOCALL_LAB_ESL every lab test is skipped.
+With it set, an unreachable switch FAILS the tests: a configured lab that silently skips proves
+nothing.
 """
 
 from __future__ import annotations
@@ -21,11 +25,24 @@ from robocall.esl.client import EslClient
 SIPP_DIR = Path(__file__).resolve().parent / "sipp"
 
 
+DEFAULT_CALLEES = "127.0.0.1:5090"
+
+
 @dataclass(frozen=True)
 class LabSwitch:
     host: str
     port: int
     password: str
+    callees: str = DEFAULT_CALLEES  # host:port of the scripted callees' SIP profile
+
+    @property
+    def dial_template(self) -> str:
+        """robocall's dial template for the scripted callees (a robo leg on profile internal)."""
+        return f"sofia/internal/{{number}}@{self.callees}"
+
+    def dial(self, ending: str) -> str:
+        """The dial string of the scripted callee whose number ends in ``ending``."""
+        return self.dial_template.format(number=f"+65800000{ending}")
 
 
 @pytest.fixture(scope="session")
@@ -35,7 +52,8 @@ def lab_switch() -> LabSwitch:
     if not setting:
         pytest.skip("no lab FreeSWITCH: set ROBOCALL_LAB_ESL=host:port:password")
     host, port_text, password = setting.split(":", 2)
-    switch = LabSwitch(host, int(port_text), password)
+    callees = os.environ.get("ROBOCALL_LAB_CALLEES", "") or DEFAULT_CALLEES
+    switch = LabSwitch(host, int(port_text), password, callees)
     try:
         socket.create_connection((switch.host, switch.port), timeout=3).close()
     except OSError as err:
@@ -127,12 +145,6 @@ def sipp(lab_switch: LabSwitch) -> Iterator[Callable[[str], int]]:
 
 
 @pytest.fixture
-def lab_dial() -> Callable[[str], str]:
-    """The scripted-callee lab's dial string for a behaviour (the last two digits)."""
-    template = os.environ.get("ROBOCALL_LAB_DIAL", "")
-    if "NN" not in template:
-        pytest.skip(
-            "no scripted-callee lab: set ROBOCALL_LAB_DIAL, "
-            "e.g. sofia/internal/+658000000NN@127.0.0.1:5090"
-        )
-    return lambda ending: template.replace("NN", ending)
+def lab_dial(lab_switch: LabSwitch) -> Callable[[str], str]:
+    """The scripted callees' dial string for a behaviour (the last two digits)."""
+    return lab_switch.dial

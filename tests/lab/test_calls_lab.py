@@ -1,8 +1,9 @@
 """The whole service against a real FreeSWITCH: the seed's example request, posted unchanged but
 for its numbers, dialled to the lab's scripted callees (marker `lab`).
 
-Run with ROBOCALL_LAB_ESL=host:port:password; the callees are the lab's (see
-docs/lab.md): the last two digits of a number pick what the callee does.
+Run with ROBOCALL_LAB_ESL=host:port:password (``make lab-test``, docs/lab.md); the callees are the
+lab's scripted callees (tests/lab/freeswitch/): the last two digits of a number pick what the
+callee does.
 The run takes real time (a minute or two): the callees press keys every 1.5 s, the silent one
 waits out three gather timeouts, extension 1000 talks for 5 s.
 """
@@ -33,9 +34,9 @@ from tests.support.service import step_rows
 
 pytestmark = pytest.mark.lab
 
-# The lab callees (docs/lab.md): ..01 presses 1 every 1.5 s, ..02 presses 0 every 1.5 s, ..03 is
-# silent for 40 s, ..04 is busy, ..05 rings forever, ..06 hangs up after 1 s, ..09 declines,
-# ..99 is silent for 120 s.
+# The scripted callees (docs/lab.md): ..01 presses 1 every 1.5 s, ..02 presses 0 every 1.5 s,
+# ..03 is silent for 40 s, ..04 is busy, ..05 rings forever, ..06 hangs up after 1 s,
+# ..09 declines, ..99 is silent for 120 s.
 PRESSES_1 = "+6580000001"
 PRESSES_0 = "+6580000002"
 # The seed's silent path (three gather tries of a ~7.5 s prompt and a 5 s timeout) reaches its
@@ -77,7 +78,7 @@ def lab_settings(lab_switch: LabSwitch, data_dir: Path, **overrides: Any) -> Set
     settings = Settings(
         data_dir=data_dir,
         switch=f"esl://:{lab_switch.password}@{lab_switch.host}:{lab_switch.port}",
-        dial_template="sofia/internal/{number}@127.0.0.1:5090",
+        dial_template=lab_switch.dial_template,
         # the default template: the lab's directory users 1000-1002 dial the lab callees
         extension_template="user/{ext}@{domain}",
         domain="127.0.0.1",

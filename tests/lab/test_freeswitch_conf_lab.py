@@ -1,9 +1,9 @@
 """freeswitch-conf/ merged into a real FreeSWITCH: what it loads, and calls placed through it.
 
-Runs against the lab FreeSWITCH named by ROBOCALL_LAB_ESL=host:port:password, which must have
-freeswitch-conf/ merged as freeswitch-conf/README.md says (event socket password changed, the
-gateway template filled in to point at the scripted-callee lab profile on 127.0.0.1:5090) and
-the scripted-callee lab installed. Skipped when ROBOCALL_LAB_ESL is unset; fails when it is set
+Runs against the lab FreeSWITCH named by ROBOCALL_LAB_ESL=host:port:password, configured by
+scripts/lab_configure.py, which merges freeswitch-conf/ as freeswitch-conf/README.md says (event
+socket password and port set, the gateway template filled in to point at the lab's scripted
+callees) and installs those callees. Skipped when ROBOCALL_LAB_ESL is unset; fails when it is set
 and the switch cannot be reached.
 
 The test talks to FreeSWITCH over a bare inbound ESL socket of its own (``LabSwitch``), so it
@@ -32,8 +32,7 @@ pytestmark = pytest.mark.lab
 CONF_DIR = Path(__file__).resolve().parents[2] / "freeswitch-conf"
 PLACEHOLDER_PASSWORD = "CHANGE-ME-robocall-esl-password"
 LAB_EXTENSIONS = {"answers": "1000", "busy": "1001"}
-# Numbers of the scripted-callee lab (docs/lab.md): the last two digits pick
-# the callee's behaviour.
+# Numbers of the scripted callees (docs/lab.md): the last two digits pick the callee's behaviour.
 PRESSES_1_EVERY_1_5_S = "+6580000001"
 STAYS_UP = "+6580000099"
 WAIT_SECONDS = 30.0
@@ -234,12 +233,15 @@ def test_event_socket_is_loaded_as_shipped_with_the_password_changed(switch: Lab
     shipped = params(repo_xml("autoload_configs/event_socket.conf.xml").find("settings"))
     # When FreeSWITCH is asked which settings it loaded
     running = params(loaded(switch, "configuration", "configuration", "event_socket.conf"))
-    # Then they are the shipped ones, except the password, which the lab had to change
-    assert {k: v for k, v in running.items() if k != "password"} == {
-        k: v for k, v in shipped.items() if k != "password"
+    # Then they are the shipped ones, except the password, which the lab had to change, and the
+    # port, which is the lab instance's (8021 for the first)
+    lab_values = {"password", "listen-port"}
+    assert {k: v for k, v in running.items() if k not in lab_values} == {
+        k: v for k, v in shipped.items() if k not in lab_values
     }
     assert shipped["password"] == PLACEHOLDER_PASSWORD
     assert running["password"] != PLACEHOLDER_PASSWORD
+    assert running["listen-port"] == os.environ["ROBOCALL_LAB_ESL"].split(":")[1]
     assert running["listen-ip"] == "127.0.0.1"
     assert running["apply-inbound-acl"] == "loopback.auto"
 
@@ -262,9 +264,14 @@ def test_robocall_profile_is_loaded_as_shipped_and_running(switch: LabSwitch) ->
     sofia = loaded(switch, "configuration", "configuration", "sofia.conf")
     profile = sofia.find(".//profiles/profile[@name='robocall']")
     assert profile is not None, "profile robocall is not in the loaded sofia.conf"
-    # Then the robocall profile holds exactly the shipped settings, and it is running
-    assert params(profile.find("settings")) == expected
+    # Then the robocall profile holds exactly the shipped settings (a second lab instance moves
+    # its port), and it is running on the port it loaded
+    running = params(profile.find("settings"))
+    assert {k: v for k, v in running.items() if k != "sip-port"} == {
+        k: v for k, v in expected.items() if k != "sip-port"
+    }
     status = switch.api("sofia status profile robocall")
+    assert re.search(rf"^URL\s+sip:mod_sofia@\S+:{running['sip-port']}\b", status, re.M), status
     assert re.search(r"^Context\s+robocall-inbound$", status, re.M), status
     assert re.search(r"^DTMF-MODE\s+rfc2833$", status, re.M), status
     assert re.search(r"^\s*robocall\s+profile\s+\S+\s+RUNNING", switch.api("sofia status"), re.M)
@@ -387,10 +394,16 @@ def test_busy_extension_through_robocall_extensions_reports_user_busy(switch: La
 
 
 def test_calls_that_arrive_on_the_robocall_profile_are_not_answered(switch: LabSwitch) -> None:
-    # Given a call placed INTO the robocall profile (as a trunk or a scanner would)
-    channel = switch.originate(lab_call_vars("inbound"), "sofia/internal/1000@127.0.0.1:5064")
-    # When it ends / Then it was never answered
+    # Given a call placed INTO the robocall profile (as a trunk or a scanner would), on the port
+    # the profile loaded
+    sofia = loaded(switch, "configuration", "configuration", "sofia.conf")
+    profile = sofia.find(".//profiles/profile[@name='robocall']/settings")
+    assert profile is not None
+    address = f"127.0.0.1:{params(profile)['sip-port']}"
+    channel = switch.originate(lab_call_vars("inbound"), f"sofia/internal/1000@{address}")
+    # When it ends / Then it was never answered: the profile challenged the INVITE (auth-calls)
+    # and the caller, having no credentials, gave up (FreeSWITCH's cause for that)
     ended = answered_and_parked(switch, channel)
     assert ended["Event-Name"] == "CHANNEL_HANGUP_COMPLETE"
     assert ended.get("variable_endpoint_disposition") != "ANSWER"
-    assert ended.get("Hangup-Cause") == "CALL_REJECTED"
+    assert ended.get("Hangup-Cause") == "MANDATORY_IE_MISSING"
