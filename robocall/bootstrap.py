@@ -32,6 +32,7 @@ from robocall.calls.programs import ProgramCache
 from robocall.calls.prompts import Prompts
 from robocall.calls.runner import CallRunner, RunnerSettings
 from robocall.calls.webhook_delivery import DeliveryPolicy, WebhookWorker
+from robocall.calls.webhook_targets import Resolver, TargetPolicy, system_resolver
 from robocall.calls.webhooks import WebhookObserver, new_webhook_secret
 from robocall.config import Settings
 from robocall.dispatch.dispatcher import Dispatcher
@@ -94,12 +95,15 @@ def build_api(
     on_request_stored: Callable[[str], None] = lambda org_id: None,
     prompt_lookup: Callable[[str], Path | None] | None = None,
     lines_control: LinesControl | None = None,
+    resolver: Resolver = system_resolver,
 ) -> Api:
     """The API over ``settings``' database (or ``repo``), checking ``lang`` against ``languages``.
 
     The caller passes the languages (``robocall.tts.voices.available_languages()`` in
-    production) so tests need not depend on which TTS engines a machine has.
+    production) so tests need not depend on which TTS engines a machine has. ``resolver``
+    looks up a ``callbackUrl``'s host (tests give names that resolve without a network).
     """
+    targets = webhook_targets(settings, resolver)
     repo = repo if repo is not None else open_repo(settings, clock=clock)
     app = create_app(
         repo=repo,
@@ -111,8 +115,14 @@ def build_api(
         recordings_dir=settings.recordings_dir,
         prompt_lookup=prompt_lookup,
         lines_control=lines_control,
+        webhook_targets=targets,
     )
     return Api(repo=repo, app=app)
+
+
+def webhook_targets(settings: Settings, resolver: Resolver = system_resolver) -> TargetPolicy:
+    """Where webhooks may go: public addresses, and the networks the operator allowed."""
+    return TargetPolicy(allowed_networks=settings.webhook_allowed_networks, resolver=resolver)
 
 
 def create_organization(
@@ -124,7 +134,8 @@ def create_organization(
     new_id: Callable[[], str] = new_org_id,
 ) -> Organization:
     """Store a new organization with ``lines`` concurrent calls and ``cps`` new calls/second
-    (and its webhook signing secret)."""
+    (and its webhook signing secret); ConfigError if ``name`` is empty."""
+    name = check_name(name, "the organization's name")
     org = repo.create_organization(new_id(), name, max_concurrent_calls=lines, cps=cps)
     webhook_secret(repo, org.id)
     return org
@@ -154,9 +165,49 @@ def webhook_secret(
 
 def create_api_key(repo: Repo, org_id: str, *, new_key: Callable[[], str] = new_api_key) -> str:
     """A new key for ``org_id``; only its SHA-256 is stored, so this is the one time it is seen."""
+    return issue_api_key(repo, org_id, new_key=new_key).key
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    """A key as it is made: its id (what it is listed and revoked by) and the key, seen once."""
+
+    id: int
+    key: str
+
+
+def issue_api_key(
+    repo: Repo, org_id: str, *, new_key: Callable[[], str] = new_api_key
+) -> IssuedKey:
+    """A new API key for ``org_id`` and its id (NotFound if there is no such organization)."""
     key = new_key()
-    repo.add_api_key(org_id, key)
-    return key
+    return IssuedKey(repo.add_api_key(org_id, key), key)
+
+
+def new_operator_key() -> str:
+    """A fresh operator key: 256 random bits, URL-safe, told apart from API keys by ``ro_``."""
+    return f"ro_{secrets.token_urlsafe(32)}"
+
+
+def issue_operator_key(
+    repo: Repo, name: str, *, new_key: Callable[[], str] = new_operator_key
+) -> IssuedKey:
+    """A new operator key held by ``name`` (not empty); only its SHA-256 is stored."""
+    key = new_key()
+    return IssuedKey(repo.add_operator_key(check_name(name, "the key holder's name"), key), key)
+
+
+MAX_NAME_CHARS = 200
+
+
+def check_name(name: str, what: str) -> str:
+    """``name`` without surrounding spaces; ConfigError if that leaves nothing or too much."""
+    stripped = name.strip()
+    if not stripped:
+        raise ConfigError(f"{what} is empty; give a name")
+    if len(stripped) > MAX_NAME_CHARS or any(ord(ch) < 0x20 for ch in stripped):
+        raise ConfigError(f"{what} must be 1 to {MAX_NAME_CHARS} printable characters")
+    return stripped
 
 
 @dataclass(frozen=True)
@@ -243,10 +294,22 @@ def build_service(
     repo: Repo | None = None,
     clock: Callable[[], float] = time.time,
     monotonic: Callable[[], float] = time.monotonic,
+    resolver: Resolver = system_resolver,
 ) -> Service:
     """Wire robocall over ``settings``. ``--switch fake`` runs a FakeSwitch in-process (its
-    callees from ``--callees``); tests may pass their own ``fake_switch`` and ``tts``."""
+    callees from ``--callees``); tests may pass their own ``fake_switch`` and ``tts``, and a
+    ``resolver`` for webhook hosts."""
     languages = frozenset(languages)
+    # Settings that can be wrong are checked before anything starts (or logs): a bad template
+    # or allow-list is one line on the console, not a half-started service.
+    targets = webhook_targets(settings, resolver)
+    dial_plan = DialPlan(
+        number_template=settings.dial_template,
+        extension_template=settings.extension_template,
+        gateway=settings.gateway,
+        domain=settings.domain,
+    )
+    settings.recordings_dir.mkdir(parents=True, exist_ok=True)
     repo = repo if repo is not None else open_repo(settings)
     if settings.switch == "fake" and fake_switch is None:
         fake_switch = _start_fake_switch(settings)
@@ -255,7 +318,6 @@ def build_service(
         if settings.switch == "fake" and fake_switch is not None
         else parse_switch_url(settings.switch)
     )
-    settings.recordings_dir.mkdir(parents=True, exist_ok=True)
     tts = tts if tts is not None else TtsCache.from_settings(settings)
     dispatcher_box: list[Dispatcher] = []
 
@@ -268,12 +330,6 @@ def build_service(
             gevent.spawn_later(DEFAULT_SETTLE_SECONDS + 0.5, dispatcher_box[0].resync)
 
     switch = EslClient(address.host, address.port, address.password, on_connected=connected)
-    dial_plan = DialPlan(
-        number_template=settings.dial_template,
-        extension_template=settings.extension_template,
-        gateway=settings.gateway,
-        domain=settings.domain,
-    )
     runner = CallRunner(
         switch,
         repo,
@@ -303,6 +359,8 @@ def build_service(
             max_attempts=settings.webhook_max_attempts,
             backoff_seconds=settings.webhook_backoff_seconds,
             timeout_seconds=settings.webhook_timeout_seconds,
+            retention_seconds=settings.webhook_retention_days * 86400.0,
+            targets=targets,
         ),
         secret_for=lambda org_id: webhook_secret(repo, org_id),
         clock=clock,
@@ -316,6 +374,7 @@ def build_service(
         on_request_stored=dispatcher.wake,
         prompt_lookup=tts.lookup,
         lines_control=dispatcher,
+        resolver=resolver,
     )
     _install_watching(api.app, repo=repo, switch=switch, runner=runner, dispatcher=dispatcher)
     return Service(settings, api, switch, dispatcher, tts, fake_switch, webhooks)

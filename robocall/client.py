@@ -28,6 +28,7 @@ FINAL_CALL_STATUSES = frozenset({"completed", "failed", "cancelled"})
 # The API's error statuses as robocall's errors (robocall.api.errors maps the other way).
 _ERRORS_BY_STATUS: dict[int, type[errors.RobocallError]] = {
     401: errors.AuthError,
+    403: errors.Forbidden,
     404: errors.NotFound,
     409: errors.Conflict,
     413: errors.PayloadTooLarge,

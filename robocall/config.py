@@ -5,6 +5,7 @@ This is the only module that reads ``os.environ``; everything else receives a ``
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 from collections.abc import Mapping
@@ -15,6 +16,7 @@ from typing import Any
 from robocall.errors import ConfigError
 
 DEFAULT_DATA_DIR = Path("robocall-data")
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,13 @@ class Settings:
     webhook_max_attempts: int = 8  # ROBOCALL_WEBHOOK_MAX_ATTEMPTS
     webhook_backoff_seconds: float = 30.0  # ROBOCALL_WEBHOOK_BACKOFF
     webhook_timeout_seconds: float = 10.0  # ROBOCALL_WEBHOOK_TIMEOUT
+    # ROBOCALL_WEBHOOK_ALLOW_NETWORKS: networks (CIDR, comma-separated) a callbackUrl may point
+    # into although they are not public, e.g. 10.20.0.0/16 for an on-prem receiver. Empty:
+    # webhooks go to public addresses only (never loopback, private, link-local, multicast).
+    webhook_allow_networks: str = ""
+    # ROBOCALL_WEBHOOK_RETENTION_DAYS: delivered and given-up webhook events (the delivery
+    # log) are deleted once they are this old.
+    webhook_retention_days: float = 30.0
     # ROBOCALL_NODE_ID: this dialer's name in a shared database; after a crash a node recovers
     # only the calls it claimed. Empty: the host name (set it when two nodes share a host).
     node_id: str = ""
@@ -65,6 +74,21 @@ class Settings:
     def resolved_node_id(self) -> str:
         """This node's id: the configured one, or the host name."""
         return self.node_id or socket.gethostname()
+
+    @property
+    def webhook_allowed_networks(self) -> tuple[IPNetwork, ...]:
+        """``webhook_allow_networks`` parsed; ConfigError naming the setting if one is bad."""
+        networks: list[IPNetwork] = []
+        for part in (p.strip() for p in self.webhook_allow_networks.split(",")):
+            if not part:
+                continue
+            try:
+                networks.append(ipaddress.ip_network(part, strict=False))
+            except ValueError as err:
+                raise ConfigError(
+                    f"ROBOCALL_WEBHOOK_ALLOW_NETWORKS: {part!r} is not a network ({err})"
+                ) from err
+        return tuple(networks)
 
     @property
     def recordings_dir(self) -> Path:
@@ -104,6 +128,8 @@ _ENV: dict[str, tuple[str, type]] = {
     "ROBOCALL_WEBHOOK_MAX_ATTEMPTS": ("webhook_max_attempts", int),
     "ROBOCALL_WEBHOOK_BACKOFF": ("webhook_backoff_seconds", float),
     "ROBOCALL_WEBHOOK_TIMEOUT": ("webhook_timeout_seconds", float),
+    "ROBOCALL_WEBHOOK_ALLOW_NETWORKS": ("webhook_allow_networks", str),
+    "ROBOCALL_WEBHOOK_RETENTION_DAYS": ("webhook_retention_days", float),
     "ROBOCALL_NODE_ID": ("node_id", str),
 }
 

@@ -32,6 +32,10 @@ class AuthError(RobocallError):
     """The API key is missing or unknown."""
 
 
+class Forbidden(RobocallError):
+    """The credential is valid but may not do this (a tenant key on an operator's setting)."""
+
+
 class NotFound(RobocallError):
     """No such resource for this organization (another organization's look the same)."""
 
@@ -111,3 +115,7 @@ class FlowError(RobocallError):
 
 class TtsError(RobocallError):
     """A message could not be rendered to audio."""
+
+
+class WebhookTargetRefused(RobocallError):
+    """A webhook URL's host is, or resolves to, an address robocall may not post to."""

@@ -10,10 +10,17 @@ import falcon
 
 from robocall.api import errors
 from robocall.api.auth import AuthMiddleware, RateLimiter
-from robocall.api.control import CancelResource, LinesControl, LinesResource
+from robocall.api.control import (
+    CancelResource,
+    LinesControl,
+    LinesResource,
+    OrganizationLinesResource,
+    OrganizationsResource,
+)
 from robocall.api.media import PromptAudioResource, RecordingResource
 from robocall.api.resources import CallResource, OpenApiResource, StatusResource
 from robocall.api.webhooks import DeliveriesResource
+from robocall.calls.webhook_targets import TargetPolicy
 from robocall.store.repo import Repo
 
 
@@ -28,6 +35,7 @@ def create_app(
     recordings_dir: Path | None = None,
     prompt_lookup: Callable[[str], Path | None] | None = None,
     lines_control: LinesControl | None = None,
+    webhook_targets: TargetPolicy | None = None,
 ) -> falcon.App[Any, Any]:
     """A WSGI app serving the Robo call API over ``repo``.
 
@@ -37,9 +45,17 @@ def create_app(
     ``recordings_dir`` and rendered prompts through ``prompt_lookup``, when given.
     ``lines_control`` is the dialer of this process, if it dials (``/v1/lines`` reads its
     counts and tells it of a change); without one ``/v1/lines`` answers from the store.
+    A ``callbackUrl`` is vetted by ``webhook_targets`` (public addresses only by default).
     """
+    targets = webhook_targets if webhook_targets is not None else TargetPolicy()
     app = falcon.App(
-        middleware=[AuthMiddleware(organization_for_key=repo.organization_for_key, limiter=limiter)]
+        middleware=[
+            AuthMiddleware(
+                organization_for_key=repo.organization_for_key,
+                operator_for_key=repo.operator_for_key,
+                limiter=limiter,
+            )
+        ]
     )
     app.req_options.strip_url_path_trailing_slash = True
     app.add_route(
@@ -50,13 +66,18 @@ def create_app(
             max_destinations=max_destinations,
             max_body_bytes=max_body_bytes,
             on_request_stored=on_request_stored,
+            vet_callback_url=targets.vet_url,
         ),
     )
     app.add_route("/v1/status/{request_id}", StatusResource(repo=repo))
     app.add_route("/v1/call/{request_id}", CancelResource(repo=repo))
+    app.add_route("/v1/lines", LinesResource(repo=repo, control=lines_control))
+    app.add_route("/v1/organizations", OrganizationsResource(repo=repo))
     app.add_route(
-        "/v1/lines",
-        LinesResource(repo=repo, max_body_bytes=max_body_bytes, control=lines_control),
+        "/v1/organizations/{org_id}/lines",
+        OrganizationLinesResource(
+            repo=repo, max_body_bytes=max_body_bytes, control=lines_control
+        ),
     )
     app.add_route("/v1/openapi.json", OpenApiResource())
     app.add_route("/v1/webhooks/deliveries", DeliveriesResource(repo=repo))

@@ -1,4 +1,12 @@
-"""API keys and the per-key rate limit, applied before any resource runs."""
+"""Credentials and the per-key rate limit, applied before any resource runs.
+
+Two kinds of credential, in two headers. An organization's API key (``x-credential-api-key``,
+the B3 contract's header) manages that organization's calls. An operator key
+(``x-robocall-operator-key``, made by ``robocall operator key create``) sets what the operator
+sells and the switch carries — an organization's lines, pace and line rule — on the resources
+that say ``audience = OPERATOR``. Neither kind opens the other's resources: a tenant key on an
+operator's resource is a 403 that says so, and so is an operator key on a tenant's.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +18,13 @@ from typing import Any
 
 import falcon
 
-from robocall.errors import AuthError, RateLimited
+from robocall.errors import AuthError, Forbidden, RateLimited
+from robocall.store.access import Operator
 from robocall.store.records import Organization
 
 API_KEY_HEADER = "x-credential-api-key"
+OPERATOR_KEY_HEADER = "x-robocall-operator-key"
+OPERATOR = "operator"  # a resource's ``audience`` when only an operator key opens it
 
 
 class RateLimiter:
@@ -39,12 +50,16 @@ class RateLimiter:
 
 @dataclass
 class AuthMiddleware:
-    """Resolves ``x-credential-api-key`` to ``req.context.organization``; then rate limits.
+    """Resolves the request's credential before its resource runs; then rate limits it.
 
-    Resources that set ``public = True`` (the OpenAPI document) need no key.
+    Resources that set ``public = True`` (the OpenAPI document) need no key. Those with
+    ``audience = OPERATOR`` take an operator key (``req.context.operator``); all others an
+    organization's API key (``req.context.organization``). Keys are resolved against the
+    store on every request, so a revoked key is refused by the next one.
     """
 
     organization_for_key: Callable[[str], Organization | None]
+    operator_for_key: Callable[[str], Operator | None]
     limiter: RateLimiter
 
     def process_resource(
@@ -52,11 +67,37 @@ class AuthMiddleware:
     ) -> None:
         if resource is None or getattr(resource, "public", False):
             return
+        if getattr(resource, "audience", None) == OPERATOR:
+            self._operator(req)
+        else:
+            self._tenant(req)
+
+    def _tenant(self, req: falcon.Request) -> None:
         key = req.get_header(API_KEY_HEADER)
         if not key:
+            if req.get_header(OPERATOR_KEY_HEADER):
+                raise Forbidden(
+                    "an operator key does not manage an organization's calls: "
+                    f"send the organization's API key in the {API_KEY_HEADER} header"
+                )
             raise AuthError(f"missing API key: send it in the {API_KEY_HEADER} header")
         organization = self.organization_for_key(key)
         if organization is None:
             raise AuthError("unknown API key")
         self.limiter.take(key)
         req.context.organization = organization
+
+    def _operator(self, req: falcon.Request) -> None:
+        key = req.get_header(OPERATOR_KEY_HEADER)
+        if not key:
+            if req.get_header(API_KEY_HEADER):
+                raise Forbidden(
+                    "this is the operator's: an organization's API key cannot use it; "
+                    f"send an operator key in the {OPERATOR_KEY_HEADER} header"
+                )
+            raise AuthError(f"missing operator key: send it in the {OPERATOR_KEY_HEADER} header")
+        operator = self.operator_for_key(key)
+        if operator is None:
+            raise AuthError("unknown operator key")
+        self.limiter.take(key)
+        req.context.operator = operator

@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 HTTP_STATUS: tuple[tuple[type[errors.RobocallError], int], ...] = (
     (errors.InputError, 400),
     (errors.AuthError, 401),
+    (errors.Forbidden, 403),
     (errors.NotFound, 404),
     (errors.Conflict, 409),
     (errors.PayloadTooLarge, 413),

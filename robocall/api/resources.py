@@ -15,7 +15,13 @@ import orjson
 
 from robocall.api import views
 from robocall.api.schema import openapi_document, validate_call_request
-from robocall.errors import Conflict, InputError, NotFound, PayloadTooLarge
+from robocall.errors import (
+    Conflict,
+    InputError,
+    NotFound,
+    PayloadTooLarge,
+    WebhookTargetRefused,
+)
 from robocall.flow.parse import parse_call_request
 from robocall.store.repo import Repo
 
@@ -29,6 +35,9 @@ class CallResource:
     max_destinations: int
     max_body_bytes: int
     on_request_stored: Callable[[str], None]
+    # Vets a callbackUrl's host (raises WebhookTargetRefused when it is, or resolves to, an
+    # address inside the operator's network): calls.webhook_targets.TargetPolicy.vet_url.
+    vet_callback_url: Callable[[str], object] = lambda url: None
 
     def on_post(self, req: falcon.Request, resp: falcon.Response) -> None:
         with _cyclic_gc_paused():
@@ -50,6 +59,11 @@ class CallResource:
                 max_destinations=self.max_destinations,
                 pause=_yield_to_hub,
             )
+            if request.callback_url is not None:
+                try:
+                    self.vet_callback_url(request.callback_url)
+                except WebhookTargetRefused as err:
+                    raise InputError("callbackUrl", str(err)) from err
             call_flow_json = orjson.dumps(body["callFlow"]).decode()
             _, created = self.repo.submit_request(
                 org_id,

@@ -9,6 +9,7 @@ second worker would be a second dialer.
 from __future__ import annotations
 
 import logging
+import os
 import socket
 from typing import Any
 
@@ -32,14 +33,35 @@ def parse_listen(listen: str) -> tuple[str, int]:
     host, sep, port = listen.rpartition(":")
     if not sep or not port.isdigit() or not host:
         raise ConfigError(f"--listen {listen!r}: expected HOST:PORT, e.g. 127.0.0.1:8080")
+    if int(port) > 65535:
+        raise ConfigError(f"--listen {listen!r}: the port must be 0 to 65535")
     return host.strip("[]"), int(port)
 
 
-def make_server(app: Any, listen: str, *, access_log: bool = False) -> NoDelayWSGIServer:
-    """A server for ``app`` bound to ``listen`` (port 0 picks a free port); not yet serving."""
+def bind_listener(listen: str) -> socket.socket:
+    """A socket bound to ``listen`` and listening (port 0 picks a free port); ConfigError, one
+    line, when the address is taken, not this host's, or not allowed."""
     host, port = parse_listen(listen)
+    try:
+        listener: socket.socket = pywsgi.WSGIServer.get_listener((host, port), family=_family(host))
+    except OSError as err:
+        reason = os.strerror(err.errno) if err.errno else str(err)  # without gevent's suffix
+        raise ConfigError(f"--listen {listen}: cannot listen there: {reason}") from err
+    return listener
+
+
+def _family(host: str) -> int:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def make_server(
+    app: Any, listen: str | socket.socket, *, access_log: bool = False
+) -> NoDelayWSGIServer:
+    """A server for ``app`` on ``listen`` (``HOST:PORT``, port 0 picks a free port; or a socket
+    from :func:`bind_listener`); not yet serving."""
+    listener = bind_listener(listen) if isinstance(listen, str) else listen
     server = NoDelayWSGIServer(
-        (host, port),
+        listener,
         app,
         log=log if access_log else None,
         error_log=log,

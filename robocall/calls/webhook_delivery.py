@@ -7,9 +7,14 @@ until the attempts run out. Everything it needs is in the outbox, so a restarted
 on where the last one stopped.
 
 The receiver's URL is client text, so a POST is kept on a short leash: http and https only,
-redirects never followed (a 3xx is a failed attempt that says where it pointed), at most
-``RESPONSE_READ_LIMIT`` bytes of the answer read, one deadline over connect, send and read, and
-the URL logged without credentials or query.
+the host vetted again just before connecting and the connection made to the vetted address
+(``calls.webhook_targets``), redirects never followed (a 3xx is a failed attempt), the answer's
+status kept and nothing else of it (its body is never read, its headers never logged: what an
+address answers is not handed back to the tenant who named it), one deadline over resolve,
+connect, send and answer, and the URL logged without credentials or query.
+
+The outbox doubles as the delivery log; rows done with (delivered or given up) are deleted
+once they are older than the retention (``ROBOCALL_WEBHOOK_RETENTION_DAYS``).
 """
 
 from __future__ import annotations
@@ -17,9 +22,10 @@ from __future__ import annotations
 import base64
 import http.client
 import logging
+import ssl
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from urllib.parse import unquote, urlsplit
 
@@ -27,6 +33,7 @@ import gevent
 import gevent.event
 import gevent.pool
 
+from robocall.calls.webhook_targets import IPAddress, TargetPolicy
 from robocall.calls.webhooks import (
     EVENT_HEADER,
     EVENT_ID_HEADER,
@@ -36,15 +43,15 @@ from robocall.calls.webhooks import (
     redact_url,
     sign,
 )
-from robocall.errors import RobocallError
+from robocall.errors import RobocallError, WebhookTargetRefused
 from robocall.store.repo import Repo
 from robocall.store.webhooks import AttemptOutcome, OutboxRow
 
 log = logging.getLogger(__name__)
 
-RESPONSE_READ_LIMIT = 1024  # bytes of a receiver's answer read (a short error excerpt)
-ERROR_EXCERPT_CHARS = 200
+ERROR_EXCERPT_CHARS = 200  # an error's text is cut to this (a refused connection's reason)
 POLL_SECONDS = 1.0  # look for rows other nodes wrote, or whose backoff ran out, this often
+PRUNE_EVERY_SECONDS = 3600.0  # delete rows past the retention this often (and on start)
 LEASE_MARGIN_SECONDS = 30.0  # a lease outlives a delivery's deadline by this much
 USER_AGENT = "robocall-webhooks/1"
 
@@ -57,6 +64,8 @@ class DeliveryPolicy:
     backoff_seconds: float = 30.0
     timeout_seconds: float = 10.0
     concurrency: int = 8  # deliveries in flight at once (to different calls)
+    retention_seconds: float = 30 * 86400.0  # delivered and given-up rows are kept this long
+    targets: TargetPolicy = field(default_factory=TargetPolicy)  # where posts may go
 
 
 @dataclass(frozen=True)
@@ -65,25 +74,62 @@ class PostResult:
 
     http_status: int | None
     error: str | None
+    duration_ms: int | None = None  # connect to answer, or to the failure
 
     @property
     def delivered(self) -> bool:
         return self.error is None and self.http_status is not None and 200 <= self.http_status < 300
 
 
+class _PinnedHTTPSConnection(http.client.HTTPSConnection):
+    """HTTPS to an address already vetted, with the URL's host name for SNI and for the
+    certificate check (the name is never resolved again)."""
+
+    def __init__(self, address: str, port: int, *, server_name: str, timeout: float) -> None:
+        super().__init__(address, port, timeout=timeout, context=ssl.create_default_context())
+        self._server_name = server_name
+
+    def connect(self) -> None:
+        http.client.HTTPConnection.connect(self)  # TCP to the vetted address
+        self.sock = self._context.wrap_socket(  # type: ignore[attr-defined]
+            self.sock, server_hostname=self._server_name
+        )
+
+
 def post_webhook(
-    url: str, body: bytes, headers: Mapping[str, str], *, timeout_seconds: float
+    url: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    timeout_seconds: float,
+    targets: TargetPolicy | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> PostResult:
-    """POST ``body`` to ``url`` once, within ``timeout_seconds`` overall; never raises."""
+    """POST ``body`` to ``url`` once, within ``timeout_seconds`` overall; never raises.
+
+    The host is vetted by ``targets`` (a public-addresses-only policy unless given) just
+    before connecting, and the connection goes to a vetted address with the URL's host in the
+    ``Host`` header and the TLS server name."""
+    started = clock()
+    result = _post(url, body, headers, timeout_seconds, targets or TargetPolicy())
+    elapsed_ms = round((clock() - started) * 1000)
+    return PostResult(result.http_status, result.error, elapsed_ms)
+
+
+def _post(
+    url: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    timeout_seconds: float,
+    targets: TargetPolicy,
+) -> PostResult:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https") or not parts.hostname:
         return PostResult(None, "not an http(s) URL")
-    connection_class = (
-        http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
-    )
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     sent_headers = {
+        "Host": parts.netloc.rpartition("@")[2],  # as the URL wrote it, port included
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
         **headers,
@@ -91,29 +137,64 @@ def post_webhook(
     if parts.username is not None:  # credentials in the URL: HTTP Basic, as curl does
         pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
         sent_headers["Authorization"] = "Basic " + base64.b64encode(pair).decode("ascii")
-    connection = None
     try:
         with gevent.Timeout(timeout_seconds):
-            connection = connection_class(parts.hostname, parts.port, timeout=timeout_seconds)
-            connection.request("POST", target, body=body, headers=sent_headers)
-            response = connection.getresponse()
-            excerpt = response.read(RESPONSE_READ_LIMIT)
+            port = parts.port or (443 if scheme == "https" else 80)
+            addresses = targets.vet(parts.hostname, port)
+            return _post_to_first(
+                addresses, port, scheme, parts.hostname, target, body, sent_headers,
+                timeout_seconds,
+            )
+    except WebhookTargetRefused as err:
+        return PostResult(None, f"refused: {err}"[:ERROR_EXCERPT_CHARS])
     except gevent.Timeout:
         return PostResult(None, f"no answer within {timeout_seconds:g} s")
-    except (OSError, http.client.HTTPException) as err:
+    except http.client.HTTPException as err:
+        # its text would quote what the receiver sent (a bad status line): name the kind only
+        return PostResult(None, f"{type(err).__name__}: the answer is not valid HTTP")
+    except (OSError, ValueError) as err:
         return PostResult(None, f"{type(err).__name__}: {err}"[:ERROR_EXCERPT_CHARS])
-    finally:
-        if connection is not None:
+
+
+def _post_to_first(
+    addresses: Sequence[IPAddress],
+    port: int,
+    scheme: str,
+    host: str,
+    target: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    timeout_seconds: float,
+) -> PostResult:
+    """Send to the first vetted address that takes the connection; the answer's status only
+    (its body is never read: the delivery log keeps no receiver's text)."""
+    for index, address in enumerate(addresses):
+        connection: http.client.HTTPConnection = (
+            _PinnedHTTPSConnection(
+                str(address), port, server_name=host, timeout=timeout_seconds
+            )
+            if scheme == "https"
+            else http.client.HTTPConnection(str(address), port, timeout=timeout_seconds)
+        )
+        try:
+            try:
+                connection.connect()
+            except OSError:
+                if index == len(addresses) - 1:
+                    raise
+                continue  # the next address of the name
+            connection.request("POST", target, body=body, headers=dict(headers))
+            response = connection.getresponse()
+            status = response.status
+        finally:
             connection.close()
-    status = response.status
-    if 200 <= status < 300:
-        return PostResult(status, None)
-    if 300 <= status < 400:
-        location = response.getheader("Location") or ""
-        where = redact_url(location) if location else "nowhere"
-        return PostResult(status, f"redirect to {where} not followed; use the final URL")
-    text = excerpt.decode("utf-8", "replace")[:ERROR_EXCERPT_CHARS]
-    return PostResult(status, f"HTTP {status}" + (f": {text}" if text else ""))
+        if 200 <= status < 300:
+            return PostResult(status, None)
+        if 300 <= status < 400:
+            return PostResult(status, f"HTTP {status}: a redirect, not followed; set callbackUrl "
+                                      "to the final URL")
+        return PostResult(status, f"HTTP {status}")
+    raise OSError("no address to connect to")
 
 
 Poster = Callable[..., PostResult]
@@ -141,6 +222,7 @@ class WebhookWorker:
         self._greenlet: gevent.Greenlet | None = None
         self._stopping = False
         self._leased: set[int] = set()  # rows this worker is sending
+        self._next_prune = 0.0  # the clock's time of the next pruning (0: at the first pass)
 
     def start(self) -> None:
         """Start draining: rows left pending by an earlier process are picked up too."""
@@ -172,12 +254,23 @@ class WebhookWorker:
                 log.warning("webhooks: leases left to expire: %s", err)
             self._leased.clear()
 
+    def prune(self) -> int:
+        """Delete the delivered and given-up rows older than the retention; how many went."""
+        cutoff = self._now() - timedelta(seconds=self._policy.retention_seconds)
+        pruned = self._repo.prune_webhooks(cutoff)
+        if pruned:
+            log.info("webhooks: %d delivery log rows older than %s pruned", pruned, cutoff)
+        return pruned
+
     # --- the loop -----------------------------------------------------------------------------
 
     def _run(self) -> None:
         while not self._stopping:
             self._wakeup.clear()
             try:
+                if self._clock() >= self._next_prune:
+                    self._next_prune = self._clock() + PRUNE_EVERY_SECONDS
+                    self.prune()
                 self._send_due()
                 wait = self._seconds_to_next_due()
             except RobocallError as err:
@@ -227,7 +320,11 @@ class WebhookWorker:
             SIGNATURE_HEADER: sign(self._secret_for(row.org_id), timestamp, body),
         }
         result = self._post(
-            row.url, body, headers, timeout_seconds=self._policy.timeout_seconds
+            row.url,
+            body,
+            headers,
+            timeout_seconds=self._policy.timeout_seconds,
+            targets=self._policy.targets,
         )
         at = self._now()
         attempts = row.attempts + 1
@@ -243,6 +340,7 @@ class WebhookWorker:
                 error=result.error,
                 delivered=result.delivered,
                 next_attempt_at=next_at,
+                duration_ms=result.duration_ms,
             ),
         )
         if not result.delivered:

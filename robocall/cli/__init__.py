@@ -27,7 +27,7 @@ EXIT_OK = 0
 EXIT_FAILED = 1  # a check failed, a call went wrong, or any other robocall error
 EXIT_USAGE = 2  # bad flags or settings (argparse uses 2 as well)
 EXIT_REJECTED = 3  # the request file or its content was refused (bad JSON, or a 400)
-EXIT_AUTH = 4  # the API key was refused (401)
+EXIT_AUTH = 4  # the API key was refused (401), or may not do that (403)
 EXIT_NOT_FOUND = 5  # no such request for this key's organization (404)
 EXIT_UNREACHABLE = 6  # nothing answers at the API URL
 
@@ -38,6 +38,7 @@ EXIT_CODES: tuple[tuple[type[errors.RobocallError], int, str], ...] = (
     (errors.Conflict, EXIT_REJECTED, "refused"),
     (errors.PayloadTooLarge, EXIT_REJECTED, "refused"),
     (errors.AuthError, EXIT_AUTH, "API key refused"),
+    (errors.Forbidden, EXIT_AUTH, "not allowed"),
     (errors.NotFound, EXIT_NOT_FOUND, "not found"),
     (errors.ApiUnreachable, EXIT_UNREACHABLE, "cannot reach the API"),
 )
@@ -57,7 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.run(args, settings))
     except errors.RobocallError as err:
         code, label = exit_code_for(err)
-        print(f"robocall: {label}: {err}", file=sys.stderr)
+        one_line = " ".join(str(err).split())  # a driver's message may span lines
+        print(f"robocall: {label}: {one_line}", file=sys.stderr)
         return code
     except KeyboardInterrupt:
         print("robocall: interrupted", file=sys.stderr)

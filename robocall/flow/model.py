@@ -159,7 +159,8 @@ class CallingWindow:
 
 @dataclass(frozen=True)
 class LinesChange:
-    """A ``PUT /v1/lines`` body: the organization's new line count and/or pace."""
+    """An operator's change of an organization's lines: count, pace and/or line rule."""
 
     max_concurrent_calls: int | None = None
     cps: float | None = None
+    line_rule: tuple[str, str] | None = None  # (channel variable, value) marking its lines

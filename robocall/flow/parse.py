@@ -14,7 +14,8 @@ from datetime import datetime, time
 from typing import Any
 from urllib.parse import urlsplit
 
-from robocall.errors import InputError
+from robocall.errors import InputError, UnsafeValue
+from robocall.esl.commands import channel_variables
 from robocall.flow.model import (
     DEFAULT_LANG,
     DEFAULT_MAX_RETRIES,
@@ -337,14 +338,33 @@ def parse_window(raw: Mapping[str, Any], path: str = "window") -> CallingWindow:
 
 
 def parse_lines_change(raw: Mapping[str, Any]) -> LinesChange:
-    """A schema-valid ``PUT /v1/lines`` body as a ``LinesChange`` (at least one field)."""
-    if "maxConcurrentCalls" not in raw and "cps" not in raw:
-        raise InputError("body", "give maxConcurrentCalls, cps or both")
+    """A schema-valid lines change (``PUT /v1/organizations/{orgId}/lines``) as a
+    ``LinesChange`` (at least one field)."""
+    if not {"maxConcurrentCalls", "cps", "lineRule"} & set(raw):
+        raise InputError("body", "give maxConcurrentCalls, cps, lineRule or more than one")
     cps = raw.get("cps")
+    rule = raw.get("lineRule")
     return LinesChange(
         max_concurrent_calls=raw.get("maxConcurrentCalls"),
         cps=float(cps) if cps is not None else None,
+        line_rule=parse_line_rule(rule, "lineRule") if rule is not None else None,
     )
+
+
+def parse_line_rule(raw: Mapping[str, Any], path: str) -> tuple[str, str]:
+    """``{"variable": "accountcode", "value": "org_x"}`` -> ``("accountcode", "org_x")``: the
+    channel variable that marks a channel as one of the organization's lines. Both go into
+    every originate of the organization, so they are held to the dial command's own check."""
+    variable, value = raw.get("variable"), raw.get("value")
+    if not isinstance(variable, str) or not variable:
+        raise InputError(f"{path}.variable", "must be a channel variable name")
+    if not isinstance(value, str) or not value:
+        raise InputError(f"{path}.value", "must be the value that marks the lines")
+    try:
+        channel_variables([(variable, value)])
+    except UnsafeValue as err:
+        raise InputError(path, str(err)) from err
+    return variable, value
 
 
 def _moment(text: str | None, path: str) -> datetime | None:

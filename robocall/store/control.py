@@ -54,13 +54,16 @@ class ControlQueries:
             self._finish_request_if_done(row.id, now)
 
     def set_organization_lines(self, org_id: str, change: LinesChange) -> None:
-        """Store the organization's new line count and/or pace (NotFound if there is none)."""
+        """Store the organization's new line count, pace and/or line rule, in one transaction
+        (NotFound if there is no such organization)."""
         organization = self._tables.organization
         values: dict[str, Any] = {}
         if change.max_concurrent_calls is not None:
             values["max_concurrent_calls"] = change.max_concurrent_calls
         if change.cps is not None:
             values["cps"] = change.cps
+        if change.line_rule is not None:
+            values["line_variable"], values["line_value"] = change.line_rule
         with self._writing(durable=True):
             if organization.get_or_none(organization.id == org_id) is None:
                 raise NotFound(f"no organization {org_id}")

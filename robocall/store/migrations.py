@@ -92,12 +92,23 @@ def _v4_webhooks(database: peewee.Database, tables: Tables) -> None:
     database.create_tables(bind_webhook_models(database).all(), safe=False)
 
 
+def _v7_operators(database: peewee.Database, tables: Tables) -> None:
+    from robocall.store.access import bind_operator_key_model
+    from robocall.store.webhooks import scrub_receiver_text
+
+    database.create_tables([bind_operator_key_model(database)], safe=False)
+    # Logs written before this version kept an excerpt of the receiver's answer: keep the
+    # status code only, so the delivery log hands no receiver's body back.
+    scrub_receiver_text(database)
+
+
 # (version, what it does, how); append only — a released migration never changes
 MIGRATIONS: tuple[tuple[int, str, Callable[[peewee.Database, Tables], None]], ...] = (
     (1, "organizations, api keys, call requests, calls", _v1_initial),
     (2, "retry policy, calling window, cancellation", _v2_retry_window_cancel),
     (3, "calls.node_id: the node that claimed a call, for crash recovery", _v3_calls_node),
     (4, "webhooks: request callback URLs, signing secrets, outbox", _v4_webhooks),
+    (7, "operator keys; webhook delivery log without receivers' answers", _v7_operators),
 )
 
 

@@ -8,7 +8,6 @@ in chunks, yielding to the hub between chunks, all inside the request's one tran
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -22,6 +21,7 @@ import peewee
 
 from robocall.errors import Conflict, NotFound, StoreError
 from robocall.flow.model import CallRequest, Destination
+from robocall.store.access import AccessQueries, hash_key
 from robocall.store.control import ControlQueries
 from robocall.store.db import is_postgresql
 from robocall.store.dialing import DialingQueries, naive_utc
@@ -50,15 +50,13 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-def hash_api_key(key: str) -> str:
-    """The SHA-256 hex digest under which a key is stored (the key itself never is)."""
-    return hashlib.sha256(key.encode("utf-8")).hexdigest()
-
-
-class Repo(DialingQueries, NodeQueries, WebhookQueries, OverviewQueries, ControlQueries):
+class Repo(
+    DialingQueries, NodeQueries, WebhookQueries, OverviewQueries, ControlQueries, AccessQueries
+):
     """Every query robocall makes, over one peewee database (dialing's in ``store.dialing``,
     several nodes' in ``store.nodes``, webhooks' in ``store.webhooks``, the dashboard's and
-    metrics' in ``store.overview``, cancelling and line changes in ``store.control``)."""
+    metrics' in ``store.overview``, cancelling and line changes in ``store.control``, keys and
+    the operator's settings in ``store.access``)."""
 
     def __init__(self, database: peewee.Database, *, clock: Callable[[], datetime] = utc_now):
         self._db = database
@@ -120,15 +118,9 @@ class Repo(DialingQueries, NodeQueries, WebhookQueries, OverviewQueries, Control
             row = self._tables.organization.get_or_none(self._tables.organization.id == org_id)
         return _organization(row) if row is not None else None
 
-    def add_api_key(self, org_id: str, key: str) -> None:
-        """Store ``key``'s hash for ``org_id`` (raise NotFound if there is no such org)."""
-        with self._writing():
-            organization = self._tables.organization
-            if organization.get_or_none(organization.id == org_id) is None:
-                raise NotFound(f"no organization {org_id}")
-            self._tables.api_key.insert(
-                key_hash=hash_api_key(key), organization=org_id, created_at=self._now()
-            ).execute()
+    def list_organizations(self) -> list[Organization]:
+        """Every organization, oldest first."""
+        return [_organization(row) for row in self.organization_rows()]
 
     def organization_for_key(self, key: str) -> Organization | None:
         """The organization a live (unrevoked) key belongs to, if any."""
@@ -137,7 +129,7 @@ class Repo(DialingQueries, NodeQueries, WebhookQueries, OverviewQueries, Control
             row = (
                 organization.select()
                 .join(api_key, on=(api_key.organization == organization.id))
-                .where((api_key.key_hash == hash_api_key(key)) & api_key.revoked_at.is_null())
+                .where((api_key.key_hash == hash_key(key)) & api_key.revoked_at.is_null())
                 .first()
             )
         return _organization(row) if row is not None else None

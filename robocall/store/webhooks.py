@@ -13,6 +13,7 @@ runs out.
 
 from __future__ import annotations
 
+import http.client
 import json
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
@@ -142,6 +143,7 @@ class AttemptOutcome:
     error: str | None
     delivered: bool
     next_attempt_at: datetime | None  # None: no further attempt (delivered, or given up)
+    duration_ms: int | None = None  # connect to answer (or to the failure)
 
 
 class WebhookQueries:
@@ -287,6 +289,7 @@ class WebhookQueries:
             "at": _iso(outcome.at),
             "httpStatus": outcome.http_status,
             "error": outcome.error,
+            "durationMs": outcome.duration_ms,
         }
         if outcome.delivered:
             status = OutboxStatus.DELIVERED
@@ -327,6 +330,56 @@ class WebhookQueries:
         more = len(rows) > limit
         rows = rows[:limit]
         return rows, rows[-1].id if more and rows else None
+
+    def prune_webhooks(self, created_before: datetime) -> int:
+        """Delete the outbox rows (the delivery log) that are done with — delivered or given
+        up — and were created before ``created_before``; how many went. Pending rows stay."""
+        outbox = self._webhooks.outbox
+        with self._writing(durable=False):
+            return int(
+                outbox.delete()
+                .where(
+                    outbox.status.in_((OutboxStatus.DELIVERED, OutboxStatus.FAILED))
+                    & (outbox.created_at < _naive(created_before))
+                )
+                .execute()
+            )
+
+
+def scrub_receiver_text(database: peewee.Database) -> None:
+    """Reduce every logged error that quoted what a receiver sent — ``HTTP 503: <its text>``,
+    ``redirect to <its Location> not followed``, ``BadStatusLine: <its line>`` — to what
+    robocall itself knows (the status, the kind of failure): migration 7."""
+    outbox = bind_webhook_models(database).outbox
+    quoted = outbox.select(
+        outbox.id, outbox.last_error, outbox.last_http_status, outbox.attempt_log
+    ).where(outbox.last_error.is_null(False) | outbox.attempt_log.contains('"error": "'))
+    for row in quoted:
+        attempt_log = json.loads(row.attempt_log or "[]")
+        for entry in attempt_log:
+            entry["error"] = _robocalls_own(entry.get("error"), entry.get("httpStatus"))
+        outbox.update(
+            last_error=_robocalls_own(row.last_error, row.last_http_status),
+            attempt_log=json.dumps(attempt_log),
+        ).where(outbox.id == row.id).execute()
+
+
+_NOT_HTTP = tuple(
+    name for name in dir(http.client)
+    if isinstance(getattr(http.client, name), type)
+    and issubclass(getattr(http.client, name), http.client.HTTPException)
+)
+
+
+def _robocalls_own(error: str | None, http_status: int | None) -> str | None:
+    if error is None:
+        return None
+    if http_status is not None:
+        return f"HTTP {http_status}"
+    kind = error.split(":", 1)[0]
+    if kind in _NOT_HTTP:
+        return f"{kind}: the answer is not valid HTTP"
+    return error
 
 
 def _outbox_row(row: Any) -> OutboxRow:

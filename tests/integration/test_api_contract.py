@@ -159,7 +159,7 @@ def test_the_openapi_document_is_served_without_a_key(api: RunningApi):
     assert answer.json() == openapi_document()
     assert set(answer.json()["paths"]) == {
         "/v1/call", "/v1/status/{requestId}", "/v1/call/{requestId}", "/v1/lines",
-        "/v1/webhooks/deliveries",
+        "/v1/webhooks/deliveries", "/v1/organizations", "/v1/organizations/{orgId}/lines",
     }
 
 

@@ -1,6 +1,6 @@
 """The extensions' contract over real HTTP, without a dialer (both databases): retry and window
 fields checked with the JSON path of each fault, DELETE /v1/call/{requestId} on queued calls,
-and /v1/lines answered from the store."""
+and lines answered from the store (GET /v1/lines for the tenant, the operator's change)."""
 
 from __future__ import annotations
 
@@ -38,11 +38,8 @@ def _delete(api: RunningApi, key: str, request_id: str) -> requests.Response:
                            timeout=30)
 
 
-def _lines(api: RunningApi, key: str, body: Any = None) -> requests.Response:
-    if body is None:
-        return requests.get(api.url("/v1/lines"), headers={API_KEY_HEADER: key}, timeout=30)
-    return requests.put(api.url("/v1/lines"), json=body, headers={API_KEY_HEADER: key},
-                        timeout=30)
+def _lines(api: RunningApi, key: str) -> requests.Response:
+    return requests.get(api.url("/v1/lines"), headers={API_KEY_HEADER: key}, timeout=30)
 
 
 def test_a_request_with_retry_and_window_is_accepted_and_its_calls_wait_queued(api: RunningApi):
@@ -146,8 +143,9 @@ def test_delete_cancels_queued_calls_and_is_idempotent_and_private(api: RunningA
 
 
 def test_lines_without_a_dialer_come_from_the_store(api: RunningApi):
-    # given an organization of 4 lines with 3 queued calls
-    _, key = api.new_key(lines=4)
+    # given an organization of 4 lines with 3 queued calls, and its operator
+    org_id, key = api.new_key(lines=4)
+    operator_key = api.new_operator_key()
     request_id = f"lines-store-{secrets.token_hex(3)}"
     assert api.post_call(key, seed_with(request_id, destinations=3)).status_code == 200
     # when it asks for its lines
@@ -158,15 +156,15 @@ def test_lines_without_a_dialer_come_from_the_store(api: RunningApi):
         "maxConcurrentCalls": 4, "cps": 5.0, "busyFromOtherApps": None, "roboCallsLive": 0,
         "dialsInFlight": None, "free": 4, "queued": 3,
     }
-    # when it changes its line count and pace
-    changed = _lines(api, key, {"maxConcurrentCalls": 10, "cps": 2.5})
+    # when the operator changes its line count and pace
+    changed = api.set_lines(operator_key, org_id, {"maxConcurrentCalls": 10, "cps": 2.5})
     # then the change is stored and shown
     assert changed.status_code == 200, changed.text
     assert changed.json()["maxConcurrentCalls"] == 10
     assert changed.json()["cps"] == 2.5
     assert _lines(api, key).json()["free"] == 10
     # and one field alone changes only that one
-    assert _lines(api, key, {"cps": 1}).json()["maxConcurrentCalls"] == 10
+    assert api.set_lines(operator_key, org_id, {"cps": 1}).json()["maxConcurrentCalls"] == 10
     _leave_nothing_queued(api, key, request_id)
 
 
@@ -178,12 +176,15 @@ def test_lines_without_a_dialer_come_from_the_store(api: RunningApi):
         ({"cps": 0}, "cps"),
         ({"lines": 4}, "lines: unknown field"),
         ({}, "body"),
+        ({"lineRule": {"variable": "accountcode", "value": "a,b"}}, "lineRule: "),
+        ({"lineRule": {"variable": "account code", "value": "a"}}, "lineRule.variable"),
+        ({"lineRule": {"variable": "accountcode"}}, "lineRule"),
     ],
 )
 def test_a_bad_lines_change_is_a_400_naming_the_field(api: RunningApi, body: Any,
                                                      expected: str):
-    _, key = api.new_key(lines=4)
-    answer = _lines(api, key, body)
+    org_id, key = api.new_key(lines=4)
+    answer = api.set_lines(api.new_operator_key(), org_id, body)
     assert answer.status_code == 400, answer.text
     assert answer.json()["message"].startswith(expected)
     assert _lines(api, key).json()["maxConcurrentCalls"] == 4  # unchanged

@@ -258,9 +258,9 @@ def _end_transfers(running: RunningService, request_id: str, phones: list[str]) 
 
 
 def _lines(running: RunningService, change: dict[str, Any] | None = None) -> dict[str, Any]:
-    url, headers = f"{running.base_url}/v1/lines", {API_KEY_HEADER: running.key}
-    answer = (requests.get(url, headers=headers, timeout=30) if change is None
-              else requests.put(url, json=change, headers=headers, timeout=30))
+    """The organization's lines as its key reads them; or, given a ``change``, as the operator
+    changes them."""
+    answer = (running.get("/v1/lines") if change is None else running.set_lines(change))
     assert answer.status_code == 200, answer.text
     return dict(answer.json())
 

@@ -19,7 +19,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from robocall.api.auth import API_KEY_HEADER
+from robocall.api.auth import API_KEY_HEADER, OPERATOR_KEY_HEADER
 from tests.support.api_server import RunningApi
 
 EXAMPLES_PER_OPERATION = 50
@@ -32,6 +32,7 @@ def test_every_generated_request_gets_a_documented_answer_and_no_server_error(
     # given the running app, a key, and the contract it serves
     api = start_api(rate_limit_per_minute=100_000)
     _, key = api.new_key()
+    operator_key = api.new_operator_key()
     schema = schemathesis.openapi.from_url(api.url("/v1/openapi.json"))
     operations = [result.ok() for result in schema.get_all_operations()]
     assert {op.label for op in operations} == {
@@ -41,7 +42,12 @@ def test_every_generated_request_gets_a_documented_answer_and_no_server_error(
         "GET /v1/lines",
         "PUT /v1/lines",
         "GET /v1/webhooks/deliveries",
+        "GET /v1/organizations",
+        "GET /v1/organizations/{orgId}/lines",
+        "PUT /v1/organizations/{orgId}/lines",
     }
+    # each operation gets the credential its security names (a tenant's or the operator's)
+    credentials = {API_KEY_HEADER: key, OPERATOR_KEY_HEADER: operator_key}
     answered: dict[str, set[int]] = {}
 
     for operation in operations:
@@ -51,7 +57,7 @@ def test_every_generated_request_gets_a_documented_answer_and_no_server_error(
                   database=None, suppress_health_check=list(HealthCheck))
         def call(case: Any) -> None:
             # when each generated request is sent
-            response = case.call(base_url=api.base_url, headers={API_KEY_HEADER: key})
+            response = case.call(base_url=api.base_url, headers=credentials)
             # then its answer is documented and never a 5xx
             case.validate_response(response, checks=CHECKS)
             answered.setdefault(case.operation.label, set()).add(response.status_code)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from datetime import UTC, datetime
 
 import gevent
 import pytest
@@ -10,8 +11,11 @@ import pytest
 from robocall import bootstrap
 from robocall.errors import Conflict, NotFound
 from robocall.flow.model import CallFlow, CallRequest, Destination, Message, Play
+from robocall.store.access import hash_key
 from robocall.store.migrations import MIGRATIONS, current_version, migrate
-from robocall.store.repo import INSERT_CHUNK_ROWS, Repo, hash_api_key
+from robocall.store.records import CallTicket
+from robocall.store.repo import INSERT_CHUNK_ROWS, Repo
+from robocall.store.webhooks import AttemptOutcome, scrub_receiver_text
 
 FLOW = CallFlow(steps=(Play(message=Message(text="hello {{name}}")),))
 
@@ -148,7 +152,7 @@ def test_keys_are_stored_only_as_sha256(repo: Repo):
     key = bootstrap.create_api_key(repo, org_id)
     # then the table holds its hash, never the key, and the key finds its organization
     stored = _sql(repo, "SELECT key_hash FROM api_keys WHERE org_id = ?", org_id)
-    assert stored == [(hash_api_key(key),)]
+    assert stored == [(hash_key(key),)]
     assert key not in str(stored)
     found = repo.organization_for_key(key)
     assert found is not None and found.id == org_id
@@ -209,3 +213,33 @@ def test_concurrent_submissions_from_greenlets_all_succeed(repo: Repo):
     # then all are stored, whole
     assert all(job.value[1] for job in jobs)
     assert _sql(repo, "SELECT COUNT(*) FROM calls WHERE org_id = ?", org_id) == [(400,)]
+
+
+def test_migration_7_keeps_only_the_status_of_logged_receiver_answers(repo: Repo):
+    # given a delivery logged the way robocall did before (an excerpt of the answer kept)
+    org_id = _org(repo)
+    ticket = CallTicket(call_id=1, request_id="scrub", organization_id=org_id, phone="+6580000001",
+                        caller="+6580000002", properties={}, channel_uuid="u",
+                        line_variable=("accountcode", org_id), record=False)
+    now = datetime.now(UTC)
+    repo.enqueue_webhook(ticket, event="call.dialing", event_id="e1", url="http://x/", body="{}",
+                         at=now)
+    [row], _ = repo.webhook_deliveries(org_id, request_id="scrub", limit=10)
+    for status, error in ((500, "HTTP 500: internal: secret stack trace"),
+                          (None, "ConnectionRefusedError: refused"),
+                          (307, "redirect to http://10.0.0.1/admin not followed"),
+                          (None, "BadStatusLine: -ERR secret-value")):
+        repo.record_webhook_attempt(row.id, AttemptOutcome(
+            at=now, http_status=status, error=error, delivered=False, next_attempt_at=now))
+    repo.record_webhook_attempt(row.id, AttemptOutcome(
+        at=now, http_status=503, error="HTTP 503: busy, says the receiver", delivered=False,
+        next_attempt_at=now))
+    # when migration 7's scrub runs
+    scrub_receiver_text(repo.database)
+    # then only statuses (and robocall's own errors) are left
+    [row], _ = repo.webhook_deliveries(org_id, request_id="scrub", limit=10)
+    assert row.last_error == "HTTP 503"
+    assert [entry["error"] for entry in row.attempt_log] == [
+        "HTTP 500", "ConnectionRefusedError: refused", "HTTP 307",
+        "BadStatusLine: the answer is not valid HTTP", "HTTP 503",
+    ]

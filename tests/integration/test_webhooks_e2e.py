@@ -5,6 +5,7 @@ signed, in order per call, retried with backoff, kept across a restart, and logg
 from __future__ import annotations
 
 import secrets
+import time
 from typing import Any
 
 import gevent.event
@@ -13,6 +14,7 @@ import pytest
 from robocall import bootstrap
 from robocall.testing import Callee
 from tests.support.receiver import Received, Receiver, verify_signature
+from tests.support.resolver import LocalResolver
 from tests.support.service import RunningService, ServiceStarter
 
 pytestmark = pytest.mark.usefixtures("repo")
@@ -22,7 +24,9 @@ BUSY = "+6580000002"
 CALLEES = {BUSY: Callee(outcome="busy", ring=False)}
 # Retries in tests wait 50 ms, 100 ms, 200 ms...: the same backoff, shrunk.
 # Fast retries; and a rate limit the tests' polling of the delivery log never reaches.
+# The receiver is on loopback: allowed as an on-prem operator allows its own network.
 FAST = {
+    "webhook_allow_networks": "127.0.0.0/8",
     "webhook_backoff_seconds": 0.05,
     "webhook_timeout_seconds": 5.0,
     "rate_limit_per_minute": 1_000_000,
@@ -146,7 +150,11 @@ def test_a_failing_receiver_gets_the_event_after_retries(start_service, receiver
     first = _deliveries(running, request_id)[0]
     assert first["event"] == "call.dialing" and first["attempts"] == 4
     assert [a["httpStatus"] for a in first["attemptLog"]] == [500, 500, 500, 200]
-    assert first["attemptLog"][0]["error"] == "HTTP 500: receiver says no"
+    assert first["attemptLog"][0]["error"] == "HTTP 500"
+    assert all(isinstance(attempt["durationMs"], int) for attempt in first["attemptLog"])
+    # and nothing the receiver answered is handed back
+    log_text = running.get(f"/v1/webhooks/deliveries?requestId={request_id}").text
+    assert "receiver says no" not in log_text
     assert first["error"] is None and first["deliveredAt"] is not None
 
 
@@ -277,3 +285,84 @@ def test_a_send_cut_off_by_a_stop_is_sent_again_by_the_next_start(start_service,
     ]
     # and the receiver can tell the repeat by its eventId
     assert events[0]["eventId"] == events[1]["eventId"]
+
+
+def test_loopback_receivers_are_refused_without_the_operators_allow(start_service, receiver):
+    # given robocall with no network allowed (the default), and the receiver on 127.0.0.1
+    running = start_service(**{k: v for k, v in FAST.items() if k != "webhook_allow_networks"})
+    body = _request(receiver.url, ANSWERS)
+    # when a request names the loopback receiver, then it is refused naming callbackUrl
+    answer = running.post_call(body)
+    assert answer.status_code == 400
+    assert answer.json()["message"].startswith("callbackUrl: host 127.0.0.1 is 127.0.0.1, a "
+                                               "loopback address")
+    assert receiver.received == []
+
+
+def test_a_host_that_turns_private_after_submission_is_refused_at_delivery(
+    start_service, receiver
+):
+    # given a name that resolves to a public address when the request is submitted, and to
+    # a private one afterwards (DNS rebinding), two attempts per event
+    answers = iter([["93.184.216.34"]])
+
+    class Rebinding(LocalResolver):
+        def __call__(self, host: str, port: int) -> list[str]:
+            self.asked.append(host)
+            return next(answers, ["10.9.8.7"])
+
+    resolver = Rebinding()
+    running = start_service(resolver=resolver, webhook_max_attempts=2, **FAST)
+    body = _request("http://hooks.example.test/robocall", ANSWERS)
+    request_id = body["requestId"]
+    # when it is accepted and its call runs
+    assert running.post_call(body).status_code == 200
+    running.wait_until_final(request_id)
+    # then every attempt looked the name up again, found it private, and sent nothing
+    receiver.wait_for(lambda: all(
+        d["status"] == "failed" for d in _deliveries(running, request_id)
+    ) and len(_deliveries(running, request_id)) == 5)
+    first = _deliveries(running, request_id)[0]
+    assert first["attempts"] == 2 and first["httpStatus"] is None
+    assert first["error"].startswith(
+        "refused: host hooks.example.test resolves to 10.9.8.7, a private address"
+    )
+    assert resolver.asked.count("hooks.example.test") >= 1 + 5 * 2
+    assert receiver.received == []
+
+
+def test_the_delivery_log_is_pruned_after_the_retention(start_service, receiver):
+    # given robocall keeping the delivery log one day, and a request whose events arrived
+    offset = [0.0]
+    running = start_service(
+        clock=lambda: time.time() + offset[0], webhook_retention_days=1, **FAST
+    )
+    body = _request(receiver.url, ANSWERS)
+    request_id = body["requestId"]
+    _submit(running, body)
+    _wait_all_delivered(receiver, running, request_id, 5)
+    worker = running.service.webhooks
+    assert worker is not None
+    # when less than the retention has passed, then pruning keeps every row
+    offset[0] = 23 * 3600.0
+    assert worker.prune() == 0 and len(_deliveries(running, request_id)) == 5
+    # when two days have passed, then the worker prunes them on its own
+    offset[0] = 2 * 86400.0
+    receiver.wait_for(lambda: _deliveries(running, request_id) == [])
+
+
+def test_a_pending_event_is_kept_past_the_retention(start_service, receiver):
+    # given a receiver that is down, and robocall keeping the log one day
+    receiver.answer = lambda r: (503, {})
+    offset = [0.0]
+    running = start_service(clock=lambda: time.time() + offset[0], webhook_retention_days=1,
+                            **{**FAST, "webhook_backoff_seconds": 3600.0})
+    body = _request(receiver.url, ANSWERS)
+    request_id = body["requestId"]
+    _submit(running, body)
+    receiver.wait_for(lambda: len(receiver.received) >= 1)
+    # when two days pass with its events still pending, then none is pruned
+    offset[0] = 2 * 86400.0
+    assert running.service.webhooks is not None
+    assert running.service.webhooks.prune() == 0
+    assert {d["status"] for d in _deliveries(running, request_id)} == {"pending"}

@@ -21,12 +21,13 @@ import pytest
 import requests
 
 from robocall import bootstrap
-from robocall.api.auth import API_KEY_HEADER
+from robocall.api.auth import API_KEY_HEADER, OPERATOR_KEY_HEADER
 from robocall.api.server import make_server
 from robocall.config import Settings
 from robocall.store.db import open_database
 from robocall.store.migrations import migrate
 from robocall.store.repo import Repo
+from tests.support.resolver import LocalResolver
 
 TEST_LANGUAGES = frozenset({"en", "vi"})
 PG_ADDRESS = os.environ.get("ROBOCALL_TEST_PG", "127.0.0.1:5432")
@@ -102,6 +103,15 @@ class RunningApi:
         org = bootstrap.create_organization(self.repo, f"org {secrets.token_hex(3)}", lines=lines)
         return org.id, bootstrap.create_api_key(self.repo, org.id)
 
+    def new_operator_key(self) -> str:
+        """A new operator key (as ``robocall operator key create`` makes one)."""
+        return bootstrap.issue_operator_key(self.repo, f"ops {secrets.token_hex(3)}").key
+
+    def set_lines(self, operator_key: str, org_id: str, body: Any) -> requests.Response:
+        """The operator's ``PUT /v1/organizations/{org_id}/lines``."""
+        return requests.put(self.url(f"/v1/organizations/{org_id}/lines"), json=body,
+                            headers={OPERATOR_KEY_HEADER: operator_key}, timeout=60)
+
     def post_call(self, key: str, body: Any, **kwargs: Any) -> requests.Response:
         return requests.post(self.url("/v1/call"), json=body, headers={API_KEY_HEADER: key},
                              timeout=60, **kwargs)
@@ -116,9 +126,16 @@ def start_api(repo: Repo) -> Iterator[Callable[..., RunningApi]]:
     """Start the real API (optionally with settings overrides); stopped after the test."""
     servers = []
 
-    def start(*, monotonic: Callable[[], float] | None = None, **overrides: Any) -> RunningApi:
+    def start(
+        *,
+        monotonic: Callable[[], float] | None = None,
+        resolver: LocalResolver | None = None,
+        **overrides: Any,
+    ) -> RunningApi:
         settings = Settings().with_overrides(**overrides)
-        extra = {"monotonic": monotonic} if monotonic is not None else {}
+        extra: dict[str, Any] = {"monotonic": monotonic} if monotonic is not None else {}
+        # webhook hosts resolve from a table in the test, never over the network
+        extra["resolver"] = resolver if resolver is not None else LocalResolver()
         api = bootstrap.build_api(settings, languages=TEST_LANGUAGES, repo=repo, **extra)
         server = make_server(api.app, "127.0.0.1:0")
         server.start()

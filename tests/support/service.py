@@ -17,7 +17,7 @@ import pytest
 import requests
 
 from robocall import bootstrap
-from robocall.api.auth import API_KEY_HEADER
+from robocall.api.auth import API_KEY_HEADER, OPERATOR_KEY_HEADER
 from robocall.api.server import make_server
 from robocall.config import Settings
 from robocall.demo import render_ahead
@@ -25,6 +25,7 @@ from robocall.store.repo import Repo
 from robocall.testing import Callee, CalleeBook, FakeSwitch
 from robocall.tts.cache import TtsCache
 from tests.support.api_server import TEST_LANGUAGES, backend_of, fresh_database
+from tests.support.resolver import LocalResolver
 
 # Scripted durations run this much faster than real time (a 5 s gather timeout takes 0.5 s).
 TIME_SCALE = 0.1
@@ -78,6 +79,17 @@ class RunningService:
         org = bootstrap.create_organization(self.repo, "another", lines=lines)
         self.service.dispatcher.refresh_organizations()
         return org.id, bootstrap.create_api_key(self.repo, org.id)
+
+    def set_lines(self, change: dict[str, Any], org_id: str | None = None) -> requests.Response:
+        """The operator's ``PUT /v1/organizations/{org_id}/lines`` (this organization's by
+        default), with an operator key made for it."""
+        operator_key = bootstrap.issue_operator_key(self.repo, "test operator").key
+        return requests.put(
+            f"{self.base_url}/v1/organizations/{org_id or self.org_id}/lines",
+            json=change,
+            headers={OPERATOR_KEY_HEADER: operator_key},
+            timeout=60,
+        )
 
     def get(self, path: str, key: str | None = None) -> requests.Response:
         return requests.get(
@@ -154,12 +166,14 @@ class ServiceStarter:
         callee_book: CalleeBook | None = None,
         tts: TtsCache | None = None,
         clock: Callable[[], float] = time.time,
+        resolver: LocalResolver | None = None,
         **overrides: Any,
     ) -> RunningService:
         """Start robocall over a FakeSwitch scripted with ``callees``, with a new organization
         of ``lines`` lines (and a key for it); ``callee_book`` replaces ``callees`` and
         ``default`` whole (``CalleeBook.people()``: the world of ``robocall serve``); ``tts``
-        replaces the shared test cache, ``clock`` robocall's wall clock."""
+        replaces the shared test cache, ``clock`` robocall's wall clock, ``resolver`` the lookup
+        of webhook hosts (a local table by default: no test resolves a name over the network)."""
         book = callee_book or CalleeBook(
             dict(callees or {}), default or Callee(answer_after_ms=200)
         )
@@ -179,6 +193,7 @@ class ServiceStarter:
             repo=store,
             tts=tts if tts is not None else TtsCache(self.directory / "tts"),
             clock=clock,
+            resolver=resolver if resolver is not None else LocalResolver(),
         )
         repo = service.api.repo
         server = make_server(service.api.app, "127.0.0.1:0")
