@@ -111,7 +111,9 @@ class RunningService:
                 seen, deadline = status["counts"], time.monotonic() + SETTLE_SECONDS
             elif time.monotonic() > deadline:
                 raise AssertionError(f"request {request_id} stalled: {status['counts']}")
-            gevent.sleep(0.05)
+            # 4 polls a second stay well under the key's rate limit (600 a minute by default)
+            # however long the wait, a retry backoff included.
+            gevent.sleep(0.25)
 
     def warm_prompts(self, body: dict[str, Any]) -> None:
         """Render every message of ``body`` for each destination before it is posted: a callee
