@@ -13,7 +13,7 @@ import time
 
 import gevent
 import pytest
-from selenium.common.exceptions import StaleElementReferenceException
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 
 from robocall.store.db import is_postgresql
@@ -53,13 +53,14 @@ CALL_FLOW = {
 
 
 def wait_until(predicate, what: str):
-    """Poll ``predicate`` (re-read when a page reload replaced the elements) until true."""
+    """Poll ``predicate`` (re-read when a page reload replaced the elements, or caught the page
+    half loaded) until true."""
     deadline = time.monotonic() + SETTLE_SECONDS
     while True:
         try:
             if predicate():
                 return
-        except StaleElementReferenceException:
+        except (StaleElementReferenceException, NoSuchElementException):
             pass
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
