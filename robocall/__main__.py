@@ -1,4 +1,7 @@
-"""``python -m robocall``: patch for gevent before anything else is imported (STYLE habit 14)."""
+"""``python -m robocall``: patch for gevent before anything else is imported.
+
+See docs/design.md, "Code habits" 14.
+"""
 
 from gevent import monkey
 

@@ -3,7 +3,7 @@
 Everything else receives its dependencies from here (clocks and id generators included), so
 tests build the same objects with their own. ``build_api`` is the REST layer alone (what the
 API tests run); ``build_service`` is all of robocall in one process: the API and the dialer
-share one gevent hub, and there is one dialer per process (DESIGN "The way data flows").
+share one gevent hub, and there is one dialer per process (docs/design.md, "The way data flows").
 """
 
 from __future__ import annotations

@@ -12,8 +12,8 @@ and max in ms, and how many answered calls never started their prompt.
 
 Default: FakeSwitch in-process, callees that answer after ``--ring-ms`` and hang up 1 s later.
 ``--lab``: the lab FreeSWITCH; callee ``+65800000006`` answers at once and hangs up after 1 s
-(shared/freeswitch/lab/NOTES.md), the hardest case for rendering ahead: no ring time at all.
-Goal (DESIGN.md, TTS): under 300 ms p99.
+(docs/lab.md), the hardest case for rendering ahead: no ring time at all.
+Goal (docs/design.md, "TTS"): under 300 ms p99.
 """
 
 from __future__ import annotations

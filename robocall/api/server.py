@@ -2,8 +2,8 @@
 
 ``gevent.pywsgi`` writes a response's headers and body in two sends; without TCP_NODELAY,
 Nagle's algorithm and the client's delayed ACK add ~40 ms to every keep-alive request
-(DESIGN facts). One process serves the API and, later, dials: a second worker would be a
-second dialer.
+(docs/design.md, "Facts measured here"). One process serves the API and, later, dials: a
+second worker would be a second dialer.
 """
 
 from __future__ import annotations

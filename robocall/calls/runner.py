@@ -6,7 +6,7 @@ originates, and then feeds every event of that channel to a :class:`~robocall.fl
 carrying out the actions it returns on the switch and in the store. Each call has its own
 queue, so one slow call never stalls another or the Event Socket reader.
 
-What the runner trusts (DESIGN.md, "Facts measured here"): the flow starts on the leg's park,
+What the runner trusts (docs/design.md, "Facts measured here"): the flow starts on the leg's park,
 not on its answer; an execution ends with the CHANNEL_EXECUTE_COMPLETE whose Application-UUID
 is the Event-UUID robocall chose; digits are read from the variable play_and_get_digits sets,
 not from read_result; a bridge's outcome is in originate_disposition; the order of
@@ -669,7 +669,7 @@ class _ActiveCall(SwitchWatch):
 
     def _wait_first_prompt(self) -> None:
         """Dial only once the first message is on disk: a real callee may answer at once, and
-        dead air after "hello?" makes people hang up (DESIGN.md, TTS). A failed render is
+        dead air after "hello?" makes people hang up (docs/design.md, "TTS"). A failed render is
         reported when the message is due, as before."""
         upcoming = self.machine.upcoming_messages()
         first = self.rendering.get(upcoming[0].step_id) if upcoming else None

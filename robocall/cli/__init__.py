@@ -1,8 +1,8 @@
 """The command line: ``robocall serve | migrate | org | key | submit | status | doctor | demo``.
 
 The console script enters here, so gevent's patching is the first thing this package does
-(STYLE habit 14); ``python -m robocall`` patches in ``__main__`` before importing it. Each
-command group lives in its own module (``admin``, ``calls``, ``doctor``, ``demo``) and adds
+(docs/design.md, "Code habits" 14); ``python -m robocall`` patches in ``__main__`` before importing
+it. Each command group lives in its own module (``admin``, ``calls``, ``doctor``, ``demo``) and adds
 its subcommands to the parser; this module turns robocall's errors into exit codes.
 """
 

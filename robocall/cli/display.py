@@ -6,8 +6,9 @@ functions so they are testable without a terminal.
 
 from __future__ import annotations
 
+import itertools
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import gevent
@@ -61,10 +62,14 @@ def watch(
     """Poll ``fetch`` (a request's status page) showing a progress bar until it is final.
 
     Returns the last page fetched: final, or the one seen when ``give_up_after`` seconds ran
-    out (None: wait as long as it takes; Ctrl-C stops the watch, not the calls).
+    out (None: wait as long as it takes; Ctrl-C stops the watch, not the calls). Without a
+    terminal (piped, CI logs) a progress bar would print nothing until the end, so it prints
+    one :func:`summary_line` per change instead.
     """
-    started = time.monotonic()
-    status = fetch()
+    pages = _pages(fetch, poll_seconds, give_up_after)
+    if not console.is_terminal:
+        return _print_changes(pages, console)
+    first = next(pages)
     columns = (
         TextColumn("[bold]{task.fields[request_id]}"),
         BarColumn(),
@@ -74,22 +79,45 @@ def watch(
     )
     with Progress(*columns, console=console) as progress:
         task = progress.add_task(
-            counts_text(status["counts"]),
-            total=status["total"],
-            request_id=status["requestId"],
+            counts_text(first["counts"]),
+            total=first["total"],
+            request_id=first["requestId"],
         )
-        while True:
+        for status in itertools.chain([first], pages):
             progress.update(
                 task,
                 completed=finished_calls(status["counts"]),
                 description=counts_text(status["counts"]),
             )
-            if is_final(status):
-                return status
-            if give_up_after is not None and time.monotonic() - started > give_up_after:
-                return status
-            gevent.sleep(poll_seconds)
-            status = fetch()
+    return status
+
+
+def _print_changes(pages: Iterator[dict[str, Any]], console: Console) -> dict[str, Any]:
+    """One :func:`summary_line` for each page that reads differently from the one before."""
+    printed = None
+    for status in pages:
+        line = summary_line(status)
+        if line != printed:
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
+            console.file.flush()  # a pipe is block-buffered: show each change as it happens
+            printed = line
+    return status
+
+
+def _pages(
+    fetch: Callable[[], dict[str, Any]], poll_seconds: float, give_up_after: float | None
+) -> Iterator[dict[str, Any]]:
+    """Status pages every ``poll_seconds``, up to a final one (or the one fetched when
+    ``give_up_after`` seconds ran out)."""
+    started = time.monotonic()
+    while True:
+        status = fetch()
+        yield status
+        if is_final(status):
+            return
+        if give_up_after is not None and time.monotonic() - started > give_up_after:
+            return
+        gevent.sleep(poll_seconds)
 
 
 def call_row(detail: Mapping[str, Any]) -> tuple[str, str, str, str, str, str]:

@@ -19,7 +19,7 @@ from robocall.errors import UnsafeValue
 
 # Every event robocall needs, and no other: each is ~5 KB of JSON for every channel on the
 # switch, parsed by robocall. CHANNEL_PARK is where a call's flow starts (a sendmsg landing
-# between CHANNEL_ANSWER and park() is aborted, lab NOTES.md), so CHANNEL_EXECUTE is not needed;
+# between CHANNEL_ANSWER and park() is aborted: docs/design.md), so CHANNEL_EXECUTE is not needed;
 # a played prompt is judged by its CHANNEL_EXECUTE_COMPLETE, digits by the variable
 # play_and_get_digits sets, so neither PLAYBACK_*, RECORD_* nor DTMF are. A line is held from
 # CHANNEL_CREATE to CHANNEL_HANGUP_COMPLETE (CHANNEL_DESTROY only follows it). HEARTBEAT carries

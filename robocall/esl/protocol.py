@@ -5,7 +5,7 @@ A frame is a block of ``Name: value`` header lines ended by an empty line, follo
 (in pieces of any size) into :class:`Frame` objects and parses event bodies into :class:`Event`
 values; it does no I/O, so the transport and the tests feed it the same way.
 
-Two details decide correctness (greenswitch got both wrong, see DESIGN.md):
+Two details decide correctness (greenswitch got both wrong: docs/design.md, "The ESL client"):
 
 * ``text/event-plain`` values are URL-encoded. They are decoded one value at a time AFTER the
   lines are split, so a channel variable holding ``%0A`` cannot forge a header line.

@@ -13,7 +13,7 @@ steps of a gather's branch ``k`` (1-based, in submission order) are ``"<gather i
     2.b1.1.b1.1  play      "msg need to play"         -> end
     2.b2.1       transfer  Ext:1000
 
-Where a step leads (DESIGN.md, "Contract decisions"): a play goes to the next step of its flow,
+Where a step leads (docs/design.md, "Contract decisions"): a play goes to the next step of its flow,
 or to the end (``None``: hang up normally) when its flow has no more steps. A gather never
 continues its own flow: a branch's callFlow replaces the rest of the parent flow, and a gather
 whose tries run out without a default branch ends the call. A transfer ends the call when its

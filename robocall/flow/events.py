@@ -2,7 +2,7 @@
 
 The runner (``robocall.calls``) turns Event Socket frames into these values; the machine
 (``robocall.flow.machine``) never sees ESL. Each event says which frame it stands for, because
-the lab showed which frames can be trusted for what (DESIGN.md, "Facts measured here").
+the lab showed which frames can be trusted for what (docs/design.md, "Facts measured here").
 
 Lifecycle of one call, as events::
 

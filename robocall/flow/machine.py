@@ -19,7 +19,7 @@ States::
 "(step)" is PLAYING, GATHERING or BRIDGING by the step's kind, or ENDED when the flow has no
 more steps (robocall hangs up normally).
 
-Rules carried out here (DESIGN.md, "Contract decisions"):
+Rules carried out here (docs/design.md, "Contract decisions"):
 
 - play: success moves on; ``PromptFinished(ok=False)`` ends the call with ``error_playback``
   and the call ``failed`` (robocall could not deliver its message).

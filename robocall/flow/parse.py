@@ -238,7 +238,7 @@ def _raise_missing(
 def _destination(raw: Mapping[str, Any]) -> Destination:
     properties = raw.get("properties") or {}
     if not set(map(type, properties.values())) <= {str}:
-        # numbers are accepted and kept as text (DESIGN "Contract decisions")
+        # numbers are accepted and kept as text (docs/design.md, "Contract decisions")
         properties = {
             key: value if isinstance(value, str) else _number_text(value)
             for key, value in properties.items()

@@ -1,9 +1,9 @@
 """One database URL -> a peewee database: ``sqlite:///path`` (default) or ``postgresql://...``.
 
 SQLite runs in WAL mode with ``synchronous=FULL``: the commit that marks a call ``dialing``
-before its originate is sent must survive a power cut (DESIGN "Reliability"); a busy timeout
-lets a second process (the CLI) wait for the server's write. PostgreSQL under gevent needs
-psycogreen, or every query blocks the whole hub (DESIGN facts).
+before its originate is sent must survive a power cut (docs/design.md, "Reliability"); a busy
+timeout lets a second process (the CLI) wait for the server's write. PostgreSQL under gevent needs
+psycogreen, or every query blocks the whole hub (docs/design.md, "Facts measured here").
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--time-scale", type=float, default=1.0,
                         help="real seconds per scripted second (0.1 runs 10x faster)")
     args = parser.parse_args(argv)
-    book = CalleeBook.from_file(args.callees) if args.callees else CalleeBook()
+    book = CalleeBook.from_file(args.callees) if args.callees else CalleeBook.people()
     fake = FakeSwitch(book, password=args.password, time_scale=args.time_scale,
                       port=args.port).start()
     print(fake.url, flush=True)

@@ -71,7 +71,7 @@ def execute(channel: Channel, message: Message) -> AppResult:
                                      ("Application-UUID", message.event_uuid)])
     channel.started_messages += 1
     # A message that reached the leg before park() ran is aborted by the state change
-    # (freeswitch/lab/NOTES.md, item 1): it returns at once and does nothing.
+    # (docs/design.md, "From the scripted-callee lab", 1): it returns at once and does nothing.
     follow_up = None if message.early else app(channel, message.argument)
     channel.emit("CHANNEL_EXECUTE_COMPLETE", [
         ("Application", message.app), *data, ("Application-Response", _response(channel)),

@@ -4,6 +4,8 @@ A ``Callee`` says what the far end of one dialled number does: answer after N ms
 press digits, maybe hang up), or refuse (busy, reject, network failure, unallocated), or ring
 until the originate times out. A ``CalleeBook`` maps numbers to callees with a default for
 every other number; ``CalleeBook.from_file`` reads the JSON format of docs/fakeswitch-callees.md.
+Without a default, every other number is one of :func:`person`'s callees: the world of people
+that ``robocall serve --switch fake`` dials unless told otherwise.
 """
 
 from __future__ import annotations
@@ -99,12 +101,49 @@ class Callee:
         )
 
 
+# --- the default world: people ----------------------------------------------------------------
+
+# An extension of the PBX is dialled as ``user/<ext>@<domain>`` or is a short number (E.164
+# numbers people are called on have 7 digits or more).
+EXTENSION_MAX_DIGITS = 6
+PERSON_ANSWER_MS = 2000  # rings two seconds, then picks up
+PERSON_PRESS_MS = 2500  # into each menu prompt: time to hear the choices
+PERSON_PATIENCE_MS = 45_000  # hangs up after this long on the line, whatever is still playing
+PERSON_MENUS = 20  # answers this many menu prompts (retries and nested menus included)
+EXTENSION_ANSWER_MS = 1000
+EXTENSION_TALK_MS = 5000
+
+
+def person(number: str, endpoint: str = "") -> Callee:
+    """The callee behind ``number`` in FakeSwitch's default world, the same every time.
+
+    An extension answers, talks a little and hangs up. A phone number's last digit says who
+    answers it (docs/fakeswitch-callees.md): 0-4 press 1 at every menu, 5-7 press 0, 8 listens
+    and presses nothing, 9 is busy. Everyone who answers hangs up after PERSON_PATIENCE_MS.
+    """
+    if endpoint.startswith("user/") or (
+        number.isdigit() and len(number) <= EXTENSION_MAX_DIGITS
+    ):
+        return Callee(answer_after_ms=EXTENSION_ANSWER_MS, hangup_after_ms=EXTENSION_TALK_MS)
+    last = number[-1:]
+    digit = int(last) if last.isdigit() else 0
+    if digit == 9:
+        return Callee(outcome="busy", ring=False)
+    key = "1" if digit <= 4 else "0" if digit <= 7 else None
+    presses = () if key is None else tuple(
+        Press(PERSON_PRESS_MS, key, on_prompt=prompt) for prompt in range(1, PERSON_MENUS + 1)
+    )
+    return Callee(answer_after_ms=PERSON_ANSWER_MS, presses=presses,
+                  hangup_after_ms=PERSON_PATIENCE_MS)
+
+
 @dataclass
 class CalleeBook:
-    """Callees by dialled number, and the one that answers every other number."""
+    """Callees by dialled number, and the one that answers every other number (``default``;
+    None: every other number is a :func:`person`)."""
 
     callees: dict[str, Callee] = field(default_factory=dict)
-    default: Callee = field(default_factory=Callee)
+    default: Callee | None = field(default_factory=Callee)
 
     def lookup(self, number: str, endpoint: str = "") -> Callee:
         """The callee for a dial string's endpoint (exact key) or else its number.
@@ -115,19 +154,24 @@ class CalleeBook:
         for key in (endpoint, number, number.lstrip("+"), "+" + number.lstrip("+")):
             if key and key in self.callees:
                 return self.callees[key]
-        return self.default
+        return self.default or person(number, endpoint)
 
     def set(self, number: str, callee: Callee) -> None:
         """Script one number (tests may re-script it between calls)."""
         self.callees[number] = callee
 
     @classmethod
+    def people(cls, callees: dict[str, Callee] | None = None) -> CalleeBook:
+        """``callees`` scripted, and every other number a :func:`person`."""
+        return cls(dict(callees or {}), None)
+
+    @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CalleeBook:
-        """A book from the parsed JSON callee file."""
+        """A book from the parsed JSON callee file (no ``default``: people for the rest)."""
         unknown = set(data) - {"default", "callees"}
         if unknown:
             raise ConfigError(f"callee file: unknown field(s) {sorted(unknown)}")
-        default = Callee.from_dict(data.get("default", {}))
+        default = Callee.from_dict(data["default"]) if "default" in data else None
         callees = {str(k): Callee.from_dict(v) for k, v in data.get("callees", {}).items()}
         return cls(callees, default)
 

@@ -282,7 +282,7 @@ class FakeSwitch:
                  time_scale: float = 1.0, sessions_per_second: int = 30,
                  max_sessions: int = 1000, host: str = "127.0.0.1", port: int = 0,
                  max_backlog: int = MAX_BACKLOG) -> None:
-        self.callees = callees or CalleeBook()
+        self.callees = callees if callees is not None else CalleeBook.people()
         self.max_backlog = max_backlog
         self.password = password
         self.switch = Switch(self.callees, time_scale, sessions_per_second, max_sessions)
@@ -311,7 +311,8 @@ class FakeSwitch:
         from robocall.testing.voice import render_script
 
         for callee in [self.callees.default, *self.callees.callees.values()]:
-            if callee.audio:
+            # No default: people() answer by number, and say nothing scripted.
+            if callee is not None and callee.audio:
                 render_script(callee.audio)
         self._server.start()
         return self

@@ -58,8 +58,8 @@ HTTP_ROUTE = "/v1/tts/"
 TEMP_SUFFIX = ".partial"
 SECRET_FILE = ".key-secret"
 SECRET_BYTES = 32
-# Characters that must not reach an Event Socket command (DESIGN "Security"); whitespace too,
-# because play_and_get_digits separates its arguments with spaces and cannot quote a path.
+# Characters that must not reach an Event Socket command (docs/design.md, "Security"); whitespace
+# too, because play_and_get_digits separates its arguments with spaces and cannot quote a path.
 UNSAFE_IN_REF = re.compile(r"[\s,{}]|\$\{")
 
 

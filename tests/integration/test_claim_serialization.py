@@ -8,12 +8,32 @@ import uuid
 
 import gevent
 import gevent.event
+import psycopg2
 import pytest
 
 from robocall import bootstrap
 from robocall.flow.parse import parse_call_request
 from robocall.store.repo import Repo
 from tests.support.api_server import TEST_LANGUAGES
+from tests.support.service import wait_for
+
+# Sessions of this database waiting for an advisory lock (the claim's per-organization lock).
+_LOCK_WAITERS_SQL = """
+    SELECT count(*) FROM pg_locks
+    WHERE locktype = 'advisory' AND NOT granted
+      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+"""
+
+
+def _lock_waiters(database_url: str) -> int:
+    """How many sessions wait for an advisory lock, as PostgreSQL itself reports them."""
+    connection = psycopg2.connect(database_url)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(_LOCK_WAITERS_SQL)
+            return int(cursor.fetchone()[0])
+    finally:
+        connection.close()
 
 
 def _queue_calls(repo: Repo, org_id: str, count: int) -> None:
@@ -52,8 +72,9 @@ def test_a_waiting_claim_sees_the_claim_it_waited_for(repo: Repo, database_url: 
     # when a second node claims for the same organization meanwhile
     second = gevent.spawn(repo.claim_calls, org.id, [str(uuid.uuid4())], node_id="b",
                           budget=second_budget)
-    gevent.sleep(0.2)
-    # then it waits for the lock instead of counting without the first claim
+    # then PostgreSQL shows it waiting for the lock, and it has not counted without the first
+    wait_for(lambda: _lock_waiters(database_url) == 1, "the second claim to wait for the lock",
+             poll_seconds=0.05)
     assert seen_by_second == []
     release_first.set()
     first_claimed = first.get(timeout=10)

@@ -6,6 +6,7 @@ them on the same hub); what they print and return is what a user sees.
 
 from __future__ import annotations
 
+import itertools
 import json
 import socket
 from pathlib import Path
@@ -30,8 +31,8 @@ PRESSES_1 = "+6581000001"
 PRESSES_0 = "+6581000002"
 BUSY = "+6581000003"
 CALLEES = {
-    PRESSES_1: Callee(presses=(Press(2500, "1"),)),
-    PRESSES_0: Callee(presses=(Press(2500, "0"),)),
+    PRESSES_1: Callee(presses=(Press(1000, "1", on_prompt=1),)),
+    PRESSES_0: Callee(presses=(Press(1000, "0", on_prompt=1),)),
     BUSY: Callee(outcome="busy", ring=False),
     "1000": Callee(answer_after_ms=500, hangup_after_ms=2000),
 }
@@ -107,6 +108,11 @@ def test_status_watch_follows_a_request_submitted_without_watching(running, tmp_
     assert code == 0
     assert running.status("cli-status")["status"] == "completed"
     assert set(_rows(output)) == {PRESSES_1, PRESSES_0, BUSY}
+    # and, its output not being a terminal, it printed a line per change up to the final one
+    progress = output[: output.index("┏")].splitlines()
+    assert progress[-1].startswith("cli-status completed: 3 calls")
+    assert all(line.startswith("cli-status ") for line in progress)
+    assert all(before != after for before, after in itertools.pairwise(progress))
     assert "cli-status completed: 3 calls" in output
 
 

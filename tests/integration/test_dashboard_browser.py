@@ -1,6 +1,10 @@
 """The dashboard in a real headless Chromium, against a running robocall whose calls ran on
 FakeSwitch: sign in, read the lines gauge and the requests' progress, follow a request to its
-calls' step traces, and watch the page refresh itself when the last call ends."""
+calls' step traces, and watch the page refresh itself when the last call ends.
+
+The call still running while the pages are read is one transferred to an extension that stays
+on the line until the test hangs it up: no timer (a ring timeout, a gather timeout) can end it
+before the assertions about it, however slow the machine."""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ import time
 
 import gevent
 import pytest
-from selenium.common.exceptions import StaleElementReferenceException
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 
 from robocall.store.db import is_postgresql
@@ -19,13 +23,14 @@ from tests.support.service import SETTLE_SECONDS, RunningService
 
 pytestmark = pytest.mark.usefixtures("repo")
 
-CONFIRMS = "+6583000001"  # presses 1 while asked (again on the second try, should one be lost)
+CONFIRMS = "+6583000001"  # presses 1 when asked
 BUSY = "+6583000002"
 NO_ANSWER = "+6583000003"
-RINGS = "+6583000004"  # rings until the test hangs it up
-# Digits arrive while the gather's prompt plays or waits (after the first message, ~2 s of
-# audio); the second press lands in the second try if a loaded machine let the first slip by.
-PRESSES = (Press(4000, "1"), Press(12000, "1"))
+TRANSFERRED = "+6583000004"  # presses 2, is put through to extension 1000 who talks on and on
+# Each press counts from the start of the gather's prompt (as a person answers what they hear),
+# so no load can make it miss the gather.
+PRESSES_1 = (Press(1000, "1", on_prompt=1),)
+PRESSES_2 = (Press(1000, "2", on_prompt=1),)
 
 CALL_FLOW = {
     "steps": [
@@ -37,6 +42,8 @@ CALL_FLOW = {
             "branches": [
                 {"digit": "1", "callFlow": {"steps": [
                     {"name": "play", "message": {"msg": "Thank you, see you soon."}}]}},
+                {"digit": "2", "callFlow": {"steps": [
+                    {"name": "transfer", "destination": "Ext:1000"}]}},
                 {"default": "true", "callFlow": {"steps": [
                     {"name": "play", "message": {"msg": "Goodbye."}}]}},
             ],
@@ -46,13 +53,14 @@ CALL_FLOW = {
 
 
 def wait_until(predicate, what: str):
-    """Poll ``predicate`` (re-read when a page reload replaced the elements) until true."""
+    """Poll ``predicate`` (re-read when a page reload replaced the elements, or caught the page
+    half loaded) until true."""
     deadline = time.monotonic() + SETTLE_SECONDS
     while True:
         try:
             if predicate():
                 return
-        except StaleElementReferenceException:
+        except (StaleElementReferenceException, NoSuchElementException):
             pass
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
@@ -87,10 +95,11 @@ def test_the_dashboard_shows_lines_requests_and_step_traces(start_service, chrom
     # call fails at the originate timeout, 3 s here, and the one before it takes that long)
     running = start_service(
         {
-            CONFIRMS: Callee(presses=PRESSES),
+            CONFIRMS: Callee(presses=PRESSES_1),
             BUSY: Callee(outcome="busy", ring=False),
             NO_ANSWER: Callee(outcome="no_answer"),
-            RINGS: Callee(answer_after_ms=3_000_000),
+            TRANSFERRED: Callee(presses=PRESSES_2),
+            "1000": Callee(answer_after_ms=500),  # never hangs up by itself
         },
         lines=2,
     )
@@ -108,13 +117,13 @@ def test_the_dashboard_shows_lines_requests_and_step_traces(start_service, chrom
     assert driver.find_element(By.ID, "no-requests").is_displayed()
     assert running.org_id in text(driver, "#organization")
 
-    # when a request of four calls has run but for the one still ringing
+    # when a request of four calls has run but for the one still transferred
     request_id = f"clinic-{secrets.token_hex(3)}"
     body = {
         "requestId": request_id,
         "destinations": [
             {"phone": number, "caller": "+6582674904"}
-            for number in (CONFIRMS, BUSY, NO_ANSWER, RINGS)
+            for number in (CONFIRMS, BUSY, NO_ANSWER, TRANSFERRED)
         ],
         "callFlow": CALL_FLOW,
     }
@@ -122,22 +131,24 @@ def test_the_dashboard_shows_lines_requests_and_step_traces(start_service, chrom
     assert running.post_call(body).status_code == 200
     wait_until(
         lambda: running.status(request_id)["counts"]
-        == {"completed": 1, "failed": 2, "dialing": 1},
-        "all calls but the ringing one to end",
+        == {"completed": 1, "failed": 2, "onProgress": 1}
+        and any(c.kind == "bleg" and c.answer_state == "answered" for c in running.fake.channels()),
+        "all calls but the transferred one to end, and extension 1000 to answer",
     )
     driver.get(f"{running.base_url}/")
-    # then the gauge counts the ringing robo call next to the other app's call
+    # then the gauge counts the transferred robo call (the extension is no line) next to the
+    # other app's call
     assert (text(driver, "#lines-robo"), text(driver, "#lines-other")) == ("1", "1")
     assert text(driver, "#lines-free") == "0"
     # and the request is listed with its progress per status
     row = driver.find_element(By.CSS_SELECTOR, f'tr.request[data-request-id="{request_id}"]')
     assert row.find_element(By.CSS_SELECTOR, ".status").text == "onProgress"
     assert row.find_element(By.CSS_SELECTOR, ".total").text == "4"
-    assert counts_shown(row, ".counts") == {"completed": 1, "failed": 2, "dialing": 1}
+    assert counts_shown(row, ".counts") == {"completed": 1, "failed": 2, "onProgress": 1}
     assert "75% done" in row.find_element(By.CSS_SELECTOR, ".counts").text
     segments = row.find_elements(By.CSS_SELECTOR, ".bar span")
     assert [s.get_attribute("class") for s in segments] == [
-        "seg-completed", "seg-failed", "seg-dialing",
+        "seg-completed", "seg-failed", "seg-onProgress",
     ]
     keep_screenshot(driver, f"dashboard-overview-{backend}")
 
@@ -149,7 +160,7 @@ def test_the_dashboard_shows_lines_requests_and_step_traces(start_service, chrom
         tr.get_attribute("data-destination"): tr
         for tr in driver.find_elements(By.CSS_SELECTOR, "tr.call")
     }
-    assert set(calls) == {CONFIRMS, BUSY, NO_ANSWER, RINGS}
+    assert set(calls) == {CONFIRMS, BUSY, NO_ANSWER, TRANSFERRED}
     confirmed = calls[CONFIRMS]
     assert confirmed.find_element(By.CSS_SELECTOR, ".status").text == "completed"
     assert confirmed.find_element(By.CSS_SELECTOR, ".hangup-cause").text == "NORMAL_CLEARING"
@@ -168,21 +179,23 @@ def test_the_dashboard_shows_lines_requests_and_step_traces(start_service, chrom
     assert [li.text for li in busy.find_elements(By.CSS_SELECTOR, "li.step")] == [
         "play: error_not_answered, busy"
     ]
-    assert calls[RINGS].find_element(By.CSS_SELECTOR, ".status").text == "dialing"
+    assert calls[TRANSFERRED].find_element(By.CSS_SELECTOR, ".status").text == "onProgress"
     assert text(driver, "#request-status") == "onProgress"
 
-    # when the ringing call is hung up, the open page refreshes itself
+    # when extension 1000 hangs up, the open page refreshes itself
     for channel in running.fake.channels():
-        if channel.variables.get("robocall_call_id"):
-            channel.hangup("CALL_REJECTED")
+        if channel.kind == "bleg":
+            channel.hangup("NORMAL_CLEARING", "recv_bye")
     wait_until(lambda: text(driver, "#request-status") == "completed", "the page to refresh")
-    # then it shows the request final, the last call failed with the cause the API reports
-    assert counts_shown(driver, "#request-counts") == {"completed": 1, "failed": 3}
-    rings = driver.find_element(By.CSS_SELECTOR, f'tr.call[data-destination="{RINGS}"]')
-    assert rings.find_element(By.CSS_SELECTOR, ".status").text == "failed"
-    final = running.calls_by_destination(running.status(request_id))[RINGS]
+    # then it shows the request final, the transferred call completed with the API's cause
+    assert counts_shown(driver, "#request-counts") == {"completed": 2, "failed": 2}
+    transferred = driver.find_element(
+        By.CSS_SELECTOR, f'tr.call[data-destination="{TRANSFERRED}"]')
+    assert transferred.find_element(By.CSS_SELECTOR, ".status").text == "completed"
+    final = running.calls_by_destination(running.status(request_id))[TRANSFERRED]
     assert final["hangupCause"]
-    assert rings.find_element(By.CSS_SELECTOR, ".hangup-cause").text == final["hangupCause"]
+    assert transferred.find_element(By.CSS_SELECTOR, ".hangup-cause").text == final["hangupCause"]
+    assert "pressed 2" in transferred.text
     # and a final request's page stops refreshing
     assert driver.find_elements(By.CSS_SELECTOR, 'meta[http-equiv="refresh"]') == []
     keep_screenshot(driver, f"dashboard-request-{backend}")

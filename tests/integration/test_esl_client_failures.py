@@ -1,8 +1,8 @@
 """EslClient when the connection goes wrong: each test is one of greenswitch's defects, absent.
 
-DESIGN.md lists them: the reader died on `event json`, a dropped connection fired no handler
-and left commands blocked, send() had no timeout, a connection cut mid-frame spun forever
-without yielding. The switch here is a real TCP server that drops, resets, stalls or sends
+docs/design.md ("The ESL client") lists them: the reader died on `event json`, a dropped connection
+fired no handler and left commands blocked, send() had no timeout, a connection cut mid-frame spun
+forever without yielding. The switch here is a real TCP server that drops, resets, stalls or sends
 garbage on cue.
 """
 

@@ -185,7 +185,8 @@ def test_sendmsg_before_park_is_aborted() -> None:
         # When play_and_get_digits is sent on CHANNEL_ANSWER, before CHANNEL_PARK
         complete = execute(wire, "e1", "play_and_get_digits", PAGD)
 
-        # Then it returns at once with nothing collected (freeswitch/lab/NOTES.md item 1)
+        # Then it returns at once with nothing collected
+        # (docs/design.md, "From the scripted-callee lab", 1)
         assert "variable_read_result" not in complete
         assert "PLAYBACK_START" not in names_of(wire, "e1")
         wire.close()

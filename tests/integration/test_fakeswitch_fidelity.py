@@ -10,8 +10,8 @@ Then the fake's frames are compared with the real ones:
   normalised; JSON bodies by row count, column names and accountcode values);
 - every channel's events, in order: same event names (BACKGROUND_JOB counted with the
   channel it originated); interleaving between channels is not compared, because it is not
-  deterministic on the real switch either (DESIGN.md: busy hangs up first, no answer reports
-  first, B-leg and A-leg events race);
+  deterministic on the real switch either (docs/design.md, "Facts measured here": busy hangs
+  up first, no answer reports first, B-leg and A-leg events race);
 - for each pair of matched events: the same non-variable header names in the same order; the same
   presence of the variables robocall reads (``RELEVANT_VARIABLES`` plus the originate's own);
   and every other variable of the real event, except SIP/RTP media ones, present in the fake's;

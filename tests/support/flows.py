@@ -40,7 +40,7 @@ def to_extension(ext: str) -> Transfer:
     return Transfer(kind=TransferKind.EXTENSION, target=ext)
 
 
-# The callFlow of /work/shared/seed/example-request.json, field for field.
+# The callFlow of tests/support/seed_example_request.json, field for field.
 SEED_FIRST = Message("thanks {{name}}", lang="en", gender=Gender.MALE)
 SEED_ASK = Message("Dear Mr {{name}}, the amount of {{amount}} will be due on {{dueDate}}")
 SEED_NESTED_ASK = Message("message need to play", lang="en", gender=Gender.FEMALE)

@@ -100,17 +100,23 @@ class RunningService:
         ))
 
     def wait_until_final(self, request_id: str, limit: int = 1000) -> dict[str, Any]:
-        """Poll the status until the request is completed; its final status (the first
-        ``limit`` calls). Polled one call at a time: the poll must not load the service it
-        waits for."""
+        """Poll the status until the request is completed; its final status (``limit`` calls).
+
+        Fails when its calls make no progress for SETTLE_SECONDS: a bound on a stall, not on the
+        whole run, which for a large request on a busy machine may take longer."""
         deadline = time.monotonic() + SETTLE_SECONDS
+        seen: dict[str, int] | None = None
         while True:
             status = self.status(request_id, limit=1)
             if status["status"] in ("completed", "cancelled"):
                 return self.status(request_id, limit=limit)
-            if time.monotonic() > deadline:
-                raise AssertionError(f"request {request_id} not final: {status['counts']}")
-            gevent.sleep(0.05)
+            if status["counts"] != seen:
+                seen, deadline = status["counts"], time.monotonic() + SETTLE_SECONDS
+            elif time.monotonic() > deadline:
+                raise AssertionError(f"request {request_id} stalled: {status['counts']}")
+            # 4 polls a second stay well under the key's rate limit (600 a minute by default)
+            # however long the wait, a retry backoff included.
+            gevent.sleep(0.25)
 
     def warm_prompts(self, body: dict[str, Any]) -> None:
         """Render every message of ``body`` for each destination before it is posted: a callee
@@ -162,6 +168,7 @@ class ServiceStarter:
         lines: int = 6,
         cps: float = 50.0,
         default: Callee | None = None,
+        callee_book: CalleeBook | None = None,
         tts: TtsCache | None = None,
         clock: Callable[[], float] = time.time,
         time_scale: float = TIME_SCALE,
@@ -170,11 +177,14 @@ class ServiceStarter:
         **overrides: Any,
     ) -> RunningService:
         """Start robocall over a FakeSwitch scripted with ``callees``, with a new organization
-        of ``lines`` lines (and a key for it); ``tts`` replaces the shared test cache, ``clock``
-        robocall's wall clock, ``time_scale`` the fake's, ``switch_options`` FakeSwitch's other
-        options (limits), ``resolver`` the lookup of webhook hosts (a local table by default: no
-        test resolves a name over the network)."""
-        book = CalleeBook(dict(callees or {}), default or Callee(answer_after_ms=200))
+        of ``lines`` lines (and a key for it); ``callee_book`` replaces ``callees`` and
+        ``default`` whole (``CalleeBook.people()``: the world of ``robocall serve``); ``tts``
+        replaces the shared test cache, ``clock`` robocall's wall clock, ``time_scale`` the
+        fake's, ``switch_options`` FakeSwitch's other options (limits), ``resolver`` the lookup
+        of webhook hosts (a local table by default: no test resolves a name over the network)."""
+        book = callee_book or CalleeBook(
+            dict(callees or {}), default or Callee(answer_after_ms=200)
+        )
         options = {"time_scale": time_scale, **(switch_options or {})}
         fake = FakeSwitch(callees=book, **options).start()
         # A service restarted "on the same database" passes database_url; else a fresh one.

@@ -1,11 +1,11 @@
 """Reader for the Event Socket sessions recorded from a real FreeSWITCH 1.11.1.
 
-The files in ``tests/transcripts/`` (copied from ``shared/freeswitch/``) hold what robocall's
-parser and FakeSwitch are held to. Format: ``>>>`` lines were sent (a command ends with an empty
-``>>>`` line); ``<<< [t=...] frame N`` ... ``<<< end frame N`` blocks are frames received byte for
-byte, except that the recorder added a line break after a body that does not end in one
-(``Content-Length`` gives the real size); ``###`` lines are notes. A second connection's frames
-are marked ``(connN)``.
+The files in ``tests/transcripts/`` (recorded from a real FreeSWITCH 1.11.1; their README says how)
+hold what robocall's parser and FakeSwitch are held to. Format: ``>>>`` lines were sent (a command
+ends with an empty ``>>>`` line); ``<<< [t=...] frame N`` ... ``<<< end frame N`` blocks are frames
+received byte for byte, except that the recorder added a line break after a body that does not end
+in one (``Content-Length`` gives the real size); ``###`` lines are notes. A second connection's
+frames are marked ``(connN)``.
 """
 
 from __future__ import annotations

@@ -3,9 +3,11 @@ error gives. Pure: dicts in, strings out."""
 
 from __future__ import annotations
 
+import io
 import json
 
 import pytest
+from rich.console import Console
 
 from robocall import demo, errors
 from robocall.cli import (
@@ -17,7 +19,7 @@ from robocall.cli import (
     EXIT_USAGE,
     exit_code_for,
 )
-from robocall.cli.display import call_row, counts_text, finished_calls, is_final
+from robocall.cli.display import call_row, counts_text, finished_calls, is_final, watch
 from tests.support.requests_data import seed_example
 
 
@@ -95,3 +97,29 @@ def test_the_demo_names_every_call_that_did_not_do_what_was_scripted():
 ])
 def test_each_error_has_its_exit_code(error, code):
     assert exit_code_for(error)[0] == code
+
+
+def _page(status: str, **counts: int) -> dict:
+    return {"requestId": "request_10", "status": status, "total": 2, "counts": counts}
+
+
+def test_without_a_terminal_the_watch_prints_one_line_per_change():
+    # given a request polled five times, twice without change
+    pages = iter([
+        _page("submitted", queued=2),
+        _page("onProgress", dialing=1, queued=1),
+        _page("onProgress", dialing=1, queued=1),
+        _page("onProgress", onProgress=1, failed=1),
+        _page("completed", completed=1, failed=1),
+    ])
+    # when it is watched with output to a pipe (no terminal)
+    out = io.StringIO()
+    final = watch(lambda: next(pages), Console(file=out), poll_seconds=0)
+    # then each change is one plain line, and the watch ends on the final page
+    assert out.getvalue().splitlines() == [
+        "request_10 submitted: 2 calls (queued 2)",
+        "request_10 onProgress: 2 calls (queued 1 · dialing 1)",
+        "request_10 onProgress: 2 calls (onProgress 1 · failed 1)",
+        "request_10 completed: 2 calls (completed 1 · failed 1)",
+    ]
+    assert final["status"] == "completed"

@@ -9,7 +9,12 @@ import pytest
 
 from robocall.errors import ConfigError
 from robocall.testing import Callee, CalleeBook, Press
-from robocall.testing.callees import parse_dial_string, parse_originate, split_variables
+from robocall.testing.callees import (
+    parse_dial_string,
+    parse_originate,
+    person,
+    split_variables,
+)
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "fakeswitch-callees.md"
 
@@ -107,3 +112,50 @@ def test_from_file_names_the_file_when_broken(tmp_path: Path) -> None:
     # Then the error names it
     with pytest.raises(ConfigError, match="broken.json"):
         CalleeBook.from_file(path)
+
+
+@pytest.mark.parametrize(("number", "key"), [
+    ("+84912860330", "1"), ("+6580000004", "1"), ("+84917660247", "0"), ("+6580000005", "0"),
+])
+def test_people_answer_press_one_key_at_every_menu_and_hang_up(number: str, key: str) -> None:
+    # Given the default world's callee of a number (its last digit says who answers)
+    callee = person(number)
+
+    # Then they answer, press their key a moment into each menu prompt, and hang up in time
+    assert callee.outcome == "answer" and callee.answer_after_ms > 0
+    assert callee.prompt_schedule(1) == [(2500, key)]
+    assert callee.prompt_schedule(3) == [(2500, key)]
+    assert callee.dtmf_schedule() == []  # nothing pressed before a menu asks
+    assert callee.hangup_after_ms is not None
+    # and the same number is the same person every time
+    assert person(number) == callee
+
+
+def test_people_who_only_listen_and_people_who_are_busy() -> None:
+    listener = person("+6580000008")
+    assert listener.outcome == "answer" and listener.presses == ()
+    assert listener.hangup_after_ms is not None
+    assert person("+6580000009").refusal == ("USER_BUSY", 486)
+
+
+@pytest.mark.parametrize(("number", "endpoint"), [
+    ("1000", "user/1000@127.0.0.1"), ("1000", "sofia/internal/1000@127.0.0.1:5070"),
+    ("+6580000008", "user/+6580000008@pbx.example"),
+])
+def test_extensions_answer_talk_a_little_and_hang_up(number: str, endpoint: str) -> None:
+    callee = person(number, endpoint)
+    assert callee.outcome == "answer" and callee.presses == ()
+    assert callee.hangup_after_ms is not None and callee.hangup_after_ms <= 10_000
+
+
+def test_a_book_without_a_default_gives_people_for_unlisted_numbers() -> None:
+    # Given a callee file that scripts one number and no default
+    book = CalleeBook.from_dict({"callees": {"+6580000001": {"outcome": "busy"}}})
+
+    # Then that number is as scripted and every other one is a person
+    assert book.lookup("+6580000001").outcome == "busy"
+    assert book.lookup("+84917660247") == person("+84917660247")
+    assert book.lookup("1000", "user/1000@127.0.0.1") == person("1000", "user/1000@127.0.0.1")
+    assert CalleeBook.people().lookup("+6580000009").outcome == "busy"
+    # while a book built with a default keeps it
+    assert CalleeBook().lookup("+6580000009") == Callee()

@@ -109,6 +109,7 @@ def test_callee_hangup_during_gather_is_a_failure() -> None:
     # When digits are gathered
     done = gather(callee, "1 1 3 3000 # silence_stream://50 silence_stream://50 d \\d+ 1000")
 
-    # Then it ends at once with read_result=failure (freeswitch/lab/NOTES.md, callee ..06)
+    # Then it ends at once with read_result=failure
+    # (docs/design.md, "From the scripted-callee lab", 4)
     assert done.get("variable_read_result") == "failure"
     assert done.get("Answer-State") == "hangup"

@@ -1,4 +1,4 @@
-"""The seed's example callFlow (/work/shared/seed/example-request.json) end to end.
+"""The seed's example callFlow (tests/support/seed_example_request.json) end to end.
 
 Each test plays one callee through the whole call and checks what the switch is told to do,
 the ``callFlowSteps`` the status would show (in the B3 shape), and how the call finishes.
