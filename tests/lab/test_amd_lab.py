@@ -80,7 +80,7 @@ def test_people_are_human_and_their_flow_runs_whole(lab: LabService) -> None:
         assert detail["status"] == "completed"
         steps = [(s["stepName"], s["info"]["status"], s["info"]["userPressedDigits"])
                  for s in detail["callFlowSteps"]]
-        assert steps == [("gather", "success_ok", "1"), ("play", "success_ok", "")], steps
+        assert steps == [("gather", "sucess_ok", "1"), ("play", "sucess_ok", "")], steps
     print("human verdicts (ms):", {n: run.calls[n]["answeredByMs"] for n in (HUMAN, TALKATIVE)})
 
 

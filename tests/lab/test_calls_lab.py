@@ -215,16 +215,22 @@ def test_silence_takes_the_default_branch_to_extension_1000(seed_on_lab: LabRun)
 
 
 @pytest.mark.parametrize(
-    ("number", "cause"),
-    [(BUSY, "USER_BUSY"), (NO_ANSWER, "NO_ANSWER"), (REJECTS, "CALL_REJECTED")],
+    ("number", "cause", "call_status"),
+    [
+        (BUSY, "USER_BUSY", "busy"),
+        (NO_ANSWER, "NO_ANSWER", "no_answer"),
+        (REJECTS, "CALL_REJECTED", "failed"),
+    ],
 )
 def test_unanswered_calls_fail_with_the_switch_cause(
-    seed_on_lab: LabRun, number: str, cause: str
+    seed_on_lab: LabRun, number: str, cause: str, call_status: str
 ) -> None:
     detail = seed_on_lab.calls[number]
     assert detail["status"] == "failed"
     assert detail["hangupCause"] == cause
-    assert detail["callFlowSteps"] == []
+    # one entry, the first step's, saying why it never ran
+    assert step_rows(detail) == [("play", "error_not_answered", "ended", "", "")]
+    assert detail["callFlowSteps"][0]["info"]["call_status"] == call_status
     assert detail["answeredAt"] is None
 
 
