@@ -48,7 +48,7 @@ class Rules:
     initial_silence_ms: int = 2500
     min_utterance_ms: int = 120
     # (utterance up to this long, the silence after it that makes it a person), shortest first.
-    human_silence_ms: tuple[tuple[int, int], ...] = ((1200, 400), (1600, 450), (2800, 750))
+    human_silence_ms: tuple[tuple[int, int], ...] = ((1200, 300), (1600, 400), (2800, 650))
     max_human_speech_ms: int = 2800
     beep_min_ms: int = 120
     max_detection_ms: int = 6000

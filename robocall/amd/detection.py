@@ -40,7 +40,7 @@ class DetectionSettings:
     often the file is read, and how long to wait for audio that does not come."""
 
     directory: Path = Path("robocall-data/amd")
-    poll_seconds: float = 0.1
+    poll_seconds: float = 0.05  # a verdict waits at most this long for its audio to be read
     no_audio_seconds: float = 5.0  # no new audio this long: the recording is not coming
     rules: Rules = Rules()
 

@@ -17,10 +17,12 @@ import webrtcvad
 
 FRAME_MS = 20
 SAMPLE_RATES = (8000, 16000)
-# WebRTC VAD mode 0 (least) .. 3 (most aggressive at calling noise "not speech"). 3: callee
-# lines carry hiss and hum, and a noise burst read as a word makes a person sound like a
-# machine; the corpus (docs/amd.md) measured the modes.
-VAD_MODE = 3
+# WebRTC VAD mode 0 (least) .. 3 (most aggressive at calling noise "not speech"). 2: mode 3
+# also cuts the short dips inside running speech into "pauses", so a greeting's sentence looks
+# like a person's answer followed by silence; mode 2 keeps them speech and still calls the
+# corpus's line noise (hiss, rumble, hum 12-25 dB below the speech) silence. The corpus
+# (docs/amd.md) measured modes 1-3.
+VAD_MODE = 2
 # A tone: this share of the frame's power within TONE_BAND_HZ of its strongest frequency.
 TONE_PURITY = 0.85
 TONE_BAND_HZ = 60.0

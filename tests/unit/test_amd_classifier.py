@@ -21,24 +21,23 @@ def frames(*parts: tuple[FrameFeatures, int]) -> list[FrameFeatures]:
 def test_hello_then_silence_is_a_person() -> None:
     # Given 0.4 s of silence, a 0.6 s "Hello?" and the silence of someone waiting
     result = classify(frames((QUIET, 400), (SPEECH, 600), (QUIET, 3000)))
-    # Then a person answered, decided once the short answer's silence (400 ms) had passed
+    # Then a person answered, decided once the short answer's silence (300 ms) had passed
     assert result.verdict is not None
     assert result.verdict.answered_by is AnsweredBy.HUMAN
-    assert result.verdict.at_ms == 400 + 600 + 400
+    assert result.verdict.at_ms == 400 + 600 + 300
     assert result.done
 
 
 def test_a_longer_answer_needs_a_longer_silence() -> None:
     # Given a 2 s answer followed by 600 ms of silence (a greeting's pause between sentences)
     classifier = classify(frames((QUIET, 300), (SPEECH, 2000), (QUIET, 600)))
-    # Then nothing is decided yet; 750 ms of silence makes it a person
+    # Then nothing is decided yet; 650 ms of silence makes it a person
     assert classifier.verdict is None
-    classifier.feed(QUIET)
-    for _ in range(7):
+    for _ in range(3):
         classifier.feed(QUIET)
     assert classifier.verdict is not None
     assert classifier.verdict.answered_by is AnsweredBy.HUMAN
-    assert classifier.verdict.at_ms == 300 + 2000 + 760
+    assert classifier.verdict.at_ms == 300 + 2000 + 660
 
 
 def test_a_long_greeting_is_a_machine_before_it_ends() -> None:
@@ -98,16 +97,16 @@ def test_a_click_is_not_a_word() -> None:
     # Then the burst is forgotten: the verdict follows the hello's own silence
     assert classifier.verdict is not None
     assert classifier.verdict.answered_by is AnsweredBy.HUMAN
-    assert classifier.verdict.at_ms == 60 + 1500 + 600 + 400
+    assert classifier.verdict.at_ms == 60 + 1500 + 600 + 300
 
 
 def test_a_pause_shorter_than_its_utterance_asks_keeps_the_utterance_going() -> None:
-    # Given 2.5 s of speech, a 700 ms pause (750 ms are asked after so long an utterance), more
-    classifier = classify(frames((SPEECH, 2500), (QUIET, 700), (SPEECH, 400)))
+    # Given 2.5 s of speech, a 600 ms pause (650 ms are asked after so long an utterance), more
+    classifier = classify(frames((SPEECH, 2500), (QUIET, 600), (SPEECH, 400)))
     # Then the pause did not end it: one utterance past 2.8 s, a greeting
     assert classifier.verdict is not None
     assert classifier.verdict.answered_by is AnsweredBy.MACHINE
-    assert classifier.verdict.at_ms == 2500 + 700 + FRAME_MS  # at its first word
+    assert classifier.verdict.at_ms == 2500 + 600 + FRAME_MS  # at its first word
 
 
 def test_no_verdict_by_the_bound_is_unknown() -> None:

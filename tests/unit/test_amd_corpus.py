@@ -53,6 +53,28 @@ def test_greetings_are_machines_and_the_message_waits_for_the_beep(
         assert result.greeting_end.by == ("beep" if clip.spec.beep else "silence")
 
 
+def test_a_greeting_that_opens_like_a_person_is_a_machine(maker: corpus.CorpusMaker) -> None:
+    # Given greetings that begin "Hello," and a pause, as a person's answer does, then go on
+    for clip in clips(maker, humans=(), machines=("personal-hello",)):
+        result = detect(clip.pcm)
+        # Then the pause after "Hello," is no person's silence: a machine, while it speaks
+        assert result.verdict is not None, clip.spec.name
+        assert result.verdict.answered_by is AnsweredBy.MACHINE, clip.spec.name
+        assert result.verdict.at_ms < clip.speech_end_ms
+
+
+def test_a_line_where_nobody_speaks_is_unknown(maker: corpus.CorpusMaker) -> None:
+    # Given someone who picks up and says nothing: silence, or the line's noise alone
+    for voice in VOICES:
+        for noise in (False, True):
+            clip = maker.make(corpus.ClipSpec("silent", "hello", voice, 5, noise=noise))
+            result = detect(clip.pcm)
+            # Then no guess: unknown, once the initial silence has run out
+            assert result.verdict is not None
+            assert (result.verdict.answered_by, result.verdict.reason) == (
+                AnsweredBy.UNKNOWN, "silence"), clip.spec.name
+
+
 def test_audio_in_any_chunking_gives_the_same_findings(maker: corpus.CorpusMaker) -> None:
     clip = maker.make(corpus.ClipSpec("machine", "carrier-short", VOICES[0], 5, beep=True))
     whole = detect(clip.pcm)
