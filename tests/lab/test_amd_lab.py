@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 from robocall.amd.features import tone_frequency
+from robocall.esl.client import EslClient
 from tests.lab.conftest import LabSwitch
 from tests.lab.test_calls_lab import LabService, lab_settings
 
@@ -100,23 +101,48 @@ def test_machines_are_machines_and_hangup_ends_them(lab: LabService) -> None:
     pytest.param(MACHINE_BEEP, GATHER_FLOW, id="beep-during-gather"),
 ])
 def test_the_message_begins_after_the_greeting(
-    lab: LabService, number: str, flow: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+    lab: LabService, lab_switch: LabSwitch, number: str, flow: dict[str, Any],
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     # given a machine in mode message (found while the flow plays, or while it gathers),
-    # recorded in stereo from its answer by the test itself
+    # recorded in stereo from its answer by the test itself, the switch's playback and
+    # recording events heard on a connection of the test's own
     body = _body([number], flow, {"mode": "message", "message": LEFT_MESSAGE})
     recording = tmp_path_factory.mktemp("lab-amd-stereo") / "call.wav"
-    watcher = gevent.spawn(_record_stereo, lab, body["requestId"], recording)
-    run = lab.run([body])
-    watcher.join(timeout=10)
+    events: list[dict[str, str]] = []
+    watch = EslClient(lab_switch.host, lab_switch.port, lab_switch.password,
+                      events=("PLAYBACK_START", "RECORD_START"))
+    watch.add_event_listener(lambda event: events.append(event.headers))
+    watch.connect()
+    try:
+        watcher = gevent.spawn(_record_stereo, lab, body["requestId"], recording)
+        run = lab.run([body])
+        watcher.join(timeout=10)
+    finally:
+        watch.close()
     assert watcher.successful(), watcher.exception
     detail = run.calls[number]
     assert (detail["answeredBy"], detail["status"]) == ("machine", "completed"), detail
     callee, robocall = _stereo(recording)
     greeting_end = _greeting_end_ms(callee)
     message_start = _last_utterance_start_ms(robocall)
+    # the switch's own clock: the recording began at RECORD_START, so the greeting (and its
+    # beep) ended greeting_end ms later; the message's PLAYBACK_START is the call's last
+    channel = detail["monitorData"][0]["uuid"]
+    recorded = [e for e in events if e.get("Event-Name") == "RECORD_START"
+                and e.get("Record-File-Path") == str(recording)]
+    playbacks = [e for e in events if e.get("Event-Name") == "PLAYBACK_START"
+                 and e.get("Unique-ID") == channel]
+    assert recorded and playbacks, (len(recorded), len(playbacks))
+    greeting_end_us = int(recorded[0]["Event-Date-Timestamp"]) + greeting_end * 1000
+    message = playbacks[-1]
+    playback_after_ms = (int(message["Event-Date-Timestamp"]) - greeting_end_us) / 1000
     print(f"{number}: greeting (and beep) ended at {greeting_end} ms of the recording; "
-          f"robocall's message began at {message_start} ms")
+          f"robocall's message began at {message_start} ms; PLAYBACK_START of "
+          f"{message.get('Playback-File-Path', '?').rsplit('/', 1)[-1]} came "
+          f"{playback_after_ms:+.0f} ms after the greeting's end "
+          f"({len(playbacks)} playbacks on the call)")
+    assert playback_after_ms >= 0
     assert message_start >= greeting_end
 
 
