@@ -56,6 +56,9 @@ class Rules:
     # still going after max_greeting_ms is given up on (the message is left anyway).
     greeting_end_silence_ms: int = 2000
     max_greeting_ms: int = 60_000
+    # A beep is over once no tone has been heard for this long: in line noise a beep's last
+    # frames may no longer read as tone, and the message must not start over its tail.
+    beep_end_quiet_ms: int = 100
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,7 @@ class Classifier:
         self._tone_ms = 0
         self._tone_hz = 0.0
         self._beep_heard = False
+        self._beep_ended_at: int | None = None  # where the last beep's tone stopped
 
     @property
     def done(self) -> bool:
@@ -186,6 +190,10 @@ class Classifier:
     def _greeting_over(self, now: int, beep_ended: bool) -> GreetingEnd | None:
         rules = self.rules
         if beep_ended:
+            self._beep_ended_at = now - FRAME_MS
+        elif self._tone_ms:
+            self._beep_ended_at = None  # the tone is back: the beep goes on (or another comes)
+        if self._beep_ended_at is not None and now - self._beep_ended_at >= rules.beep_end_quiet_ms:
             return GreetingEnd(now, "beep")
         if self._tone_ms == 0 and self._quiet_ms >= rules.greeting_end_silence_ms:
             return GreetingEnd(now, "silence")

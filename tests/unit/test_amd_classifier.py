@@ -61,10 +61,21 @@ def test_the_beep_ends_the_greeting() -> None:
     classifier = classify(
         frames((QUIET, 200), (SPEECH, 4000), (QUIET, 600), (beep(), 500), (QUIET, 3000))
     )
-    # Then the greeting ends with the beep, not before it
+    # Then the greeting ends with the beep, once no tone was heard for beep_end_quiet_ms
     assert classifier.greeting_end is not None
     assert classifier.greeting_end.by == "beep"
-    assert classifier.greeting_end.at_ms == 200 + 4000 + 600 + 500 + FRAME_MS
+    assert classifier.greeting_end.at_ms == 200 + 4000 + 600 + 500 + Rules().beep_end_quiet_ms
+
+
+def test_a_beep_broken_by_a_frame_of_noise_goes_on() -> None:
+    # Given a beep whose tone is lost for one frame (line noise) and then heard again
+    classifier = classify(frames((QUIET, 200), (SPEECH, 4000), (QUIET, 600), (beep(), 300),
+                                 (QUIET, 20), (beep(), 300), (QUIET, 3000)))
+    # Then the greeting ends after the whole beep, not at the gap
+    assert classifier.greeting_end is not None
+    assert classifier.greeting_end.by == "beep"
+    end_of_tone = 200 + 4000 + 600 + 300 + 20 + 300
+    assert classifier.greeting_end.at_ms == end_of_tone + Rules().beep_end_quiet_ms
 
 
 def test_a_beep_alone_is_a_machine() -> None:
