@@ -20,7 +20,7 @@ import pytest
 
 from robocall.esl.client import EslClient
 from robocall.esl.protocol import Event
-from robocall.testing import Callee
+from robocall.testing import Callee, Press
 from robocall.tts.cache import TtsCache
 from robocall.tts.render import render_voice
 from robocall.tts.voices import Voice
@@ -85,10 +85,13 @@ def test_a_call_takes_a_line_only_once_its_first_message_is_rendered(
     start_service: ServiceStarter, tmp_path: Path
 ) -> None:
     # given callees that answer at once, a TTS that takes a while per render, and a name per
-    # destination (the first message, "thanks {{name}}", is a render per call)
+    # destination (the first message, "thanks {{name}}", is a render per call); each presses 1
+    # on hearing the menu and robocall ends the call after that branch's message, so no callee
+    # hangs up by the clock before robocall, slowed by a loaded machine, played to them
     renderer = RecordingRenderer()
     running = start_service(
-        default=Callee(answer_after_ms=1, ring=False, hangup_after_ms=3000),
+        default=Callee(answer_after_ms=1, ring=False,
+                       presses=(Press(at_ms=100, digits="1", on_prompt=1),)),
         tts=TtsCache(tmp_path / "tts", renderer=renderer),
         lines=3,
         rate_limit_per_minute=100_000,  # the watcher below reads the status every 20 ms
