@@ -9,6 +9,7 @@ import time
 from dataclasses import replace
 
 import gevent
+import pytest
 
 from robocall import bootstrap
 from robocall.calls.progress import ProgressWriter
@@ -166,3 +167,14 @@ class _Refusing:
 
     def write_progress(self, writes: list[object]) -> list[object]:
         return [LookupError("refused") for _ in writes]
+
+
+def test_sqlite_commits_stay_durable_where_they_must(repo: Repo):
+    # SQLite's synchronous level is sent only when it changes; it must still change every time
+    if repo._postgresql:
+        pytest.skip("PostgreSQL commits are durable in every transaction")
+    levels = []
+    for durable in (True, False, False, True, True, False):
+        with repo._writing(durable=durable):
+            levels.append(repo.database.execute_sql("PRAGMA synchronous").fetchone()[0])
+    assert levels == [2, 1, 1, 2, 2, 1]  # FULL = 2, NORMAL = 1
