@@ -286,7 +286,6 @@ class _ActiveCall(SwitchWatch):
     own_cause: str = ""
     probe_behind: str | None = None  # Event-UUID of the app a reconnect probe is queued behind
     probe_uuid: str | None = None
-    job_waiter: gevent.Greenlet | None = None
     rendering: dict[str, gevent.Greenlet] = field(default_factory=dict)
     last_render: gevent.Greenlet | None = None  # renders of one call run one after another
 
@@ -341,8 +340,6 @@ class _ActiveCall(SwitchWatch):
             switch.release_channel(ticket.channel_uuid)
             for greenlet in self.rendering.values():
                 greenlet.kill(block=False)
-            if self.job_waiter is not None:
-                self.job_waiter.kill(block=False)
 
     def _originate(self) -> bool:
         """Send the originate; False when the call went back to the queue unsent."""
@@ -382,25 +379,19 @@ class _ActiveCall(SwitchWatch):
             # again.
             log.warning("call %s: originate unconfirmed: %s", ticket.call_id, err)
             return True
-        self.job_waiter = gevent.spawn(self._wait_job, job)
+        job.when_done(self._job_done)
         runner.progress.notify(ticket.call_id, runner.observers.call_dialing, ticket)
         return True
 
-    def _wait_job(self, job: Any) -> None:
-        """Put the originate's result on the call's queue once the switch gives it. A late job
-        is waited for as long as the session lives; a dropped session leaves the verdict to the
-        resync (the DISCONNECTED marker)."""
-        while True:
-            try:
-                body = job.wait(self.runner.settings.originate_timeout_seconds + 30)
-            except SwitchTimeout:
-                continue
-            except SwitchDisconnected:
-                return
-            except RobocallError as err:  # the switch refused the bgapi itself
-                body = f"-ERR {err}"
-            self.queue.put_nowait(_JobResult(body))
+    def _job_done(self, outcome: str | BaseException) -> None:
+        """The originate's result, onto the call's queue when the switch gives it (in the hub:
+        no greenlet per call waits for it). A late job is waited for as long as the session
+        lives; a dropped session leaves the verdict to the resync (the DISCONNECTED marker)."""
+        if isinstance(outcome, SwitchDisconnected):
             return
+        if isinstance(outcome, BaseException):  # the switch refused the bgapi itself
+            outcome = f"-ERR {outcome}"
+        self.queue.put_nowait(_JobResult(outcome))
 
     def _follow(self) -> bool:
         """Feed events to the machine until the switch says the channel is gone (or never

@@ -95,6 +95,15 @@ class BackgroundJob:
         :class:`SwitchDisconnected` when the session dropped first."""
         return str(_wait(self._result, timeout, f"BACKGROUND_JOB {self.job_uuid}"))
 
+    def when_done(self, callback: Callable[[str | BaseException], None]) -> None:
+        """``callback(result text or exception)`` once the job is over, called in the hub (it
+        must not block): what :meth:`wait` would return or raise, without a greenlet waiting."""
+
+        def done(result: gevent.event.AsyncResult) -> None:
+            callback(str(result.value) if result.successful() else result.exception)
+
+        self._result.rawlink(done)
+
 
 class Execution:
     """A sendmsg execute in flight; :meth:`wait` gives its CHANNEL_EXECUTE_COMPLETE event."""
