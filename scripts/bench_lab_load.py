@@ -20,7 +20,8 @@ legs that never started a playback), ``peak_legs`` against ``lines`` (the sample
 the run's robo legs), ``channels_left`` (robo legs still up ``--settle`` seconds after the
 client said it was done; they are then hung up), and the final statuses with their causes
 (robocall: from GET /v1/status; ``ended_by_robocall`` and ``connection_lost`` count the calls
-it gave up).
+it gave up), and robocall's store statements by kind and per call (round trips to the database).
+``--profile FILE`` samples where robocall's CPU goes (``CpuSampler``) and writes it as JSON.
 
 Scenarios (``--scenario``, repeatable; ``--calls``/``--lines`` override for a smoke run):
 ``smoke`` (50 calls, 50 lines, 2 s message), ``lines200`` (1,000 calls, 2 s message),

@@ -69,10 +69,11 @@ class _Statements:
             "SELECT c.request_seq, c.attempt, r.retry_policy, r.cancelled_at FROM calls c "
             f"JOIN call_requests r ON c.request_seq = r.id WHERE c.id = {p}"
         )
-        self.ended = (
+        self.ended_plain = (
             f"UPDATE calls SET status = {p}, hangup_cause = {p}, ended_at = {p}, "
-            f"duration_seconds = {p}, updated_at = {p} WHERE id = {p} RETURNING request_seq"
+            f"duration_seconds = {p}, updated_at = {p} WHERE id = {p}"
         )
+        self.ended = f"{self.ended_plain} RETURNING request_seq"
         self.requeued = (
             f"UPDATE calls SET status = {p}, channel_uuid = NULL, hangup_cause = {p}, "
             f"steps = '[]', next_attempt_at = {p}, updated_at = {p} WHERE id = {p}"
@@ -86,6 +87,11 @@ class _Statements:
             "(SELECT COALESCE(SUM(count), 0) FROM request_counts "
             f"WHERE request_seq = {p} AND status IN ({live})) = 0"
         )
+        # The same, for the request of call {p} (sent right behind that call's end).
+        of_call = f"(SELECT request_seq FROM calls WHERE id = {p})"
+        self.finish_call_request = self.finish_request.replace(
+            f"WHERE id = {p} AND", f"WHERE id = {of_call} AND"
+        ).replace(f"request_seq = {p} AND", f"request_seq = {of_call} AND")
 
 
 @functools.cache
@@ -137,25 +143,28 @@ class ProgressQueries:
             if statement is not None:
                 plain.append(statement(self, *args))
                 results.append(None)
-                continue
-            self._send(plain)
-            results.append(getattr(self, f"_{name}")(*args))
+            elif name == "call_ended":
+                results.append(self._call_ended(*args, before=plain))
+            else:
+                self._send(plain)
+                results.append(getattr(self, f"_{name}")(*args))
         self._send(plain)
         return results
 
-    def _send(self, statements: list[tuple[str, tuple[Any, ...]]]) -> None:
-        if not statements:
-            return
+    def _send(self, statements: list[tuple[str, tuple[Any, ...]]]) -> Any:
+        """Send ``statements`` (and empty the list); the cursor of the last one, if any."""
+        cursor = None
         if len(statements) > 1 and self._db.param == "%s":
             # psycopg2 binds parameters on the client, so this is exactly what it would send
-            # for each statement, joined.
-            cursor = self._db.cursor()
-            sql = ";".join(cursor.mogrify(text, params).decode() for text, params in statements)
-            self._db.execute_sql(sql)
+            # for each statement, joined; the cursor then tells of the last one.
+            mogrify = self._db.cursor().mogrify
+            sql = ";".join(mogrify(text, params).decode() for text, params in statements)
+            cursor = self._db.execute_sql(sql)
         else:
             for text, params in statements:
-                self._db.execute_sql(text, params)
+                cursor = self._db.execute_sql(text, params)
         statements.clear()
+        return cursor
 
     # --- one call at a time (each its own transaction) ----------------------------------------
 
@@ -242,11 +251,17 @@ class ProgressQueries:
         hangup_cause: str,
         ended_at: float,
         duration_seconds: float | None,
+        *,
+        before: list[tuple[str, tuple[Any, ...]]] | None = None,
     ) -> bool:
+        """The end of a call, after the statements ``before`` (other writes of the batch).
+        On PostgreSQL the end and its request's completion go with them in one round trip."""
         sql = self._sql
         final = CallStatus(status)
         now = self._now()
+        pending = before if before is not None else []
         if final is CallStatus.FAILED:
+            self._send(pending)
             # Only a failed attempt may be retried: only then are the policy and attempt read.
             row = self._db.execute_sql(sql.retry_facts, (call_id,)).fetchone()
             if row is None:
@@ -262,10 +277,17 @@ class ProgressQueries:
                     (CallStatus.QUEUED.value, hangup_cause, later, now, call_id),
                 )
                 return False
-        ended = self._db.execute_sql(
-            sql.ended,
-            (final.value, hangup_cause, _stamp(ended_at), duration_seconds, now, call_id),
-        ).fetchall()  # all of it: SQLite finishes a RETURNING statement on its last row
+        values = (final.value, hangup_cause, _stamp(ended_at), duration_seconds, now, call_id)
+        if self._db.param == "%s":
+            finish = (
+                RequestStatus.COMPLETED.value, RequestStatus.CANCELLED.value, now, call_id,
+                *_ACTIVE_REQUEST, call_id, *_LIVE,
+            )
+            pending += [(sql.ended_plain, values), (sql.finish_call_request, finish)]
+            return bool(self._send(pending).rowcount)
+        self._send(pending)
+        # all of it: SQLite finishes a RETURNING statement on its last row
+        ended = self._db.execute_sql(sql.ended, values).fetchall()
         if not ended:
             return False
         return self._finish_request(ended[0][0], now)

@@ -178,3 +178,27 @@ def test_sqlite_commits_stay_durable_where_they_must(repo: Repo):
         with repo._writing(durable=durable):
             levels.append(repo.database.execute_sql("PRAGMA synchronous").fetchone()[0])
     assert levels == [2, 1, 1, 2, 2, 1]  # FULL = 2, NORMAL = 1
+
+
+def test_writes_before_an_end_in_the_same_batch_are_kept_in_order(repo: Repo):
+    # given two calls whose last moments and ends share one batch, one failed, one completed
+    org_id, [first, second] = _claimed(repo, "mixed", 2)
+    now = time.time()
+    leg = Leg("leg-2", LegKind.CALL, "+65")
+    writes = [
+        ("append_step", (first, PLAYED)),
+        ("call_ended", (first, CallStatus.FAILED, "USER_BUSY", now, None)),
+        ("call_leg", (second, leg)),
+        ("call_answered", (second, now)),
+        ("call_ended", (second, CallStatus.COMPLETED, "NORMAL_CLEARING", now, 2.0)),
+    ]
+    # when they are written
+    results = repo.write_progress(writes)
+    # then each end is final and the second completed the request; nothing before was lost
+    assert results == [None, False, None, None, True]
+    calls = {call.id: call for call in repo.request_status(org_id, "mixed", limit=10).calls}
+    assert calls[first].status is CallStatus.FAILED and calls[first].steps == (PLAYED,)
+    assert calls[first].hangup_cause == "USER_BUSY"
+    assert calls[second].status is CallStatus.COMPLETED and calls[second].monitor == (leg,)
+    assert calls[second].answered_at is not None
+    assert repo.find_request(org_id, "mixed").status is RequestStatus.COMPLETED
