@@ -42,7 +42,7 @@ MAX_BATCH: Final = 500
 # How long the writer waits, once woken, for more calls' writes to share its transaction. Only
 # the end of a call waits for its write (nothing a callee hears does): a few ms there buy
 # several calls per commit at load.
-GATHER_SECONDS: Final = 0.01
+GATHER_SECONDS: Final = 0.05
 
 
 class ProgressStore(Protocol):
