@@ -20,7 +20,8 @@ legs that never started a playback), ``peak_legs`` against ``lines`` (the sample
 the run's robo legs), ``channels_left`` (robo legs still up ``--settle`` seconds after the
 client said it was done; they are then hung up), and the final statuses with their causes
 (robocall: from GET /v1/status; ``ended_by_robocall`` and ``connection_lost`` count the calls
-it gave up).
+it gave up), and robocall's store statements by kind and per call (round trips to the database).
+``--profile FILE`` samples where robocall's CPU goes (``CpuSampler``) and writes it as JSON.
 
 Scenarios (``--scenario``, repeatable; ``--calls``/``--lines`` override for a smoke run):
 ``smoke`` (50 calls, 50 lines, 2 s message), ``lines200`` (1,000 calls, 2 s message),
@@ -114,6 +115,7 @@ class Spec:
     data_dir: str
     database_url: str
     max_seconds: float
+    profile: str = ""
 
 
 # --- the bare client (a child process; plain sockets, no gevent, no robocall) -------------------
@@ -299,25 +301,126 @@ def robocall_client(spec: Spec, go: Any) -> dict[str, Any]:
 def child_main(spec: Spec) -> None:
     """A client process: say ready, wait for go, run, print the result as the last line."""
     started: list[float] = []
+    statements = None
+    profiler = None
+    profile = spec.profile or os.environ.get("BENCH_PROFILE")
+    if profile and spec.client == "robocall":  # where robocall's CPU goes
+        profiler = CpuSampler(profile)
+    if spec.client == "robocall":
+        from gevent import monkey
+
+        monkey.patch_all()  # before peewee is imported: its connection state is per greenlet
+        statements = count_statements()
 
     def go() -> None:
         print("ready", flush=True)
         sys.stdin.readline()
         started.append(time.monotonic())
+        if statements is not None:
+            statements.clear()  # the run's statements, not the migrations' and the setup's
+        if profiler is not None:
+            profiler.enable()  # the run, not the imports and the setup
 
     if spec.client == "bare":
         go()
         result = bare_client(spec)
-    elif os.environ.get("BENCH_PROFILE"):  # where robocall's CPU goes: a cProfile dump
-        import cProfile
-
-        profiler = cProfile.Profile()
-        result = profiler.runcall(robocall_client, spec, go)
-        profiler.dump_stats(os.environ["BENCH_PROFILE"])
     else:
+        assert statements is not None
         result = robocall_client(spec, go)
+        if profiler is not None:
+            profiler.disable()
+        result["store_statements"] = dict(statements.most_common())
     result["wall_seconds"] = round(time.monotonic() - started[0], 2)
     print("result " + json.dumps(result), flush=True)
+
+
+class CpuSampler:
+    """A sampling profiler of CPU time: every ms of the process's CPU (SIGPROF), the Python
+    frame running then — whichever greenlet it is in, which a tracing profiler (cProfile)
+    gets wrong under gevent. Written as JSON: the share of samples per function where it
+    ran (``self``) and per function anywhere on the stack (``total``), and per module."""
+
+    INTERVAL = 0.001
+
+    def __init__(self, path: str) -> None:
+        from collections import Counter
+
+        self.path = path
+        self.own: Counter[str] = Counter()
+        self.total: Counter[str] = Counter()
+        self.modules: Counter[str] = Counter()
+        self.samples = 0
+
+    def _sample(self, signum: int, frame: Any) -> None:
+        self.samples += 1
+        seen = set()
+        first = True
+        while frame is not None:
+            code = frame.f_code
+            name = f"{_short(code.co_filename)}:{code.co_name}"
+            if first:
+                self.own[name] += 1
+                self.modules[_short(code.co_filename)] += 1
+                first = False
+            if name not in seen:
+                seen.add(name)
+                self.total[name] += 1
+            frame = frame.f_back
+
+    def enable(self) -> None:
+        import signal
+
+        signal.signal(signal.SIGPROF, self._sample)
+        signal.setitimer(signal.ITIMER_PROF, self.INTERVAL, self.INTERVAL)
+
+    def disable(self) -> None:
+        import signal
+
+        signal.setitimer(signal.ITIMER_PROF, 0, 0)
+        n = max(1, self.samples)
+
+        def share(counter: Any, top: int) -> dict[str, float]:
+            return {k: round(100 * v / n, 1) for k, v in counter.most_common(top)}
+
+        Path(self.path).write_text(json.dumps({
+            "samples": self.samples, "modules": share(self.modules, 40),
+            "self": share(self.own, 60), "total": share(self.total, 120),
+        }, indent=1))
+
+
+def _short(filename: str) -> str:
+    for marker in ("site-packages/", "/robocall/", "/lib/python3"):
+        if marker in filename:
+            return filename.split(marker, 1)[1]
+    return filename.rsplit("/", 1)[-1]
+
+
+def count_statements() -> Any:
+    """Count every SQL statement robocall's store sends (by its first words), from now on."""
+    from collections import Counter
+
+    import peewee
+
+    counted: Counter[str] = Counter()
+    execute_sql = peewee.Database.execute_sql
+
+    def counting(self: Any, sql: str, params: Any = None, *args: Any, **kwargs: Any) -> Any:
+        words = sql.split(None, 3)
+        kind = " ".join(words[:3]) if words[:1] != ["SELECT"] else "SELECT"
+        if words[:1] == ["SELECT"] and " FROM " in sql:
+            kind = "SELECT FROM " + sql.split(" FROM ", 1)[1].split(None, 1)[0]
+        counted[kind] += 1
+        return execute_sql(self, sql, params, *args, **kwargs)
+
+    commit = peewee.Database.commit
+
+    def counting_commit(self: Any) -> Any:
+        counted["COMMIT"] += 1
+        return commit(self)
+
+    peewee.Database.execute_sql = counting  # type: ignore[method-assign]
+    peewee.Database.commit = counting_commit  # type: ignore[method-assign]
+    return counted
 
 
 # --- the sampler and the orchestration (this process) -------------------------------------------
@@ -423,6 +526,9 @@ def run_client(spec: Spec, sampler: Sampler, settle: float) -> dict[str, Any]:
         "channels_left": left,
         **result,
     }
+    statements = result.get("store_statements")
+    if statements:
+        summary["store_statements_per_call"] = round(sum(statements.values()) / spec.calls, 2)
     if latencies:
         summary["first_audio_ms"] = {
             "p50": round(percentile(latencies, 0.50), 1),
@@ -472,6 +578,8 @@ def main() -> None:
     parser.add_argument("--database-url", default="", help="default: a scratch PostgreSQL db")
     parser.add_argument("--max-seconds", type=float, default=600.0)
     parser.add_argument("--settle", type=float, default=5.0)
+    parser.add_argument("--profile", default="",
+                        help="write a cProfile (CPU time) of the robocall process to this file")
     parser.add_argument("--fake", action="store_true",
                         help="FakeSwitch in a process of its own instead of the lab switch "
                              "(CPU per call without a real switch's load)")
@@ -519,7 +627,8 @@ def run(args: argparse.Namespace) -> None:
                         text=scenario.text, names=scenario.names, audio=audio, esl=args.esl,
                         dial_template=args.dial_template, callee=args.callee,
                         data_dir=str(data_dir), database_url=database_url,
-                        max_seconds=args.max_seconds)
+                        max_seconds=args.max_seconds,
+                        profile=args.profile if client == "robocall" else "")
             try:
                 report[client] = run_client(spec, sampler, args.settle)
             finally:

@@ -15,7 +15,6 @@ BACKGROUND_JOB and CHANNEL_HANGUP_COMPLETE for a failed originate varies.
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import time
 import uuid as uuid_module
@@ -38,6 +37,7 @@ from robocall.calls.following import (
 )
 from robocall.calls.machines import MACHINE_DETECTED, AmdFinding, MachineHandling
 from robocall.calls.observers import Observers
+from robocall.calls.progress import ProgressWriter
 from robocall.calls.translate import (
     bridge_argument,
     bridge_outcome,
@@ -85,6 +85,7 @@ from robocall.flow.machine import Machine
 from robocall.flow.model import MachineDetection, Message
 from robocall.flow.status import CallStatus, Leg, LegKind
 from robocall.logs import call_context
+from robocall.store.progress import ProgressWrite
 from robocall.store.records import CallTicket
 
 log = logging.getLogger(__name__)
@@ -140,6 +141,10 @@ class CallLog(Protocol):
     def call_not_dialled(self, call_id: int) -> None:
         """The originate was provably never sent: the call goes back to ``queued``."""
 
+    def write_progress(self, writes: list[ProgressWrite]) -> list[Any]:
+        """Many calls' writes (the methods above, by name) in one transaction, in order; each
+        one's result or exception (the group commit of ``robocall.calls.progress``)."""
+
 
 class SendTurns(Protocol):
     """Where a new leg waits for its turn to leave (``robocall.dispatch.sending.SendGate``):
@@ -194,6 +199,8 @@ class CallRunner:
         self.dialing_stopped = gevent.event.Event()
         self._active: dict[str, _ActiveCall] = {}  # channel uuid -> call being run
         self.log_store = log_store
+        # Every call's progress, written in order, many calls per transaction.
+        self.progress = ProgressWriter(log_store)
         self.prompts = prompts
         self.dial_plan = dial_plan
         self.settings = settings
@@ -279,12 +286,8 @@ class _ActiveCall(SwitchWatch):
     own_cause: str = ""
     probe_behind: str | None = None  # Event-UUID of the app a reconnect probe is queued behind
     probe_uuid: str | None = None
-    job_waiter: gevent.Greenlet | None = None
     rendering: dict[str, gevent.Greenlet] = field(default_factory=dict)
     last_render: gevent.Greenlet | None = None  # renders of one call run one after another
-    # The call's progress writes, in order, off its critical path (_record).
-    writes: gevent.queue.Queue = field(default_factory=gevent.queue.Queue)
-    writer: gevent.Greenlet | None = None
 
     def __post_init__(self) -> None:
         self.machine = Machine(self.program, record=self.ticket.record)
@@ -325,6 +328,7 @@ class _ActiveCall(SwitchWatch):
                 # its place kept, not an attempt of the retry policy.
                 log.warning("call %s: the switch refused the dial (%s); queued again",
                             ticket.call_id, SWITCH_REFUSAL_CAUSE)
+                self.runner.progress.flush(ticket.call_id)
                 self.runner.log_store.call_not_dialled(ticket.call_id)
                 if self.runner.send_gate is not None:
                     self.runner.send_gate.refused()
@@ -336,10 +340,6 @@ class _ActiveCall(SwitchWatch):
             switch.release_channel(ticket.channel_uuid)
             for greenlet in self.rendering.values():
                 greenlet.kill(block=False)
-            if self.job_waiter is not None:
-                self.job_waiter.kill(block=False)
-            if self.writer is not None:
-                self.writes.put_nowait(None)  # what is queued is still written, then it ends
 
     def _originate(self) -> bool:
         """Send the originate; False when the call went back to the queue unsent."""
@@ -379,25 +379,19 @@ class _ActiveCall(SwitchWatch):
             # again.
             log.warning("call %s: originate unconfirmed: %s", ticket.call_id, err)
             return True
-        self.job_waiter = gevent.spawn(self._wait_job, job)
-        self._record(runner.observers.call_dialing, ticket)
+        job.when_done(self._job_done)
+        runner.progress.notify(ticket.call_id, runner.observers.call_dialing, ticket)
         return True
 
-    def _wait_job(self, job: Any) -> None:
-        """Put the originate's result on the call's queue once the switch gives it. A late job
-        is waited for as long as the session lives; a dropped session leaves the verdict to the
-        resync (the DISCONNECTED marker)."""
-        while True:
-            try:
-                body = job.wait(self.runner.settings.originate_timeout_seconds + 30)
-            except SwitchTimeout:
-                continue
-            except SwitchDisconnected:
-                return
-            except RobocallError as err:  # the switch refused the bgapi itself
-                body = f"-ERR {err}"
-            self.queue.put_nowait(_JobResult(body))
+    def _job_done(self, outcome: str | BaseException) -> None:
+        """The originate's result, onto the call's queue when the switch gives it (in the hub:
+        no greenlet per call waits for it). A late job is waited for as long as the session
+        lives; a dropped session leaves the verdict to the resync (the DISCONNECTED marker)."""
+        if isinstance(outcome, SwitchDisconnected):
             return
+        if isinstance(outcome, BaseException):  # the switch refused the bgapi itself
+            outcome = f"-ERR {outcome}"
+        self.queue.put_nowait(_JobResult(outcome))
 
     def _follow(self) -> bool:
         """Feed events to the machine until the switch says the channel is gone (or never
@@ -478,10 +472,8 @@ class _ActiveCall(SwitchWatch):
         name = event.name
         if name == "CHANNEL_CREATE":
             self.channel_created = True
-            self._record(
-                self.runner.log_store.call_leg,
-                self.ticket.call_id,
-                Leg(self.ticket.channel_uuid, LegKind.CALL, self.ticket.phone),
+            self.runner.progress.leg(
+                self.ticket.call_id, Leg(self.ticket.channel_uuid, LegKind.CALL, self.ticket.phone)
             )
         elif name == "CHANNEL_ANSWER":
             if self.answered_at is None:
@@ -490,9 +482,10 @@ class _ActiveCall(SwitchWatch):
                 self.answered_at = switch_time(event, "Caller-Channel-Answered-Time") or (
                     self.runner.clock()
                 )
-                self._record(self.runner.log_store.call_answered, self.ticket.call_id,
-                             self.answered_at)
-                self._record(self.runner.observers.call_answered, self.ticket)
+                self.runner.progress.answered(
+                    self.ticket.call_id, self.answered_at,
+                    self.runner.observers.call_answered, self.ticket,
+                )
                 if self.amd is not None:
                     self.amd.start()  # beside the flow: a person hears no extra silence
                 self._feed(CallAnswered())
@@ -526,9 +519,7 @@ class _ActiveCall(SwitchWatch):
         transfer = pending.action.transfer
         other = event.get("Other-Leg-Unique-ID") or event.get("Bridge-B-Unique-ID") or ""
         dest = transfer.target
-        self._record(
-            self.runner.log_store.call_leg, self.ticket.call_id, Leg(other, LegKind.TRANSFER, dest)
-        )
+        self.runner.progress.leg(self.ticket.call_id, Leg(other, LegKind.TRANSFER, dest))
         self._feed(Bridged())
 
     def _on_execute_complete(self, event: Event) -> None:
@@ -585,8 +576,10 @@ class _ActiveCall(SwitchWatch):
     def _apply(self, actions: list[Action]) -> None:
         for action in actions:
             if isinstance(action, StepResult):
-                self._record(self.runner.log_store.call_step, self.ticket.call_id, action)
-                self._record(self.runner.observers.call_step, self.ticket, action)
+                self.runner.progress.step(
+                    self.ticket.call_id, action, self.runner.observers.call_step, self.ticket,
+                    action,
+                )
             elif isinstance(action, CallFinished):
                 self.outcome = action
             elif isinstance(action, Hangup):
@@ -695,29 +688,8 @@ class _ActiveCall(SwitchWatch):
 
     # --- the end ------------------------------------------------------------------------------
 
-    def _record(self, write: Callable[..., object], *args: Any) -> None:
-        """Write the call's progress in order, in a greenlet of its own: a store busy with
-        other calls' writes must not hold this call's next command (dead air after the
-        answer, silence between steps). The final write waits for these (``_finish``)."""
-        self.writes.put_nowait((write, args))
-        if self.writer is None:
-            # In the call's log context, as the call's own greenlet (robocall.logs).
-            self.writer = gevent.spawn(contextvars.copy_context().run, self._write_in_order)
-
-    def _write_in_order(self) -> None:
-        while (item := self.writes.get()) is not None:
-            write, args = item
-            try:
-                write(*args)
-            except Exception:
-                # The call goes on; its final status is still written at its end.
-                log.exception("call %s: recording its progress failed", self.ticket.call_id)
-
     def _finish(self) -> CallStatus:
         ticket = self.ticket
-        if self.writer is not None:
-            self.writes.put_nowait(None)
-            self.writer.join()
         now = self.ended_at or self.runner.clock()
         outcome = self.amd.outcome() if self.amd is not None else None
         outcome = outcome or self.outcome
@@ -743,7 +715,9 @@ class _ActiveCall(SwitchWatch):
             cause = MACHINE_DETECTED
         for attempt in range(FINAL_WRITE_ATTEMPTS):
             try:
-                request_completed = self.runner.log_store.call_ended(
+                # Behind the call's other writes, in the writer's order: when this returns,
+                # all of them are committed and their observers told.
+                request_completed = self.runner.progress.call_ended(
                     ticket.call_id,
                     status=status,
                     hangup_cause=cause,

@@ -95,6 +95,15 @@ class BackgroundJob:
         :class:`SwitchDisconnected` when the session dropped first."""
         return str(_wait(self._result, timeout, f"BACKGROUND_JOB {self.job_uuid}"))
 
+    def when_done(self, callback: Callable[[str | BaseException], None]) -> None:
+        """``callback(result text or exception)`` once the job is over, called in the hub (it
+        must not block): what :meth:`wait` would return or raise, without a greenlet waiting."""
+
+        def done(result: gevent.event.AsyncResult) -> None:
+            callback(str(result.value) if result.successful() else result.exception)
+
+        self._result.rawlink(done)
+
 
 class Execution:
     """A sendmsg execute in flight; :meth:`wait` gives its CHANNEL_EXECUTE_COMPLETE event."""
@@ -173,7 +182,28 @@ class _Session:
         self.alive = True
         self.jobs: dict[str, gevent.event.AsyncResult] = {}
         self.executions: dict[str, tuple[str, gevent.event.AsyncResult]] = {}
+        # channel uuid -> Event-UUIDs of its executions in flight (a hangup fails them at
+        # once, without a scan of every live call's)
+        self.channel_executions: dict[str, set[str]] = {}
         self.closed = gevent.event.Event()
+
+    def add_execution(
+        self, event_uuid: str, channel_uuid: str, result: gevent.event.AsyncResult
+    ) -> None:
+        self.executions[event_uuid] = (channel_uuid, result)
+        self.channel_executions.setdefault(channel_uuid, set()).add(event_uuid)
+
+    def pop_execution(self, event_uuid: str) -> gevent.event.AsyncResult | None:
+        found = self.executions.pop(event_uuid, None)
+        if found is None:
+            return None
+        channel_uuid, result = found
+        pending = self.channel_executions.get(channel_uuid)
+        if pending is not None:
+            pending.discard(event_uuid)
+            if not pending:
+                del self.channel_executions[channel_uuid]
+        return result
 
 
 class EslClient:
@@ -437,9 +467,9 @@ class EslClient:
             if self._split:
                 return  # on the command connection: no channel's event, no listener's
         elif name == "CHANNEL_EXECUTE_COMPLETE":
-            execution = session.executions.pop(headers.get("Application-UUID", ""), None)
+            execution = session.pop_execution(headers.get("Application-UUID", ""))
             if execution is not None:
-                execution[1].set(event)
+                execution.set(event)
         # Listeners first: a greenlet they wake (the dispatcher, on a line released) is
         # scheduled ahead of the call greenlets this event wakes, so a freed line is redialled
         # before the ended call writes its report.
@@ -453,17 +483,17 @@ class EslClient:
             queue = self._queues.get(channel_uuid)
             if queue is not None:
                 queue.put_nowait(event)
-            if name in _CHANNEL_GONE and session.executions:
+            if name in _CHANNEL_GONE and channel_uuid in session.channel_executions:
                 # Apps still queued on a finished channel never complete: fail their waiters
                 # now. (The app a hangup cuts completes before HANGUP_COMPLETE.)
                 self._fail_executions(session, channel_uuid)
 
     @staticmethod
     def _fail_executions(session: _Session, channel_uuid: str) -> None:
-        executions = session.executions
-        gone = [key for key, (owner, _) in executions.items() if owner == channel_uuid]
-        for key in gone:
-            executions.pop(key)[1].set_exception(
+        for key in list(session.channel_executions.get(channel_uuid, ())):
+            execution = session.pop_execution(key)
+            assert execution is not None  # listed for its channel, so in flight
+            execution.set_exception(
                 CommandFailed(f"channel {channel_uuid} ended before {key} completed")
             )
 
@@ -487,6 +517,7 @@ class EslClient:
         for _, execution in session.executions.values():
             execution.set_exception(error)
         session.executions.clear()
+        session.channel_executions.clear()
         for queue in self._queues.values():
             queue.put_nowait(DISCONNECTED)
         current = gevent.getcurrent()
@@ -578,14 +609,14 @@ class EslClient:
         chosen = event_uuid or str(uuid_module.uuid4())
         wire = commands.sendmsg_execute(uuid, app, arg, chosen, event_lock=event_lock)
         result = gevent.event.AsyncResult()
-        executions = self._require_session().executions
-        executions[chosen] = (uuid, result)
+        session = self._require_session()
+        session.add_execution(chosen, uuid, result)
         try:
             self._send_expecting_ok(wire)
         except SwitchTimeout:
             raise  # sent: the completion may still come, so the waiter stays registered
         except SwitchError:
-            executions.pop(chosen, None)
+            session.pop_execution(chosen)
             raise
         return Execution(uuid, chosen, result)
 

@@ -13,17 +13,14 @@ import functools
 import json
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
 
 import peewee
 
-from robocall.flow.actions import StepResult
-from robocall.flow.model import DESTINATION_TIME_ZONE, CallingWindow, RetryPolicy
-from robocall.flow.parse import parse_retry, parse_window
-from robocall.flow.schedule import next_start, should_retry, window_zones, zone_calling_code
-from robocall.flow.status import Leg
-from robocall.store.call_report import leg_record, with_step
+from robocall.flow.model import DESTINATION_TIME_ZONE, CallingWindow
+from robocall.flow.parse import parse_window
+from robocall.flow.schedule import next_start, window_zones, zone_calling_code
 from robocall.store.models import Tables
 from robocall.store.nodes import LinesBudget
 from robocall.store.records import (
@@ -47,6 +44,39 @@ MAX_WINDOW_SCAN = 2000
 WINDOW_BATCH = 250
 
 
+# What a claim reads of the calls it may claim, in claim order (request, then destination).
+_CLAIMABLE_NAMES = (
+    "id", "request", "phone", "caller", "properties", "request_id", "call_flow",
+    "enable_call_recording", "machine_detection", "calling_window", "request_status",
+)
+_CLAIMABLE_SQL = (
+    "SELECT c.id, c.request_seq, c.phone, c.caller, c.properties, r.request_id, r.call_flow, "
+    "r.enable_call_recording, r.machine_detection, r.calling_window, r.status "
+    "FROM calls c JOIN call_requests r ON c.request_seq = r.id "
+    "WHERE c.org_id = {p} AND c.status = {p} "
+    "AND (c.next_attempt_at IS NULL OR c.next_attempt_at <= {p}) "
+    "AND (r.not_before IS NULL OR r.not_before <= {p}) AND r.cancelled_at IS NULL "
+    "ORDER BY c.request_seq, c.position LIMIT {p}"
+)
+
+
+_CLAIM_START_SQL = (
+    "SELECT o.id, o.line_variable, o.line_value, "
+    "(SELECT token FROM nodes WHERE node_id = {p}), "
+    "EXISTS (SELECT 1 FROM call_requests r WHERE r.org_id = o.id AND r.not_after <= {p} "
+    "AND r.status IN ({p}, {p})) "
+    "FROM organizations o WHERE o.id = {p}"
+)
+
+
+class _ClaimingOrganization(NamedTuple):
+    """What a claim needs of its organization."""
+
+    id: str
+    line_variable: str
+    line_value: str
+
+
 class DialingQueries:
     """Claiming and call progress. Mixed into ``Repo``, which provides the plumbing below."""
 
@@ -58,6 +88,8 @@ class DialingQueries:
     _session: Callable[[], AbstractContextManager[None]]
     _lines_budget: Callable[[str, LinesBudget], int]
     _check_lease: Callable[[str, str], None]
+    _check_holder: Callable[[str, str, str | None], None]
+    _finish_request: Callable[[int, datetime], bool]
 
     # --- what the dispatcher reads ------------------------------------------------------------
 
@@ -118,31 +150,41 @@ class DialingQueries:
         """
         if not channel_uuids:
             return []
-        organization, request = self._tables.organization, self._tables.call_request
+        request = self._tables.call_request
         now = self._now()
         with self._writing(durable=True):
+            # The organization, the lease's holder and whether a window ended: one round trip.
+            found = self._db.execute_sql(
+                _CLAIM_START_SQL.format(p=self._db.param),
+                (node_id, now, *_ACTIVE_REQUEST, organization_id),
+            ).fetchone()
             if lease_token is not None and node_id is not None:
-                self._check_lease(node_id, lease_token)
-            org = organization.get_or_none(organization.id == organization_id)
-            if org is None:
+                if found is None:
+                    self._check_lease(node_id, lease_token)
+                else:
+                    self._check_holder(node_id, lease_token, found[3])
+            if found is None:
                 return []
+            org = _ClaimingOrganization(*found[:3])
             allowed = len(channel_uuids)
             if budget is not None:
                 allowed = min(allowed, self._lines_budget(organization_id, budget))
                 if allowed <= 0:
                     return []
-            self._expire_windows(organization_id, now)
+            if found[4]:
+                self._expire_windows(organization_id, now)
             claimed: list[ClaimedCall] = []
             sequences: set[int] = set()  # requests this claim moves on from submitted
             scanned, batch = 0, 0
             while len(claimed) < allowed and scanned < MAX_WINDOW_SCAN:
                 wanted = allowed - len(claimed)
                 limit = max(wanted, batch)
-                rows = list(self._claimable(organization_id, now, limit).dicts())
+                rows = self._claimable(organization_id, now, limit, lock=True)
                 scanned += len(rows)
-                for row in self._in_window(rows, now)[:wanted]:
-                    uuid = channel_uuids[len(claimed)]
-                    claimed.append(self._claim(org, row, uuid, node_id, now))
+                taken = self._in_window(rows, now)[:wanted]
+                uuids = channel_uuids[len(claimed):len(claimed) + len(taken)]
+                claimed.extend(self._claim(org, taken, uuids, node_id, now))
+                for row in taken:
                     # Only a request's first claim moves it on: the others skip a round trip.
                     if row["request_status"] == RequestStatus.SUBMITTED.value:
                         sequences.add(row["request"])
@@ -158,8 +200,8 @@ class DialingQueries:
     def upcoming_calls(self, organization_id: str, limit: int) -> list[QueuedCall]:
         """The organization's next ``limit`` claimable calls, in the order a claim takes them,
         read without claiming or locking them (what the first-message prefetcher renders)."""
-        rows = self._claimable(organization_id, self._now(), limit).for_update(False).dicts()
         with self._session():
+            rows = self._claimable(organization_id, self._now(), limit, lock=False)
             return [
                 QueuedCall(
                     call_id=row["id"],
@@ -170,36 +212,20 @@ class DialingQueries:
                 for row in rows
             ]
 
-    def _claimable(self, organization_id: str, now: datetime, limit: int) -> Any:
-        call, request = self._tables.call, self._tables.call_request
-        query = (
-            call.select(
-                call.id,
-                call.request,
-                call.phone,
-                call.caller,
-                call.properties,
-                request.request_id,
-                request.call_flow,
-                request.enable_call_recording,
-                request.machine_detection,
-                request.calling_window,
-                request.status.alias("request_status"),
-            )
-            .join(request, on=(call.request == request.id))
-            .where(
-                (call.organization == organization_id)
-                & (call.status == CallStatus.QUEUED.value)
-                & (call.next_attempt_at.is_null() | (call.next_attempt_at <= now))
-                & (request.not_before.is_null() | (request.not_before <= now))
-                & request.cancelled_at.is_null()
-            )
-            .order_by(call.request, call.position)
-            .limit(limit)
+    def _claimable(
+        self, organization_id: str, now: datetime, limit: int, *, lock: bool
+    ) -> list[dict[str, Any]]:
+        """The organization's next ``limit`` claimable calls, in claim order (each a dict of
+        the names below). With ``lock`` (PostgreSQL), locked for this transaction; rows
+        another claim holds are skipped. Plain SQL: the dispatcher runs it at every freed line,
+        and building it with the query builder cost more than running it."""
+        p = self._db.param
+        lock_rows = " FOR UPDATE OF c SKIP LOCKED" if lock and self._postgresql else ""
+        cursor = self._db.execute_sql(
+            f"{_CLAIMABLE_SQL.format(p=p)}{lock_rows}",
+            (organization_id, CallStatus.QUEUED.value, now, now, limit),
         )
-        if self._postgresql:
-            query = query.for_update(of=call, skip_locked=True)
-        return query
+        return [dict(zip(_CLAIMABLE_NAMES, row, strict=True)) for row in cursor.fetchall()]
 
     def _in_window(self, rows: list[dict[str, Any]], now: datetime) -> list[dict[str, Any]]:
         """The rows whose calling window is open now; the others wait for it or are cancelled.
@@ -252,45 +278,55 @@ class DialingQueries:
         )
 
     def _claim(
-        self, org: Any, row: dict[str, Any], channel_uuid: str, node_id: str | None,
-        now: datetime,
-    ) -> ClaimedCall:
-        call = self._tables.call
-        call.update(
-            status=CallStatus.DIALING.value,
-            channel_uuid=channel_uuid,
-            node=node_id,
-            attempt=call.attempt + 1,
-            next_attempt_at=None,
-            updated_at=now,
-        ).where(call.id == row["id"]).execute()
-        return ClaimedCall(
-            ticket=CallTicket(
-                call_id=row["id"],
-                request_id=row["request_id"],
-                organization_id=org.id,
-                phone=row["phone"],
-                caller=row["caller"],
-                properties=json.loads(row["properties"]),
-                channel_uuid=channel_uuid,
-                line_variable=(org.line_variable, org.line_value),
-                record=bool(row["enable_call_recording"]),
-            ),
-            request_seq=row["request"],
-            call_flow_json=row["call_flow"],
-            machine_detection_json=row["machine_detection"],
+        self, org: Any, rows: list[dict[str, Any]], channel_uuids: Sequence[str],
+        node_id: str | None, now: datetime,
+    ) -> list[ClaimedCall]:
+        """Mark ``rows`` dialing, each with its channel uuid: one statement for them all."""
+        if not rows:
+            return []
+        p = self._db.param
+        uuid_of = " ".join([f"WHEN {p} THEN {p}"] * len(rows))
+        ids = ", ".join([p] * len(rows))
+        params: list[Any] = [CallStatus.DIALING.value]
+        for row, uuid in zip(rows, channel_uuids, strict=True):
+            params += (row["id"], uuid)
+        params += (node_id, now, *(row["id"] for row in rows))
+        self._db.execute_sql(
+            f"UPDATE calls SET status = {p}, channel_uuid = CASE id {uuid_of} END, "
+            f"node_id = {p}, attempt = attempt + 1, next_attempt_at = NULL, updated_at = {p} "
+            f"WHERE id IN ({ids})",
+            params,
         )
+        return [
+            ClaimedCall(
+                ticket=CallTicket(
+                    call_id=row["id"],
+                    request_id=row["request_id"],
+                    organization_id=org.id,
+                    phone=row["phone"],
+                    caller=row["caller"],
+                    properties=json.loads(row["properties"]),
+                    channel_uuid=uuid,
+                    line_variable=(org.line_variable, org.line_value),
+                    record=bool(row["enable_call_recording"]),
+                ),
+                request_seq=row["request"],
+                call_flow_json=row["call_flow"],
+                machine_detection_json=row["machine_detection"],
+            )
+            for row, uuid in zip(rows, channel_uuids, strict=True)
+        ]
 
     def _expire_windows(self, organization_id: str, now: datetime) -> None:
         """Cancel the queued calls of requests whose window ended (``notAfter`` passed)."""
-        request, call = self._tables.call_request, self._tables.call
+        call, p = self._tables.call, self._db.param
         expired = [
-            row.id
-            for row in request.select(request.id).where(
-                (request.organization == organization_id)
-                & (request.not_after <= now)
-                & request.status.in_(_ACTIVE_REQUEST)
-            )
+            request_seq
+            for (request_seq,) in self._db.execute_sql(
+                f"SELECT id FROM call_requests WHERE org_id = {p} AND not_after <= {p} "
+                f"AND status IN ({p}, {p})",
+                (organization_id, now, *_ACTIVE_REQUEST),
+            ).fetchall()
         ]
         for request_seq in expired:
             queued = (call.request == request_seq) & (call.status == CallStatus.QUEUED.value)
@@ -314,26 +350,8 @@ class DialingQueries:
 
     def _finish_request_if_done(self, request_seq: int, now: datetime) -> bool:
         """Once none of its calls is live, a request is ``completed`` (``cancelled`` if the
-        client cancelled it). True when this call made it final."""
-        request, counts = self._tables.call_request, self._tables.request_count
-        live = (
-            counts.select(peewee.fn.COALESCE(peewee.fn.SUM(counts.count), 0))
-            .where((counts.request == request_seq) & counts.status.in_(_LIVE))
-            .scalar()
-        )
-        if live:
-            return False
-        final = peewee.Case(
-            None,
-            ((request.cancelled_at.is_null(), RequestStatus.COMPLETED.value),),
-            RequestStatus.CANCELLED.value,
-        )
-        finished = (
-            request.update(status=final, updated_at=now)
-            .where((request.id == request_seq) & request.status.in_(_ACTIVE_REQUEST))
-            .execute()
-        )
-        return bool(finished)
+        client cancelled it). True when this call made it final (``store.progress``)."""
+        return self._finish_request(request_seq, now)
 
     def call_belongs_to(self, call_id: int, organization_id: str) -> bool:
         """Whether call ``call_id`` is one of the organization's."""
@@ -341,87 +359,6 @@ class DialingQueries:
         with self._session():
             owner = call.select(call.organization).where(call.id == call_id).scalar()
         return owner == organization_id
-
-    # --- a call's progress (the runner's CallLog) ----------------------------------------------
-
-    def call_leg(self, call_id: int, leg: Leg) -> None:
-        """Record one FreeSWITCH leg of the call."""
-        self._update_json(call_id, "monitor", lambda legs: [*legs, leg_record(leg)])
-
-    def call_step(self, call_id: int, result: StepResult) -> None:
-        """Record one step result (a running transfer's final result replaces its progress)."""
-        self._update_json(call_id, "steps", lambda steps: with_step(steps, result))
-
-    def call_answered_by(self, call_id: int, answered_by: str, after_ms: int) -> None:
-        """Answering-machine detection's verdict: who answered, ms after the answer."""
-        call = self._tables.call
-        with self._writing(durable=False):
-            call.update(
-                answered_by=answered_by, answered_by_ms=after_ms, updated_at=self._now()
-            ).where(call.id == call_id).execute()
-
-    def call_answered(self, call_id: int, answered_at: float) -> None:
-        """The callee answered: the call is ``onProgress``."""
-        call = self._tables.call
-        with self._writing(durable=False):
-            call.update(
-                status=CallStatus.ON_PROGRESS.value,
-                answered_at=_stamp(answered_at),
-                updated_at=self._now(),
-            ).where(call.id == call_id).execute()
-
-    def call_ended(
-        self,
-        call_id: int,
-        *,
-        status: CallStatus,
-        hangup_cause: str,
-        ended_at: float,
-        duration_seconds: float | None,
-    ) -> bool:
-        """The call is final; its request completes with its last live call (then True).
-
-        An unanswered attempt whose definite outcome its request's retry policy names, with
-        attempts left, goes back to ``queued`` instead, due after the policy's backoff.
-        """
-        call, request = self._tables.call, self._tables.call_request
-        final = CallStatus(status)
-        now = self._now()
-        with self._writing(durable=False):
-            row = (
-                call.select(call.request, call.attempt, request.retry_policy,
-                            request.cancelled_at)
-                .join(request, on=(call.request == request.id))
-                .where(call.id == call_id)
-                .dicts()
-                .first()
-            )
-            if row is None:
-                return False
-            policy = _retry(row["retry_policy"])
-            if (
-                final is CallStatus.FAILED
-                and row["cancelled_at"] is None
-                and should_retry(policy, hangup_cause, row["attempt"])
-            ):
-                assert policy is not None  # should_retry is False without one
-                call.update(
-                    status=CallStatus.QUEUED.value,
-                    channel_uuid=None,
-                    hangup_cause=hangup_cause,  # the last attempt's, until the next one ends
-                    steps="[]",
-                    next_attempt_at=now + timedelta(seconds=policy.backoff_seconds),
-                    updated_at=now,
-                ).where(call.id == call_id).execute()
-                return False
-            call.update(
-                status=final.value,
-                hangup_cause=hangup_cause,
-                ended_at=_stamp(ended_at),
-                duration_seconds=duration_seconds,
-                updated_at=now,
-            ).where(call.id == call_id).execute()
-            return self._finish_request_if_done(row["request"], now)
 
     def call_not_dialled(self, call_id: int) -> None:
         """The originate provably never left: back to ``queued``, as if never claimed (or
@@ -447,20 +384,6 @@ class DialingQueries:
                 self._cancel_calls(call.id == call_id, CANCELLED_CAUSE, now)
                 self._finish_request_if_done(row["request"], now)
 
-    def _update_json(
-        self, call_id: int, column: str, change: Callable[[list[Any]], list[Any]]
-    ) -> None:
-        call = self._tables.call
-        field = getattr(call, column)
-        with self._writing(durable=False):
-            current = call.select(field).where(call.id == call_id).scalar()
-            if current is None:
-                return
-            entries = change(json.loads(current))
-            call.update({field: json.dumps(entries), call.updated_at: self._now()}).where(
-                call.id == call_id
-            ).execute()
-
 
 @functools.lru_cache(maxsize=1024)
 def _window(text: str | None) -> CallingWindow | None:
@@ -468,16 +391,6 @@ def _window(text: str | None) -> CallingWindow | None:
     return parse_window(json.loads(text)) if text else None
 
 
-@functools.lru_cache(maxsize=1024)
-def _retry(text: str | None) -> RetryPolicy | None:
-    return parse_retry(json.loads(text)) if text else None
-
-
 def naive_utc(moment: datetime) -> datetime:
     """An aware moment as the store keeps every timestamp: naive, in UTC."""
     return moment.astimezone(UTC).replace(tzinfo=None)
-
-
-def _stamp(epoch_seconds: float) -> datetime:
-    # stored naive in UTC, as every timestamp of the store
-    return datetime.fromtimestamp(epoch_seconds, UTC).replace(tzinfo=None)

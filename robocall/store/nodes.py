@@ -212,8 +212,14 @@ class NodeQueries:
 
     def _check_lease(self, node_id: str, token: str) -> None:
         """Inside a claim's transaction: the claim is made only while the lease is ours."""
-        node = bind_lease_model(self._db)
-        holder = node.select(node.token).where(node.node_id == node_id).scalar()
+        row = self._db.execute_sql(
+            f"SELECT token FROM nodes WHERE node_id = {self._db.param}", (node_id,)
+        ).fetchone()
+        self._check_holder(node_id, token, row[0] if row is not None else None)
+
+    @staticmethod
+    def _check_holder(node_id: str, token: str, holder: str | None) -> None:
+        """The claim is made only while the lease is ours (``holder`` read in its transaction)."""
         if holder != token:
             raise LeaseLost(f"node {node_id}: this process no longer holds its lease")
 

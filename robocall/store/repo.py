@@ -28,6 +28,7 @@ from robocall.store.dialing import DialingQueries, naive_utc
 from robocall.store.models import bind_models
 from robocall.store.nodes import NodeQueries
 from robocall.store.overview import OverviewQueries
+from robocall.store.progress import ProgressQueries
 from robocall.store.records import (
     CallRecord,
     CallStatus,
@@ -46,6 +47,7 @@ _STATUS_COLUMNS = (
 )
 # A request at least this large refreshes PostgreSQL's statistics of calls once stored.
 ANALYZE_AFTER_CALLS = 10_000
+_KNOWN_CONNECTIONS = 64  # SQLite connections whose synchronous level is remembered
 INSERT_CHUNK_ROWS = 10_000  # about 3 MB of destinations between two yields to the hub
 CALL_COLUMNS = (
     "request_seq", "org_id", "position", "phone", "caller", "properties",
@@ -59,9 +61,11 @@ def utc_now() -> datetime:
 
 
 class Repo(
-    DialingQueries, NodeQueries, WebhookQueries, OverviewQueries, ControlQueries, AccessQueries
+    DialingQueries, ProgressQueries, NodeQueries, WebhookQueries, OverviewQueries, ControlQueries,
+    AccessQueries,
 ):
     """Every query robocall makes, over one peewee database (dialing's in ``store.dialing``,
+    a call's progress in ``store.progress``,
     several nodes' in ``store.nodes``, webhooks' in ``store.webhooks``, the dashboard's and
     metrics' in ``store.overview``, cancelling and line changes in ``store.control``, keys and
     the operator's settings in ``store.access``)."""
@@ -74,6 +78,7 @@ class Repo(
         self._write_lock: AbstractContextManager[Any] = (
             nullcontext() if self._postgresql else gevent.lock.RLock()
         )
+        self._synchronous: dict[int, tuple[Any, bool]] = {}  # SQLite: id -> (connection, FULL)
 
     @staticmethod
     def _request_record(row: Any) -> RequestRecord:
@@ -360,9 +365,22 @@ class Repo(
         with synchronous=NORMAL: a power cut may lose it, a crash of robocall cannot)."""
         with self._write_lock, self._session():
             if not self._postgresql:
-                self._db.execute_sql(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+                self._set_synchronous(durable)
             with self._db.atomic():
                 yield
+
+    def _set_synchronous(self, durable: bool) -> None:
+        """SQLite's commit durability for this connection, sent only when it changes (a
+        statement per transaction was a third of the progress writes' statements)."""
+        connection = self._db.connection()
+        known = self._synchronous.get(id(connection))
+        # The connection itself is kept beside its level, so its id cannot name another.
+        if known is not None and known[0] is connection and known[1] == durable:
+            return
+        self._db.execute_sql(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+        if len(self._synchronous) >= _KNOWN_CONNECTIONS:
+            self._synchronous.clear()  # connections the pool replaced: forget them all
+        self._synchronous[id(connection)] = (connection, durable)
 
 
 def _optional_utc(moment: datetime | None) -> datetime | None:

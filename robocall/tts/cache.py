@@ -53,6 +53,7 @@ RECIPE_VERSION = 1
 # Bump when the way pieces are joined changes (trimming, pauses).
 JOIN_RECIPE_VERSION = 1
 DEFAULT_MAX_CONCURRENT = 2
+REMEMBERED_KEYS = 4096  # message keys kept in memory (a personalised request has one per name)
 KEY_PATTERN = re.compile(r"[0-9a-f]{64}")
 HTTP_ROUTE = "/v1/tts/"
 TEMP_SUFFIX = ".partial"
@@ -107,6 +108,8 @@ class TtsCache:
         self._key_locks_guard = threading.Lock()
         self._counters_guard = threading.Lock()
         self._secret: bytes | None = None
+        # (text, voice, pitch, rate, engine versions) -> key: no JSON and HMAC per call
+        self._keys: dict[tuple[Any, ...], str] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TtsCache:
@@ -125,6 +128,11 @@ class TtsCache:
 
     def key_for_voice(self, text: str, voice: Voice, pitch: int, rate: int) -> str:
         """The content key of a message for a voice already chosen."""
+        versions = (engine_version(voice.engine), engine_version(SOX))
+        remembered = (text, voice, pitch, rate, versions)
+        key = self._keys.get(remembered)
+        if key is not None:  # every call of a request asks for the same few keys
+            return key
         check_level("pitch", pitch)
         check_level("rate", rate)
         recipe = [
@@ -140,7 +148,11 @@ class TtsCache:
         ]
         if self._renderer_recipe:
             recipe.insert(1, self._renderer_recipe)
-        return self._hmac(recipe)
+        key = self._hmac(recipe)
+        if len(self._keys) >= REMEMBERED_KEYS:
+            self._keys.clear()
+        self._keys[remembered] = key
+        return key
 
     def _hmac(self, recipe: list[Any]) -> str:
         if self._secret is None:
