@@ -145,13 +145,13 @@ class SendTurns(Protocol):
     """Where a new leg waits for its turn to leave (``robocall.dispatch.sending.SendGate``):
     calls-per-second is spent as each originate or bridge is sent."""
 
-    def turn(self, organization_id: str, channel_uuid: str) -> None:
+    def turn(self, organization_id: str, channel_uuid: str, switch: str | None = None) -> None:
         """Block until the call's originate may leave (DispatchStopped: it must not)."""
 
-    def transfer_turn(self) -> None:
+    def transfer_turn(self, switch: str | None = None) -> None:
         """Block until a transfer's bridge may leave (DispatchStopped: it must not)."""
 
-    def refused(self) -> None:
+    def refused(self, switch: str | None = None) -> None:
         """The switch refused a send for its budget."""
 
 
@@ -188,8 +188,11 @@ class CallRunner:
         send_gate: SendTurns | None = None,
         clock: Callable[[], float] = time.time,
         new_uuid: Callable[[], str] = lambda: str(uuid_module.uuid4()),
+        switches: Mapping[str, EslClient] | None = None,
     ) -> None:
-        self.switch = switch
+        self.switch = switch  # the first switch: the one a call without a switch name uses
+        # A pool's switches by name (dispatch.pool): each call talks to the one it lives on.
+        self.switches: Mapping[str, EslClient] = switches or {}
         self.send_gate = send_gate
         self.dialing_stopped = gevent.event.Event()
         self._active: dict[str, _ActiveCall] = {}  # channel uuid -> call being run
@@ -236,6 +239,10 @@ class CallRunner:
                 return call.run()
             finally:
                 self._active.pop(ticket.channel_uuid, None)
+
+    def switch_for(self, name: str) -> EslClient:
+        """The client of the switch called ``name`` (the first one for "")."""
+        return self.switches.get(name) or self.switch
 
     def stop_dialing(self) -> None:
         """Shutdown: calls not yet sent go back to the queue instead of being dialled."""
@@ -293,7 +300,7 @@ class _ActiveCall(SwitchWatch):
 
     def run(self) -> CallStatus:
         ticket = self.ticket
-        switch = self.runner.switch
+        switch = self.switch
         # Registered before the originate: the first events follow the command at once.
         self.queue = switch.channel_queue(ticket.channel_uuid)
         try:
@@ -327,7 +334,7 @@ class _ActiveCall(SwitchWatch):
                             ticket.call_id, SWITCH_REFUSAL_CAUSE)
                 self.runner.log_store.call_not_dialled(ticket.call_id)
                 if self.runner.send_gate is not None:
-                    self.runner.send_gate.refused()
+                    self.runner.send_gate.refused(ticket.switch)
                 return CallStatus.QUEUED
             return self._finish()
         finally:
@@ -362,12 +369,12 @@ class _ActiveCall(SwitchWatch):
                 raise DispatchStopped("dispatching stopped before the call was sent")
             if runner.send_gate is not None:
                 # Its turn at the organization's and the switch's pace: spent now, as it leaves.
-                runner.send_gate.turn(ticket.organization_id, ticket.channel_uuid)
+                runner.send_gate.turn(ticket.organization_id, ticket.channel_uuid, ticket.switch)
         except DispatchStopped:
             runner.log_store.call_not_dialled(ticket.call_id)
             return False
         try:
-            job = runner.switch.bgapi(command)
+            job = self.switch.bgapi(command)
         except SwitchNotConnected:
             # Nothing reached the switch: the call can go back to the queue, dialled by no one.
             runner.log_store.call_not_dialled(ticket.call_id)
@@ -481,7 +488,7 @@ class _ActiveCall(SwitchWatch):
             self._record(
                 self.runner.log_store.call_leg,
                 self.ticket.call_id,
-                Leg(self.ticket.channel_uuid, LegKind.CALL, self.ticket.phone),
+                Leg(self.ticket.channel_uuid, LegKind.CALL, self.ticket.phone, self.ticket.switch),
             )
         elif name == "CHANNEL_ANSWER":
             if self.answered_at is None:
@@ -527,7 +534,9 @@ class _ActiveCall(SwitchWatch):
         other = event.get("Other-Leg-Unique-ID") or event.get("Bridge-B-Unique-ID") or ""
         dest = transfer.target
         self._record(
-            self.runner.log_store.call_leg, self.ticket.call_id, Leg(other, LegKind.TRANSFER, dest)
+            self.runner.log_store.call_leg,
+            self.ticket.call_id,
+            Leg(other, LegKind.TRANSFER, dest, self.ticket.switch),  # a bridge: the call's switch
         )
         self._feed(Bridged())
 
@@ -610,12 +619,13 @@ class _ActiveCall(SwitchWatch):
                 self._end_by_robocall(ENDED_STEP_FAILED)
             return
         if isinstance(action, Bridge) and self.runner.send_gate is not None:
-            self.runner.send_gate.transfer_turn()  # a new leg: it spends the switch's pace
+            # a new leg on the call's own switch: it spends that switch's pace
+            self.runner.send_gate.transfer_turn(self.ticket.switch)
         event_uuid = self.runner.new_uuid()
         # Registered before sending: the completion can follow the command at once.
         self.pending = _Pending(event_uuid, action)
         try:
-            self.runner.switch.execute(self.ticket.channel_uuid, app, arg, event_uuid)
+            self.switch.execute(self.ticket.channel_uuid, app, arg, event_uuid)
         except SwitchError as err:
             log.warning("call %s: %s failed to start: %s", self.ticket.call_id, app, err)
             if isinstance(err, (SwitchDisconnected, SwitchTimeout)):
@@ -681,7 +691,7 @@ class _ActiveCall(SwitchWatch):
     def _start_recording(self) -> None:
         path = self.runner.settings.recordings_dir.resolve() / f"{self.ticket.call_id}.wav"
         try:
-            self.runner.switch.execute(
+            self.switch.execute(
                 self.ticket.channel_uuid, "record_session", str(path), self.runner.new_uuid()
             )
         except SwitchError as err:
@@ -689,7 +699,7 @@ class _ActiveCall(SwitchWatch):
 
     def _hangup(self, cause: str) -> None:
         try:
-            self.runner.switch.hangup(self.ticket.channel_uuid, cause)
+            self.switch.hangup(self.ticket.channel_uuid, cause)
         except SwitchError as err:
             log.info("call %s: hangup: %s", self.ticket.call_id, err)
 

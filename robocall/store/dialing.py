@@ -103,6 +103,7 @@ class DialingQueries:
         node_id: str | None = None,
         budget: LinesBudget | None = None,
         lease_token: str | None = None,
+        switches: Sequence[str] | None = None,
     ) -> list[ClaimedCall]:
         """Commit up to ``len(channel_uuids)`` of the organization's queued calls as ``dialing``.
 
@@ -114,7 +115,9 @@ class DialingQueries:
         (``store.nodes``). Calls not yet due (a retry's backoff, a window not open yet) are
         skipped, keeping their place; a call whose window is over is cancelled instead. With
         ``lease_token``, nothing is claimed unless this process still holds ``node_id``'s lease
-        (LeaseLost): checked in the claim's own transaction.
+        (LeaseLost): checked in the claim's own transaction. ``switches``, parallel to
+        ``channel_uuids``, names the switch of a pool each call is placed on (stored with it, so
+        its runner and a later recovery ask that switch).
         """
         if not channel_uuids:
             return []
@@ -141,8 +144,11 @@ class DialingQueries:
                 rows = list(self._claimable(organization_id, now, limit).dicts())
                 scanned += len(rows)
                 for row in self._in_window(rows, now)[:wanted]:
-                    uuid = channel_uuids[len(claimed)]
-                    claimed.append(self._claim(org, row, uuid, node_id, now))
+                    index = len(claimed)
+                    switch = switches[index] if switches is not None else ""
+                    claimed.append(
+                        self._claim(org, row, channel_uuids[index], node_id, now, switch)
+                    )
                     # Only a request's first claim moves it on: the others skip a round trip.
                     if row["request_status"] == RequestStatus.SUBMITTED.value:
                         sequences.add(row["request"])
@@ -253,13 +259,14 @@ class DialingQueries:
 
     def _claim(
         self, org: Any, row: dict[str, Any], channel_uuid: str, node_id: str | None,
-        now: datetime,
+        now: datetime, switch: str = "",
     ) -> ClaimedCall:
         call = self._tables.call
         call.update(
             status=CallStatus.DIALING.value,
             channel_uuid=channel_uuid,
             node=node_id,
+            switch=switch or None,
             attempt=call.attempt + 1,
             next_attempt_at=None,
             updated_at=now,
@@ -275,6 +282,7 @@ class DialingQueries:
                 channel_uuid=channel_uuid,
                 line_variable=(org.line_variable, org.line_value),
                 record=bool(row["enable_call_recording"]),
+                switch=switch,
             ),
             request_seq=row["request"],
             call_flow_json=row["call_flow"],
