@@ -193,6 +193,9 @@ class CallRunner:
         self.switch = switch  # the first switch: the one a call without a switch name uses
         # A pool's switches by name (dispatch.pool): each call talks to the one it lives on.
         self.switches: Mapping[str, EslClient] = switches or {}
+        # In a pool, the dispatcher's account of the events its line count has read from each
+        # switch ("1234.5678.90", in pool order): stamped on every originate.
+        self.lines_seen: Callable[[], str] | None = None
         self.send_gate = send_gate
         self.dialing_stopped = gevent.event.Event()
         self._active: dict[str, _ActiveCall] = {}  # channel uuid -> call being run
@@ -352,18 +355,6 @@ class _ActiveCall(SwitchWatch):
         """Send the originate; False when the call went back to the queue unsent."""
         ticket = self.ticket
         runner = self.runner
-        command = commands.originate(
-            uuid=ticket.channel_uuid,
-            dial_string=runner.dial_plan.number(ticket.phone),
-            caller_id_number=ticket.caller,
-            timeout_seconds=runner.settings.originate_timeout_seconds,
-            line_variable=ticket.line_variable,
-            call_id=str(ticket.call_id),
-            request_id=commands.channel_text(ticket.request_id),
-            # A busy transfer target must not hang the robo leg up before robocall records the
-            # outcome; after a bridge the leg returns to park and the flow machine decides.
-            extra_variables=(("continue_on_fail", "true"), ("hangup_after_bridge", "false")),
-        )
         try:
             if runner.dialing_stopped.is_set():
                 raise DispatchStopped("dispatching stopped before the call was sent")
@@ -373,6 +364,23 @@ class _ActiveCall(SwitchWatch):
         except DispatchStopped:
             runner.log_store.call_not_dialled(ticket.call_id)
             return False
+        # A busy transfer target must not hang the robo leg up before robocall records the
+        # outcome; after a bridge the leg returns to park and the flow machine decides.
+        extra = [("continue_on_fail", "true"), ("hangup_after_bridge", "false")]
+        if runner.lines_seen is not None:
+            # In a pool: which of each switch's events the line count it was sent on had read
+            # (docs/pool.md), taken after the send-time line check, as the originate leaves.
+            extra.append(("robocall_lines_seen", runner.lines_seen()))
+        command = commands.originate(
+            uuid=ticket.channel_uuid,
+            dial_string=runner.dial_plan.number(ticket.phone),
+            caller_id_number=ticket.caller,
+            timeout_seconds=runner.settings.originate_timeout_seconds,
+            line_variable=ticket.line_variable,
+            call_id=str(ticket.call_id),
+            request_id=commands.channel_text(ticket.request_id),
+            extra_variables=tuple(extra),
+        )
         try:
             job = self.switch.bgapi(command)
         except SwitchNotConnected:

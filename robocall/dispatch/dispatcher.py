@@ -83,6 +83,9 @@ class Programs(Protocol):
 class _Organization:
     lines: OrganizationLines
     in_flight: set[str] = field(default_factory=set)  # channel uuids claimed, no channel seen yet
+    # Channel uuids of calls other nodes had claimed and not ended at this node's last claim
+    # (PostgreSQL): their lines count at the send-time check until their channels are seen.
+    claimed_elsewhere: frozenset[str] = frozenset()
     live_calls: int = 0  # robo calls whose runner has not finished
 
 
@@ -137,6 +140,8 @@ class Dispatcher:
             )])
         self.switch = self.pool.first.client
         self.runner = runner
+        if len(self.pool) > 1:
+            runner.lines_seen = self.pool.lines_seen
         self.programs = programs
         # Every switch's book read as one: an organization's lines are summed over the pool.
         self.lines = PooledLines(lambda: [member.lines for member in self.pool])
@@ -335,6 +340,9 @@ class Dispatcher:
         headers = event.headers
         name = headers.get("Event-Name")
         unique_id = headers.get("Unique-ID", "")
+        sequence = headers.get("Event-Sequence", "")
+        if sequence.isdigit():
+            member.last_sequence = int(sequence)
         if name == "CHANNEL_CREATE":
             member.channels.add(unique_id)
             member.in_flight.discard(unique_id)
@@ -466,10 +474,13 @@ class Dispatcher:
         if organization is None or channel_uuid not in organization.in_flight:
             return True
         usage = self.lines.usage(organization_id)
-        return (
-            organization.lines.max_concurrent_calls - usage.total - len(organization.in_flight)
-            >= 0
+        # Other nodes' dials the last claim found in flight, whose channels are not seen yet.
+        elsewhere = sum(
+            1 for u in organization.claimed_elsewhere
+            if not self.lines.knows(u) and not self.lines.has_ended(u)
         )
+        in_use = usage.total + len(organization.in_flight) + elsewhere
+        return in_use <= organization.lines.max_concurrent_calls
 
     def _lines_left(self, organization: _Organization, unfinished: frozenset[str]) -> int:
         """Free lines counted under the organization's lock in the database: ``unfinished`` are
@@ -477,6 +488,7 @@ class Dispatcher:
         node's dial in flight holds a line here too, though this node has not seen its channel.
         A channel the switch reported gone frees its line even before its end is recorded."""
         organization_id = organization.lines.id
+        organization.claimed_elsewhere = unfinished - organization.in_flight
         robo = self.lines.robo_channel_ids(organization_id) | unfinished | organization.in_flight
         in_use = self.lines.usage(organization_id).other + sum(
             1 for channel_uuid in robo if not self.lines.has_ended(channel_uuid)

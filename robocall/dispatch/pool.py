@@ -40,6 +40,7 @@ class PoolMember:
     in_flight: set[str] = field(default_factory=set)  # robocall's dials sent here, not yet seen
     recovered: bool = False  # this node's calls left on it by an earlier run are settled
     health_factor: float = 1.0  # the share of its pace robocall uses now (SwitchHealth)
+    last_sequence: int = 0  # Event-Sequence of the last of its events the line book read
 
     @property
     def placeable(self) -> bool:
@@ -101,6 +102,11 @@ class SwitchPool:
     @property
     def clients(self) -> Mapping[str, EslClient]:
         return {member.name: member.client for member in self}
+
+    def lines_seen(self) -> str:
+        """How far the line count has read each switch's events: their ``Event-Sequence``
+        numbers in pool order, joined by dots (ESL-safe: digits and dots only)."""
+        return ".".join(str(member.last_sequence) for member in self)
 
     def any_placeable(self) -> bool:
         return any(member.placeable for member in self)

@@ -6,6 +6,7 @@ Used by the pool tests and by scripts/bench_pool.py (plain Python: no pytest her
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -29,6 +30,11 @@ class OrgLines:
     # (their channel is younger than the robo call's decision window): not robocall's to know.
     raced: int = 0
     most_total: int = 0  # the most lines seen in use at one sample, whoever took them
+    # Line re-use: when the organization went from all its lines in use to one free, and
+    # for each robo call that took such a line, seconds since (sampling adds up to a period).
+    freed_at: float | None = None
+    reuse: list[float] = field(default_factory=list)
+    total: int = 0  # lines in use at the last sample
 
     @property
     def max_total_at_robo_dial(self) -> int:
@@ -40,17 +46,24 @@ class PoolSampler:
     sum is one instant) and counts, per organization, robo and other lines that are up.
 
     ``switches`` may change while it runs (a switch killed and another started on its port):
-    the caller passes a list it edits. ``decision_seconds`` is how long before its channel
-    appears robocall decided to send a robo call at the latest (its send-time line check):
-    another app's call younger than that is one robocall could not have seen.
+    the caller passes a list it edits.
+
+    Which other-app calls robocall could have known of when it sent a robo call: in a pool,
+    robocall stamps each originate with the ``Event-Sequence`` of the last event of each
+    switch its line count had read (``robocall_lines_seen``, in pool order). ``created_at``
+    maps another app's call to (its switch's index in the pool, the sequence number of its
+    CHANNEL_CREATE): known when that number is within the stamp. Without both, a call is
+    taken as known when it began ``decision_seconds`` or more before the robo call's channel.
     """
 
     def __init__(self, switches: list[FakeSwitch], lines: dict[str, int], *,
-                 period: float = 0.002, decision_seconds: float = 0.0) -> None:
+                 period: float = 0.002, decision_seconds: float = 0.0,
+                 created_at: dict[str, tuple[int, int]] | None = None) -> None:
         self.switches = switches
         self.orgs = {org_id: OrgLines(count) for org_id, count in lines.items()}
         self.period = period
         self.decision_seconds = decision_seconds
+        self.created_at = created_at if created_at is not None else {}
         self.samples = 0
         self.robo_by_switch: dict[int, int] = {}  # id(fake) -> robo channels seen on it
         self._seen: set[str] = set()
@@ -86,24 +99,42 @@ class PoolSampler:
         for fake, channel in channels:
             if channel.kind == "robo" and channel.uuid not in self._seen:
                 self.robo_by_switch[id(fake)] = self.robo_by_switch.get(id(fake), 0) + 1
-        for org_id, (robo, other) in self._lines(channels).items():
-            seen = self.orgs[org_id]
+        now = time.monotonic()
+        found = self._lines(channels)
+        for org_id, seen in self.orgs.items():
+            robo, other = found.get(org_id, ([], []))
             total = len(robo) + len(other)
             seen.most_total = max(seen.most_total, total)
-            for channel in robo:
-                if channel.uuid in self._seen:
-                    continue
+            appeared = [c for c in robo if c.uuid not in self._seen]
+            if seen.freed_at is None and seen.total >= seen.lines > total:
+                seen.freed_at = now
+            elif seen.freed_at is not None and appeared:
+                seen.reuse.append(now - seen.freed_at)
+                seen.freed_at = None
+            elif total >= seen.lines:
+                seen.freed_at = None  # another app took the line
+            seen.total = total
+            for channel in appeared:
                 seen.dials.append((len(robo), len(other)))
                 if total <= seen.lines:
                     continue
-                decided = channel.created_mono - self.decision_seconds
-                known = sum(1 for o in other if o.created_mono < decided)
+                known = sum(1 for o in other if self._known(o, channel))
                 if len(robo) + known > seen.lines:
                     seen.violations += 1
                 else:
                     seen.raced += 1
         self._seen |= {c.uuid for _, c in channels if "robocall_call_id" in c.variables}
         self.samples += 1
+
+    def _known(self, other: Channel, robo: Channel) -> bool:
+        """Whether robocall could have counted ``other`` when it sent ``robo``."""
+        stamp = robo.variables.get("robocall_lines_seen", "")
+        created = self.created_at.get(other.uuid)
+        if stamp and created is not None:
+            index, sequence = created
+            seen = [int(part) for part in stamp.split(".")]
+            return index < len(seen) and sequence <= seen[index]
+        return other.created_mono < robo.created_mono - self.decision_seconds
 
     def stop(self) -> None:
         self._greenlet.kill()
