@@ -480,7 +480,9 @@ def _switch_pool(addresses: list[SwitchAddress], *, clock: Callable[[], float]) 
             on_reply=health.observe_reply,
         )
         client.add_event_listener(health.observe)
-        members.append(PoolMember(address.name, client, LineBook(clock=clock), health))
+        members.append(
+            PoolMember(address.name, client, LineBook(clock=clock), health, clock=clock)
+        )
     return SwitchPool(members)
 
 
@@ -489,6 +491,7 @@ def _switch_connected(dispatcher: Dispatcher, member: PoolMember, _client: EslCl
     limits and list its channels in greenlets of their own; list them once more after the
     settle time, so a channel that ended during the outage, too young at the first listing
     to be released, is not left holding its line for a minute."""
+    member.reconnected()  # nothing placed there until its limits are read
     gevent.spawn(dispatcher.read_switch_limits, member)
     gevent.spawn(dispatcher.resync, member)
     gevent.spawn_later(DEFAULT_SETTLE_SECONDS + 0.5, dispatcher.resync, member)

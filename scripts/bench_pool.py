@@ -115,8 +115,14 @@ def _run(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
                     "callFlow": {"steps": [{"name": "transfer", "destination": "Ext:1000"}]},
                 }
                 node = nodes[index % NODES]
-                response = requests.post(f"{node.base_url}/v1/call", json=body,
-                                         headers={API_KEY_HEADER: key}, timeout=120)
+                for _attempt in range(20):
+                    # the same requestId and body again is an idempotent retry: a 503 (the
+                    # store busy with both nodes' dispatch) is asked again
+                    response = requests.post(f"{node.base_url}/v1/call", json=body,
+                                             headers={API_KEY_HEADER: key}, timeout=120)
+                    if response.status_code != 503:
+                        break
+                    gevent.sleep(1.0)
                 response.raise_for_status()
                 request_ids.append((org_id, body["requestId"], calls))
             deadline = started + args.max_seconds

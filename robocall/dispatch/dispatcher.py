@@ -49,6 +49,11 @@ from robocall.store.records import CallStatus, CallTicket, ClaimedCall, Organiza
 log = logging.getLogger(__name__)
 
 LISTING_TIMEOUT_SECONDS = 30.0
+# How long a switch that restarted while robocall knew it is given before new calls go there.
+RESTART_WARMUP_SECONDS = 15.0
+# Uptime is read in whole seconds, late: a start more than this later than the one known is
+# a restart.
+RESTART_DETECTION_SLACK_SECONDS = 3.0
 _LINE_EVENTS = frozenset({"CHANNEL_HANGUP_COMPLETE", "CHANNEL_DESTROY"})
 
 
@@ -149,6 +154,7 @@ class Dispatcher:
         self.wall_clock = wall_clock
         self.new_uuid = new_uuid
         self.tick_seconds = tick_seconds
+        self.restart_warmup_seconds = RESTART_WARMUP_SECONDS
         self.reconcile_seconds = reconcile_seconds
         # Each switch's limits until it tells its own (FreeSWITCH's defaults), and the pace the
         # settings allow at most (None: the switch's own, less headroom).
@@ -294,8 +300,13 @@ class Dispatcher:
         except (SwitchError, ValueError) as err:
             log.warning("could not read switch %s's limits (%s); pacing for %s",
                         member.name or "", err, member.limits)
+            if member.warm_until > self.clock() and member.client.connected:
+                # Just (re)connected: a starting switch may not answer yet. It gets no new
+                # call before it has said its limits and how long it has been up.
+                gevent.spawn_later(1.0, self.read_switch_limits, member)
             return
         member.limits = limits
+        self._warm_up(member, limits)
         rate = limits.legs_per_second(self.switch_cps)
         self.gate.set_switch_rate(rate * member.health_factor, member.name)
         log.info(
@@ -303,6 +314,26 @@ class Dispatcher:
             "keeping under %d sessions", member.name or "",
             limits.sessions_per_second, limits.max_sessions, rate, limits.sessions_cap,
         )
+
+    def _warm_up(self, member: PoolMember, limits: SwitchLimits) -> None:
+        """A switch robocall knew that has restarted since (its uptime began again) gets no
+        new call until it has been up ``restart_warmup_seconds``: FreeSWITCH takes Event
+        Socket connections before its SIP profiles and gateways are up (the lab's first dials
+        after a restart failed CHAN_NOT_IMPLEMENTED)."""
+        now = self.clock()
+        uptime = limits.uptime_seconds
+        up_since = None if uptime is None else now - uptime
+        restarted = (
+            up_since is not None and member.up_since is not None
+            and up_since > member.up_since + RESTART_DETECTION_SLACK_SECONDS
+        )
+        if restarted and uptime is not None and uptime < self.restart_warmup_seconds:
+            member.warm_until = now + self.restart_warmup_seconds - uptime
+            log.warning("switch %s restarted %.0f s ago: new calls go there in %.0f s",
+                        member.name or "", uptime, member.warm_until - now)
+        else:
+            member.warm_until = min(member.warm_until, now)
+        member.up_since = up_since if up_since is not None else member.up_since
 
     def _limits_changed(self) -> None:
         """A switch refused a send we paced under its budget: read the limits again (once,
@@ -343,6 +374,12 @@ class Dispatcher:
         sequence = headers.get("Event-Sequence", "")
         if sequence.isdigit():
             member.last_sequence = int(sequence)
+        if name == "SHUTDOWN":
+            # It goes down: its endpoints unload while its Event Socket still answers (a dial
+            # sent now fails CHAN_NOT_IMPLEMENTED). Nothing new goes there until it is back.
+            member.reconnected()
+            log.warning("switch %s is shutting down: no new calls go there", member.name or "")
+            return
         if name == "CHANNEL_CREATE":
             member.channels.add(unique_id)
             member.in_flight.discard(unique_id)

@@ -18,6 +18,8 @@ Pure but for the clients it holds: placement and counting read state, never the 
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -39,13 +41,19 @@ class PoolMember:
     channels: set[str] = field(default_factory=set)  # every live channel on it, any owner
     in_flight: set[str] = field(default_factory=set)  # robocall's dials sent here, not yet seen
     recovered: bool = False  # this node's calls left on it by an earlier run are settled
+    # No new call before this moment (clock's): set on every (re)connect until its limits are
+    # read, and a while longer when it has just restarted (docs/pool.md, "A switch that
+    # goes away").
+    warm_until: float = 0.0
+    clock: Callable[[], float] = time.monotonic
+    up_since: float | None = None  # when it started (clock's), from its status' uptime
     health_factor: float = 1.0  # the share of its pace robocall uses now (SwitchHealth)
     last_sequence: int = 0  # Event-Sequence of the last of its events the line book read
 
     @property
     def placeable(self) -> bool:
         """Whether a new call may go here now."""
-        return self.recovered and self.client.connected
+        return self.recovered and self.client.connected and self.clock() >= self.warm_until
 
     @property
     def sessions_left(self) -> int:
@@ -57,6 +65,10 @@ class PoolMember:
     def load(self) -> float:
         """The share of its session cap in use or about to be."""
         return (len(self.channels) + len(self.in_flight)) / max(1, self.limits.sessions_cap)
+
+    def reconnected(self) -> None:
+        """Its Event Socket is up again: nothing goes there until its limits are read."""
+        self.warm_until = math.inf
 
     def idle_cpu(self) -> float:
         """Its machine's idle CPU from the last HEARTBEAT (100 before the first one)."""

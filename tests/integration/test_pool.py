@@ -104,6 +104,8 @@ def test_other_apps_calls_on_one_switch_reduce_the_robo_calls_on_the_others(star
 def test_a_switch_killed_mid_run_costs_no_promise(start_service):
     # given robocall over three switches and an organization with 9 lines
     running = start_pool(start_service, lines=9)
+    # a switch back from a restart waits this long for new calls (its SIP side coming up)
+    running.service.dispatcher.restart_warmup_seconds = 0.5
     live = list(running.fakes)
     all_fakes = list(running.fakes)
     sampler = PoolSampler(live, {running.org_id: 9})

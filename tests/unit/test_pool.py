@@ -9,7 +9,7 @@ import pytest
 from robocall.bootstrap import parse_switch_urls
 from robocall.dispatch.health import SwitchHealth
 from robocall.dispatch.lines import LineBook, LineRule, LineUsage
-from robocall.dispatch.pacing import SwitchLimits
+from robocall.dispatch.pacing import SwitchLimits, parse_switch_status
 from robocall.dispatch.pool import PooledLines, PoolMember, SwitchPool
 from robocall.errors import ConfigError
 from robocall.esl.client import EslClient
@@ -103,3 +103,12 @@ def test_a_switch_that_cannot_take_calls_gets_none(clients):
     pool = SwitchPool([full, unsettled, gone, open_one])
     assert [m.name for m in pool.place(3)] == ["open", "open", "open"]
     assert pool.sessions_left() == open_one.limits.sessions_cap - 50
+
+
+def test_the_switch_uptime_is_read_from_its_status():
+    # (a restarted switch is given time before new calls go to it: docs/pool.md)
+    text = ("UP 0 years, 0 days, 1 hour, 2 minutes, 3 seconds, 4 milliseconds, 5 microseconds\n"
+            "FreeSWITCH (Version 1.11.1) is ready\n0 session(s) since startup\n"
+            "0 session(s) - peak 0, last 5min 0 \n"
+            "0 session(s) per Sec out of max 30, peak 0, last 5min 0 \n1000 session(s) max\n")
+    assert parse_switch_status(text).uptime_seconds == 3723.0
