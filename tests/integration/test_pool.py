@@ -7,8 +7,6 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-import gevent
-
 from robocall.testing import Callee, FakeSwitch
 from tests.support.nodes import originates_by_number
 from tests.support.pool import PoolSampler
@@ -181,7 +179,6 @@ def test_unknown_switch_lines_are_held_while_it_cannot_be_seen(start_service):
     wait_for(lambda: len(sampler.orgs[running.org_id].dials) >= 2, "two robo calls")
     report = running.service.dispatcher.report(running.org_id)
     assert report is not None and report.other == 3
-    gevent.sleep(0)
     assert all(robo <= 1 for robo, _ in sampler.orgs[running.org_id].dials)
     switch_c.accepting = True
     final = running.wait_until_final(body["requestId"])
