@@ -59,6 +59,8 @@ def main() -> None:
     parser.add_argument("--external-share", type=float, default=0.1)
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--sample-ms", type=float, default=5.0)
+    parser.add_argument("--switches", type=int, default=SWITCHES)
+    parser.add_argument("--nodes", type=int, default=NODES)
     parser.add_argument("--max-seconds", type=float, default=900.0, help="bound on the run")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="robocall-pool-") as directory:
@@ -81,7 +83,7 @@ def _run(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
     book = CalleeBook({"1000": Callee(answer_after_ms=50, hangup_after_ms=int(args.hold * 1000))},
                       Callee(answer_after_ms=100))
     fakes = [FakeSwitch(book, sessions_per_second=2000, max_sessions=10000).start()
-             for _ in range(SWITCHES)]
+             for _ in range(args.switches)]
     pool_url = ",".join(f"{fake.url}#sw{index}" for index, fake in enumerate(fakes))
     with scratch_postgresql_database("robocall_bench_pool") as database_url:
         repo = bootstrap.open_repo(Settings(database_url=database_url))
@@ -95,7 +97,7 @@ def _run(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
                               created_at=created_at, period=args.sample_ms / 1000)
         nodes = [ServeProcess(database_url=database_url, switch_url=pool_url,
                               node_id=f"bench-{n}", data_dir=directory / f"node{n}")
-                 for n in range(NODES)]
+                 for n in range(args.nodes)]
         externals = []
         started = time.monotonic()
         try:
@@ -114,7 +116,7 @@ def _run(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
                                      for i in range(calls)],
                     "callFlow": {"steps": [{"name": "transfer", "destination": "Ext:1000"}]},
                 }
-                node = nodes[index % NODES]
+                node = nodes[index % len(nodes)]
                 for _attempt in range(20):
                     # the same requestId and body again is an idempotent retry: a 503 (the
                     # store busy with both nodes' dispatch) is asked again
@@ -163,8 +165,8 @@ def _run(args: argparse.Namespace, directory: Path) -> dict[str, Any]:
     span = (max(first_last) - min(first_last)) if first_last else 0.0
     total_calls = sum(round(lines * args.calls_per_line) for _, lines, _ in orgs)
     return {
-        "switches": SWITCHES,
-        "nodes": NODES,
+        "switches": args.switches,
+        "nodes": args.nodes,
         "organizations": len(orgs),
         "lines": sum(lines for _, lines, _ in orgs),
         "calls": total_calls,
