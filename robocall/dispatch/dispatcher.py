@@ -300,10 +300,8 @@ class Dispatcher:
         except (SwitchError, ValueError) as err:
             log.warning("could not read switch %s's limits (%s); pacing for %s",
                         member.name or "", err, member.limits)
-            if member.warm_until > self.clock() and member.client.connected:
-                # Just (re)connected: a starting switch may not answer yet. It gets no new
-                # call before it has said its limits and how long it has been up.
-                gevent.spawn_later(1.0, self.read_switch_limits, member)
+            # A slow switch is not a lost one: it takes calls at FreeSWITCH's default pace.
+            member.warm_until = min(member.warm_until, self.clock())
             return
         member.limits = limits
         self._warm_up(member, limits)

@@ -137,8 +137,13 @@ def test_a_switch_killed_mid_run_costs_no_promise(start_service):
     counts = final["counts"]
     assert sum(counts.values()) == 60
     assert set(counts) <= {"completed", "failed"}
-    assert set(originates(all_fakes).values()) == {1}
-    assert len(originates(all_fakes)) == 60
+    dialled = originates(all_fakes)
+    assert set(dialled.values()) == {1}
+    # (an originate cut off with sw1's connection may never have reached it: robocall cannot
+    # prove it did not, so it is failed, never sent again)
+    for detail in final["details"]:
+        if detail["destination"] not in dialled:
+            assert (detail["switch"], detail["status"]) == ("sw1", "failed"), detail
     seen = sampler.orgs[running.org_id]
     assert seen.violations == 0 and seen.max_total_at_robo_dial <= 9
     # and the calls cut off with sw1 are failed with the cause that says so
