@@ -8,7 +8,9 @@ share one gevent hub, and there is one dialer per process (docs/design.md, "The 
 
 from __future__ import annotations
 
+import functools
 import logging
+import re
 import secrets
 import time
 from collections.abc import Callable, Iterable
@@ -40,8 +42,9 @@ from robocall.config import Settings
 from robocall.dispatch.dispatcher import Dispatcher
 from robocall.dispatch.health import SwitchHealth
 from robocall.dispatch.lease import LeaseKeeper
-from robocall.dispatch.lines import DEFAULT_SETTLE_SECONDS
+from robocall.dispatch.lines import DEFAULT_SETTLE_SECONDS, LineBook
 from robocall.dispatch.pacing import SwitchLimits
+from robocall.dispatch.pool import PoolMember, SwitchPool
 from robocall.dispatch.recovery import RecoveryReport, recover_calls
 from robocall.dispatch.sending import SendGate
 from robocall.errors import ConfigError, NotFound, StoreError, SwitchError
@@ -221,27 +224,55 @@ class SwitchAddress:
     host: str
     port: int
     password: str
+    name: str = ""  # its name in a pool: the URL's #fragment, or HOST:PORT
+
+    @property
+    def where(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+_SWITCH_NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
 
 def parse_switch_url(url: str) -> SwitchAddress:
-    """``esl://:PASSWORD@HOST:PORT`` -> where and how to reach FreeSWITCH's Event Socket."""
-    parts = urlsplit(url)
+    """``esl://:PASSWORD@HOST:PORT[#NAME]`` -> where and how to reach FreeSWITCH's Event
+    Socket, and the switch's name in a pool (default ``HOST:PORT``)."""
+    parts = urlsplit(url.strip())
     if parts.scheme != "esl" or not parts.hostname or parts.password is None:
         raise ConfigError(f"--switch {url!r}: expected fake or esl://:PASSWORD@HOST:PORT")
     try:
         port = parts.port or 8021
     except ValueError as err:
         raise ConfigError(f"--switch {url!r}: the port is not a number") from err
-    return SwitchAddress(parts.hostname, port, unquote(parts.password))
+    name = unquote(parts.fragment) or f"{parts.hostname}:{port}"
+    if not _SWITCH_NAME.match(name):
+        raise ConfigError(
+            f"--switch {url!r}: a switch's name (#NAME) is 1-64 of A-Z a-z 0-9 _ . : -"
+        )
+    return SwitchAddress(parts.hostname, port, unquote(parts.password), name)
+
+
+def parse_switch_urls(text: str) -> list[SwitchAddress]:
+    """A comma-separated list of ``esl://`` URLs (``ROBOCALL_SWITCH``, or ``--switch`` given
+    several times): the pool of switches, in order. ConfigError on a bad one or a name used
+    twice."""
+    addresses = [parse_switch_url(url) for url in text.split(",") if url.strip()]
+    if not addresses:
+        raise ConfigError("--switch: no switch given; expected esl://:PASSWORD@HOST:PORT")
+    names = [address.name for address in addresses]
+    for name in names:
+        if names.count(name) > 1:
+            raise ConfigError(f"--switch: two switches are named {name!r}; name each with #NAME")
+    return addresses
 
 
 @dataclass
 class Service:
-    """All of robocall in one process: the API, the switch connection, the dispatcher."""
+    """All of robocall in one process: the API, the switch connections, the dispatcher."""
 
     settings: Settings
     api: Api
-    switch: EslClient
+    pool: SwitchPool
     dispatcher: Dispatcher
     tts: TtsCache
     lease: LeaseKeeper
@@ -251,39 +282,65 @@ class Service:
     dispatching: gevent.event.Event = field(default_factory=gevent.event.Event)
     _starting: gevent.Greenlet | None = None
 
+    @property
+    def switch(self) -> EslClient:
+        """The first switch's client (the only one without a pool)."""
+        return self.pool.first.client
+
     def start(self) -> None:
         """Take the node's lease (NodeBusy, at once, while another live process holds it);
-        connect to the switch (in the background, with backoff); once connected, settle the
-        calls a crash left unfinished, then start dispatching. The API serves meanwhile:
+        connect to every switch (in the background, with backoff); as each connects, settle
+        the calls a crash left unfinished on it; dispatching starts once one switch is ready,
+        and a switch takes new calls only once its own are settled. The API serves meanwhile:
         requests queue up and are dialled as soon as dispatching starts."""
         self.lease.take()
-        self.switch.start()
+        for member in self.pool:
+            member.client.start()
         if self.webhooks is not None:
             self.webhooks.start()
         self._starting = gevent.spawn(self._recover_then_dispatch)
 
     def _recover_then_dispatch(self) -> None:
-        while not self.switch.closed:
-            try:
-                self.switch.wait_connected(RECOVERY_RETRY_SECONDS)
-                self.dispatcher.read_switch_limits()
-                self.recovery = recover_calls(
-                    self.api.repo,
-                    self.switch,
-                    node_id=self.settings.resolved_node_id,
-                    observers=self.dispatcher.runner.observers,
-                )
-            except (SwitchError, StoreError) as err:
-                # Nothing dials before recovery is done: a call left dialing must not be
-                # counted out of its line or dialled again.
-                log.warning("crash recovery waits for the switch and the store: %s", err)
-                gevent.sleep(1.0)
-                continue
-            self.dispatcher.start()
-            # Events before the dispatcher listened are not in its line book: list them now.
-            gevent.spawn(self.dispatcher.resync)
-            self.dispatching.set()
+        while not self.pool.first.client.closed:
+            for member in self.pool:
+                if not member.recovered and member.client.connected:
+                    self._recover(member)
+            if not self.dispatching.is_set() and self.pool.any_placeable():
+                self.dispatcher.start()
+                # Events before the dispatcher listened are not in its line book: list them now.
+                gevent.spawn(self.dispatcher.resync)
+                self.dispatching.set()
+            if all(member.recovered for member in self.pool):
+                return
+            gevent.sleep(0.2)
+
+    def _recover(self, member: PoolMember) -> None:
+        """Settle this node's unfinished calls on ``member`` (the calls an earlier run left
+        there); then it may take new calls. A call with no switch, or one no longer in the
+        pool, is the first switch's to settle."""
+        first = member is self.pool.first
+        names = set(self.pool.names)
+        try:
+            self.dispatcher.read_switch_limits(member)
+            report = recover_calls(
+                self.api.repo,
+                member.client,
+                node_id=self.settings.resolved_node_id,
+                observers=self.dispatcher.runner.observers,
+                belongs=lambda call: call.switch == member.name or (
+                    first and call.switch not in names),
+            )
+        except (SwitchError, StoreError) as err:
+            # Nothing is placed on a switch before its recovery is done: a call left dialing
+            # there must not be counted out of its line or dialled again.
+            log.warning("crash recovery on switch %s waits for it and the store: %s",
+                        member.name, err)
+            gevent.sleep(1.0)
             return
+        self.recovery = report if self.recovery is None else self.recovery.merged(report)
+        member.recovered = True
+        if self.dispatching.is_set():
+            self.dispatcher.wake()
 
     def stop(self, grace_seconds: float = 10.0) -> None:
         """Stop dialling, let live calls finish for up to ``grace_seconds``, then hang up the
@@ -295,7 +352,8 @@ class Service:
         if self.webhooks is not None:  # after the calls: their last events are in the outbox
             self.webhooks.stop()
         self.lease.release()
-        self.switch.close()
+        for member in self.pool:
+            member.client.close()
         if self.fake_switch is not None:
             self.fake_switch.stop()
         self.tts.close()
@@ -315,7 +373,7 @@ def build_service(
 ) -> Service:
     """Wire robocall over ``settings``. ``--switch fake`` runs a FakeSwitch in-process (its
     callees from ``--callees``); tests may pass their own ``fake_switch`` and ``tts``, and a
-    ``resolver`` for webhook hosts."""
+    ``resolver`` for webhook hosts. Several ``esl://`` URLs make a pool (docs/pool.md)."""
     languages = frozenset(languages)
     # Settings that can be wrong are checked before anything starts (or logs): a bad template
     # or allow-list is one line on the console, not a half-started service.
@@ -326,47 +384,27 @@ def build_service(
         gateway=settings.gateway,
         domain=settings.domain,
     )
+    addresses = parse_switch_urls(settings.switch) if settings.switch != "fake" else []
     settings.recordings_dir.mkdir(parents=True, exist_ok=True)
     repo = repo if repo is not None else open_repo(settings)
-    if settings.switch == "fake" and fake_switch is None:
-        fake_switch = _start_fake_switch(settings)
-    address = (
-        SwitchAddress(*fake_switch.address, fake_switch.password)
-        if settings.switch == "fake" and fake_switch is not None
-        else parse_switch_url(settings.switch)
-    )
+    if settings.switch == "fake":
+        if fake_switch is None:
+            fake_switch = _start_fake_switch(settings)
+        addresses = [SwitchAddress(*fake_switch.address, fake_switch.password, "fake")]
     tts = tts if tts is not None else TtsCache.from_settings(settings)
-    dispatcher_box: list[Dispatcher] = []
-
-    def connected(_client: EslClient) -> None:
-        # The supervisor greenlet must not wait on a command: resync in a greenlet of its own.
-        # Once more after the settle time: a channel that ended during the outage, too young
-        # at the first listing to be released, is not left holding its line for a minute.
-        if dispatcher_box:
-            gevent.spawn(dispatcher_box[0].read_switch_limits)
-            gevent.spawn(dispatcher_box[0].resync)
-            gevent.spawn_later(DEFAULT_SETTLE_SECONDS + 0.5, dispatcher_box[0].resync)
-
-    health = SwitchHealth(clock=monotonic)
-    # Commands on a connection of their own: their replies never wait behind the event stream.
-    switch = EslClient(
-        address.host,
-        address.port,
-        address.password,
-        on_connected=connected,
-        command_connection=True,
-        on_reply=health.observe_reply,
+    pool = _switch_pool(addresses, clock=monotonic)
+    # Before each switch tells its own limits: FreeSWITCH's defaults (the dispatcher reads
+    # them before it dials anything, and again on every reconnect).
+    gate = SendGate(
+        SwitchLimits().legs_per_second(settings.switch_cps), clock=monotonic,
+        switches=pool.names,
     )
-    switch.add_event_listener(health.observe)
-    # Before the switch tells its own limits: FreeSWITCH's defaults (the dispatcher reads them
-    # before it dials anything, and again on every reconnect).
-    gate = SendGate(SwitchLimits().legs_per_second(settings.switch_cps), clock=monotonic)
     lease = LeaseKeeper(repo, settings.resolved_node_id, clock=monotonic)
     gate.may_send = lease.fresh
     prompts = Prompts(tts)
     programs = ProgramCache(languages)
     runner = CallRunner(
-        switch,
+        pool.first.client,
         repo,
         prompts,
         dial_plan,
@@ -380,11 +418,12 @@ def build_service(
         ),
         send_gate=gate,
         clock=clock,
+        switches=pool.clients,
     )
     first_prompts = FirstPrompts(repo, prompts, programs)
     dispatcher = Dispatcher(
         repo,
-        switch,
+        pool,
         runner,
         programs,
         gate,
@@ -394,10 +433,11 @@ def build_service(
         node_id=settings.resolved_node_id,
         lease_token=lease.token,
         first_prompts=first_prompts,
-        health=health,
+        health=pool.first.health,
     )
     first_prompts.on_ready = dispatcher.wake
-    dispatcher_box.append(dispatcher)
+    for member in pool:
+        member.client.on_connected = functools.partial(_switch_connected, dispatcher, member)
     webhooks = WebhookWorker(
         repo,
         DeliveryPolicy(
@@ -421,16 +461,47 @@ def build_service(
         lines_control=dispatcher,
         resolver=resolver,
     )
-    _install_watching(api.app, repo=repo, switch=switch, runner=runner, dispatcher=dispatcher)
+    _install_watching(api.app, repo=repo, pool=pool, runner=runner, dispatcher=dispatcher)
     lease.on_lost = dispatcher.lease_lost
-    return Service(settings, api, switch, dispatcher, tts, lease, fake_switch, webhooks)
+    return Service(settings, api, pool, dispatcher, tts, lease, fake_switch, webhooks)
+
+
+def _switch_pool(addresses: list[SwitchAddress], *, clock: Callable[[], float]) -> SwitchPool:
+    """One Event Socket client per switch, each with its line book and health."""
+    members = []
+    for address in addresses:
+        health = SwitchHealth(clock=clock)
+        # Commands on a connection of their own: their replies never wait behind the events.
+        client = EslClient(
+            address.host,
+            address.port,
+            address.password,
+            command_connection=True,
+            on_reply=health.observe_reply,
+        )
+        client.add_event_listener(health.observe)
+        members.append(
+            PoolMember(address.name, client, LineBook(clock=clock), health, clock=clock)
+        )
+    return SwitchPool(members)
+
+
+def _switch_connected(dispatcher: Dispatcher, member: PoolMember, _client: EslClient) -> None:
+    """A switch (re)connected. The supervisor greenlet must not wait on a command: read its
+    limits and list its channels in greenlets of their own; list them once more after the
+    settle time, so a channel that ended during the outage, too young at the first listing
+    to be released, is not left holding its line for a minute."""
+    member.reconnected()  # nothing placed there until its limits are read
+    gevent.spawn(dispatcher.read_switch_limits, member)
+    gevent.spawn(dispatcher.resync, member)
+    gevent.spawn_later(DEFAULT_SETTLE_SECONDS + 0.5, dispatcher.resync, member)
 
 
 def _install_watching(
     app: falcon.App[Any, Any],
     *,
     repo: Repo,
-    switch: EslClient,
+    pool: SwitchPool,
     runner: CallRunner,
     dispatcher: Dispatcher,
 ) -> None:
@@ -448,7 +519,7 @@ def _install_watching(
         LiveCollector(
             line_reports=dispatcher.reports,
             queued_calls=repo.queued_calls_by_organization,
-            switch_connected=lambda: switch.connected,
+            switch_connected=lambda: all(member.client.connected for member in pool),
         )
     )
     app.add_route("/metrics", MetricsResource(registry))

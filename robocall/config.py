@@ -26,7 +26,9 @@ class Settings:
     data_dir: Path = DEFAULT_DATA_DIR  # ROBOCALL_DATA_DIR
     database_url: str = ""  # ROBOCALL_DATABASE_URL; empty: SQLite file in data_dir
     listen: str = "127.0.0.1:8080"  # ROBOCALL_LISTEN
-    switch: str = "fake"  # ROBOCALL_SWITCH: esl://:PASSWORD@HOST:PORT or "fake"
+    # ROBOCALL_SWITCH: esl://:PASSWORD@HOST:PORT[#NAME] or "fake"; several URLs, separated by
+    # commas, make a pool of switches (docs/pool.md)
+    switch: str = "fake"
     callees_file: Path | None = None  # ROBOCALL_CALLEES: FakeSwitch scripted callees (JSON)
     dial_template: str = "sofia/gateway/{gateway}/{number}"  # ROBOCALL_DIAL_TEMPLATE
     extension_template: str = "user/{ext}@{domain}"  # ROBOCALL_EXTENSION_TEMPLATE

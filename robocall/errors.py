@@ -121,6 +121,10 @@ class DispatchStopped(RobocallError):
     """Dispatching stopped (shutdown) while a call waited for its turn to be sent."""
 
 
+class LinesTaken(DispatchStopped):
+    """The organization's lines filled up (other apps' calls) while a call waited to be sent."""
+
+
 class NodeBusy(RobocallError):
     """Another live process holds this node's lease: one node id, one dialer."""
 

@@ -105,7 +105,10 @@ def step_entry(result: StepResult) -> dict[str, Any]:
 
 def leg_entry(leg: Leg) -> dict[str, str]:
     """One ``monitorData`` entry."""
-    return {"uuid": leg.uuid, "type": LEG_KIND[leg.kind], "dest": leg.dest}
+    entry = {"uuid": leg.uuid, "type": LEG_KIND[leg.kind], "dest": leg.dest}
+    if leg.switch:  # extension: which FreeSWITCH of a pool to uuid_dump it on
+        entry["switch"] = leg.switch
+    return entry
 
 
 def call_detail(call: CallRecord) -> dict[str, Any]:
@@ -128,6 +131,7 @@ def call_detail(call: CallRecord) -> dict[str, Any]:
             if call.answered_by is not None
             else {}
         ),
+        **({"switch": call.switch} if call.switch else {}),
     }
 
 

@@ -27,6 +27,7 @@ from robocall.flow.events import Event as MachineEvent
 
 if TYPE_CHECKING:
     from robocall.calls.runner import CallRunner
+    from robocall.esl.client import EslClient
     from robocall.flow.machine import Machine
     from robocall.store.records import CallTicket
 
@@ -74,6 +75,11 @@ class SwitchWatch:
     probe_behind: str | None
     probe_uuid: str | None
 
+    @property
+    def switch(self) -> EslClient:
+        """The switch the call lives on: the runner keeps talking to that one."""
+        return self.runner.switch_for(self.ticket.switch)
+
     def _on_event(self, event: Event) -> bool:
         raise NotImplementedError
 
@@ -118,7 +124,7 @@ class SwitchWatch:
     def _channel_exists(self) -> bool | None:
         """The switch's word on the channel; None when it cannot be had now."""
         try:
-            reply = self.runner.switch.api(commands.uuid_exists(self.ticket.channel_uuid))
+            reply = self.switch.api(commands.uuid_exists(self.ticket.channel_uuid))
         except SwitchError as err:
             log.warning("call %s: uuid_exists: %s", self.ticket.call_id, err)
             return None
@@ -130,7 +136,7 @@ class SwitchWatch:
         """The session dropped: events may be lost. Wait for the reconnect (as long as it takes:
         only the switch can say how the call went), then re-adopt the channel if it lives.
         True to keep following, False when the call is over, None when robocall shuts down."""
-        switch = self.runner.switch
+        switch = self.switch
         while True:
             if switch.closed:
                 return None
@@ -158,7 +164,7 @@ class SwitchWatch:
         """The channel as the switch has it now (``_GONE`` if it has none); None when the
         switch cannot be asked yet."""
         try:
-            text = self.runner.switch.api(commands.uuid_dump_json(self.ticket.channel_uuid))
+            text = self.switch.api(commands.uuid_dump_json(self.ticket.channel_uuid))
         except CommandFailed:
             return _GONE
         except SwitchError as err:
@@ -208,7 +214,7 @@ class SwitchWatch:
         probe_uuid = self.runner.new_uuid()
         self.probe_behind, self.probe_uuid = behind, probe_uuid
         try:
-            self.runner.switch.execute(self.ticket.channel_uuid, *_PROBE_APP, probe_uuid)
+            self.switch.execute(self.ticket.channel_uuid, *_PROBE_APP, probe_uuid)
         except SwitchTimeout:
             pass  # sent: its completion will tell
         except SwitchError as err:
@@ -222,7 +228,7 @@ class SwitchWatch:
 
     def _kill(self) -> None:
         with contextlib.suppress(SwitchError):
-            self.runner.switch.api(commands.uuid_kill(self.ticket.channel_uuid, _KILL_CAUSE))
+            self.switch.api(commands.uuid_kill(self.ticket.channel_uuid, _KILL_CAUSE))
 
 
 _GONE = object()  # the switch has no such channel

@@ -64,7 +64,7 @@ class MachineHandling:
         runner = call.runner
         ticket = call.ticket
         self.detection = CallDetection(
-            runner.switch,
+            call.switch,
             ticket.channel_uuid,
             f"{ticket.call_id}-{ticket.channel_uuid}",
             lambda finding: call.queue.put_nowait(AmdFinding(finding)),
@@ -119,7 +119,7 @@ class MachineHandling:
         self.flow_stopped = True
         if call.pending is not None:
             try:
-                call.runner.switch.api(commands.uuid_break_all(call.ticket.channel_uuid))
+                call.switch.api(commands.uuid_break_all(call.ticket.channel_uuid))
             except SwitchError as err:
                 log.info("call %s: uuid_break: %s", call.ticket.call_id, err)
 
@@ -137,7 +137,7 @@ class MachineHandling:
         log.info("call %s: greeting over at %d ms (%s); leaving the message",
                  call.ticket.call_id, end.at_ms, end.by)
         try:
-            call.runner.switch.execute(
+            call.switch.execute(
                 call.ticket.channel_uuid, "playback", audio, self.message_event_uuid
             )
         except SwitchError as err:

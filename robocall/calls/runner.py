@@ -150,13 +150,13 @@ class SendTurns(Protocol):
     """Where a new leg waits for its turn to leave (``robocall.dispatch.sending.SendGate``):
     calls-per-second is spent as each originate or bridge is sent."""
 
-    def turn(self, organization_id: str, channel_uuid: str) -> None:
+    def turn(self, organization_id: str, channel_uuid: str, switch: str | None = None) -> None:
         """Block until the call's originate may leave (DispatchStopped: it must not)."""
 
-    def transfer_turn(self) -> None:
+    def transfer_turn(self, switch: str | None = None) -> None:
         """Block until a transfer's bridge may leave (DispatchStopped: it must not)."""
 
-    def refused(self) -> None:
+    def refused(self, switch: str | None = None) -> None:
         """The switch refused a send for its budget."""
 
 
@@ -193,8 +193,14 @@ class CallRunner:
         send_gate: SendTurns | None = None,
         clock: Callable[[], float] = time.time,
         new_uuid: Callable[[], str] = lambda: str(uuid_module.uuid4()),
+        switches: Mapping[str, EslClient] | None = None,
     ) -> None:
-        self.switch = switch
+        self.switch = switch  # the first switch: the one a call without a switch name uses
+        # A pool's switches by name (dispatch.pool): each call talks to the one it lives on.
+        self.switches: Mapping[str, EslClient] = switches or {}
+        # In a pool, the dispatcher's account of the events its line count has read from each
+        # switch ("1234.5678.90", in pool order): stamped on every originate.
+        self.lines_seen: Callable[[], str] | None = None
         self.send_gate = send_gate
         self.dialing_stopped = gevent.event.Event()
         self._active: dict[str, _ActiveCall] = {}  # channel uuid -> call being run
@@ -243,6 +249,10 @@ class CallRunner:
                 return call.run()
             finally:
                 self._active.pop(ticket.channel_uuid, None)
+
+    def switch_for(self, name: str) -> EslClient:
+        """The client of the switch called ``name`` (the first one for "")."""
+        return self.switches.get(name) or self.switch
 
     def stop_dialing(self) -> None:
         """Shutdown: calls not yet sent go back to the queue instead of being dialled."""
@@ -296,7 +306,7 @@ class _ActiveCall(SwitchWatch):
 
     def run(self) -> CallStatus:
         ticket = self.ticket
-        switch = self.runner.switch
+        switch = self.switch
         # Registered before the originate: the first events follow the command at once.
         self.queue = switch.channel_queue(ticket.channel_uuid)
         try:
@@ -331,7 +341,7 @@ class _ActiveCall(SwitchWatch):
                 self.runner.progress.flush(ticket.call_id)
                 self.runner.log_store.call_not_dialled(ticket.call_id)
                 if self.runner.send_gate is not None:
-                    self.runner.send_gate.refused()
+                    self.runner.send_gate.refused(ticket.switch)
                 return CallStatus.QUEUED
             return self._finish()
         finally:
@@ -345,6 +355,22 @@ class _ActiveCall(SwitchWatch):
         """Send the originate; False when the call went back to the queue unsent."""
         ticket = self.ticket
         runner = self.runner
+        try:
+            if runner.dialing_stopped.is_set():
+                raise DispatchStopped("dispatching stopped before the call was sent")
+            if runner.send_gate is not None:
+                # Its turn at the organization's and the switch's pace: spent now, as it leaves.
+                runner.send_gate.turn(ticket.organization_id, ticket.channel_uuid, ticket.switch)
+        except DispatchStopped:
+            runner.log_store.call_not_dialled(ticket.call_id)
+            return False
+        # A busy transfer target must not hang the robo leg up before robocall records the
+        # outcome; after a bridge the leg returns to park and the flow machine decides.
+        extra = [("continue_on_fail", "true"), ("hangup_after_bridge", "false")]
+        if runner.lines_seen is not None:
+            # In a pool: which of each switch's events the line count it was sent on had read
+            # (docs/pool.md), taken after the send-time line check, as the originate leaves.
+            extra.append(("robocall_lines_seen", runner.lines_seen()))
         command = commands.originate(
             uuid=ticket.channel_uuid,
             dial_string=runner.dial_plan.number(ticket.phone),
@@ -353,21 +379,10 @@ class _ActiveCall(SwitchWatch):
             line_variable=ticket.line_variable,
             call_id=str(ticket.call_id),
             request_id=commands.channel_text(ticket.request_id),
-            # A busy transfer target must not hang the robo leg up before robocall records the
-            # outcome; after a bridge the leg returns to park and the flow machine decides.
-            extra_variables=(("continue_on_fail", "true"), ("hangup_after_bridge", "false")),
+            extra_variables=tuple(extra),
         )
         try:
-            if runner.dialing_stopped.is_set():
-                raise DispatchStopped("dispatching stopped before the call was sent")
-            if runner.send_gate is not None:
-                # Its turn at the organization's and the switch's pace: spent now, as it leaves.
-                runner.send_gate.turn(ticket.organization_id, ticket.channel_uuid)
-        except DispatchStopped:
-            runner.log_store.call_not_dialled(ticket.call_id)
-            return False
-        try:
-            job = runner.switch.bgapi(command)
+            job = self.switch.bgapi(command)
         except SwitchNotConnected:
             # Nothing reached the switch: the call can go back to the queue, dialled by no one.
             runner.log_store.call_not_dialled(ticket.call_id)
@@ -473,7 +488,8 @@ class _ActiveCall(SwitchWatch):
         if name == "CHANNEL_CREATE":
             self.channel_created = True
             self.runner.progress.leg(
-                self.ticket.call_id, Leg(self.ticket.channel_uuid, LegKind.CALL, self.ticket.phone)
+                self.ticket.call_id,
+                Leg(self.ticket.channel_uuid, LegKind.CALL, self.ticket.phone, self.ticket.switch),
             )
         elif name == "CHANNEL_ANSWER":
             if self.answered_at is None:
@@ -519,7 +535,10 @@ class _ActiveCall(SwitchWatch):
         transfer = pending.action.transfer
         other = event.get("Other-Leg-Unique-ID") or event.get("Bridge-B-Unique-ID") or ""
         dest = transfer.target
-        self.runner.progress.leg(self.ticket.call_id, Leg(other, LegKind.TRANSFER, dest))
+        self.runner.progress.leg(
+            self.ticket.call_id,
+            Leg(other, LegKind.TRANSFER, dest, self.ticket.switch),  # a bridge: the call's switch
+        )
         self._feed(Bridged())
 
     def _on_execute_complete(self, event: Event) -> None:
@@ -603,12 +622,13 @@ class _ActiveCall(SwitchWatch):
                 self._end_by_robocall(ENDED_STEP_FAILED)
             return
         if isinstance(action, Bridge) and self.runner.send_gate is not None:
-            self.runner.send_gate.transfer_turn()  # a new leg: it spends the switch's pace
+            # a new leg on the call's own switch: it spends that switch's pace
+            self.runner.send_gate.transfer_turn(self.ticket.switch)
         event_uuid = self.runner.new_uuid()
         # Registered before sending: the completion can follow the command at once.
         self.pending = _Pending(event_uuid, action)
         try:
-            self.runner.switch.execute(self.ticket.channel_uuid, app, arg, event_uuid)
+            self.switch.execute(self.ticket.channel_uuid, app, arg, event_uuid)
         except SwitchError as err:
             log.warning("call %s: %s failed to start: %s", self.ticket.call_id, app, err)
             if isinstance(err, (SwitchDisconnected, SwitchTimeout)):
@@ -674,7 +694,7 @@ class _ActiveCall(SwitchWatch):
     def _start_recording(self) -> None:
         path = self.runner.settings.recordings_dir.resolve() / f"{self.ticket.call_id}.wav"
         try:
-            self.runner.switch.execute(
+            self.switch.execute(
                 self.ticket.channel_uuid, "record_session", str(path), self.runner.new_uuid()
             )
         except SwitchError as err:
@@ -682,7 +702,7 @@ class _ActiveCall(SwitchWatch):
 
     def _hangup(self, cause: str) -> None:
         try:
-            self.runner.switch.hangup(self.ticket.channel_uuid, cause)
+            self.switch.hangup(self.ticket.channel_uuid, cause)
         except SwitchError as err:
             log.info("call %s: hangup: %s", self.ticket.call_id, err)
 

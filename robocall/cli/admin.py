@@ -42,7 +42,7 @@ def _serve(args: argparse.Namespace, settings: config.Settings) -> int:
     from robocall.tts.voices import available_languages
 
     settings = settings.with_overrides(
-        listen=args.listen, switch=args.switch, callees_file=args.callees
+        listen=args.listen, switch=joined_switches(args.switch), callees_file=args.callees
     )
     _check_switch(settings.switch)
     if settings.callees_file is not None and settings.switch != "fake":
@@ -249,7 +249,12 @@ def _when(moment: datetime | None) -> str:
 
 def _check_switch(switch: str) -> None:
     if switch != "fake":
-        bootstrap.parse_switch_url(switch)
+        bootstrap.parse_switch_urls(switch)
+
+
+def joined_switches(switches: list[str] | None) -> str | None:
+    """``--switch`` given once or several times, as ``ROBOCALL_SWITCH`` lists them."""
+    return ",".join(switches) if switches else None
 
 
 def _safe_url(settings: config.Settings) -> str:
@@ -269,7 +274,12 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
 
     serve = commands.add_parser("serve", parents=[common], help="run the API")
     serve.add_argument("--listen", metavar="HOST:PORT", help="default 127.0.0.1:8080")
-    serve.add_argument("--switch", metavar="fake|esl://:PASSWORD@HOST:PORT")
+    serve.add_argument(
+        "--switch",
+        action="append",
+        metavar="fake|esl://:PASSWORD@HOST:PORT[#NAME]",
+        help="the FreeSWITCH to dial through; several times for a pool (docs/pool.md)",
+    )
     serve.add_argument(
         "--callees", type=Path, metavar="FILE", help="FakeSwitch's scripted callees (JSON)"
     )

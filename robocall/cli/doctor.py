@@ -13,7 +13,7 @@ import logging
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -76,15 +76,16 @@ def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--switch",
-        metavar="esl://:PASSWORD@HOST:PORT",
-        help="the FreeSWITCH to check (default $ROBOCALL_SWITCH)",
+        action="append",
+        metavar="esl://:PASSWORD@HOST:PORT[#NAME]",
+        help="the FreeSWITCH to check, several times for a pool (default $ROBOCALL_SWITCH)",
     )
     # ERROR: closing the Event Socket after the checks logs a warning that means nothing here.
     parser.set_defaults(run=_doctor, log_level=logging.ERROR)
 
 
 def _doctor(args: argparse.Namespace, settings: config.Settings) -> int:
-    settings = settings.with_overrides(switch=args.switch)
+    settings = settings.with_overrides(switch=",".join(args.switch) if args.switch else None)
     console = Console(soft_wrap=True)  # one line per check, whatever the width
     failed = 0
     for check in run_checks(settings):
@@ -155,9 +156,8 @@ def check_database(settings: config.Settings) -> Iterator[Check]:
 
 
 def check_switch(settings: config.Settings) -> Iterator[Check]:
-    """The Event Socket (reachable? password?), then every module robocall's calls use."""
-    from robocall.esl.client import EslClient
-
+    """Each switch's Event Socket (reachable? password?), then every module robocall's calls
+    use on it."""
     if settings.switch == "fake":
         yield Check(
             "FreeSWITCH",
@@ -167,11 +167,22 @@ def check_switch(settings: config.Settings) -> Iterator[Check]:
         )
         return
     try:
-        address = bootstrap.parse_switch_url(settings.switch)
+        addresses = bootstrap.parse_switch_urls(settings.switch)
     except ConfigError as err:
         yield Check("FreeSWITCH", False, str(err), "use --switch esl://:PASSWORD@HOST:PORT")
         return
-    where = f"{address.host}:{address.port}"
+    for address in addresses:
+        # One switch: checked as before; in a pool each check names its switch.
+        yield from _check_one_switch(settings, address, named=len(addresses) > 1)
+
+
+def _check_one_switch(
+    settings: config.Settings, address: bootstrap.SwitchAddress, *, named: bool
+) -> Iterator[Check]:
+    from robocall.esl.client import EslClient
+
+    title = f"FreeSWITCH {address.name}" if named else "FreeSWITCH"
+    where = address.where
     client = EslClient(
         address.host, address.port, address.password, connect_timeout=ESL_TIMEOUT_SECONDS
     )
@@ -179,7 +190,7 @@ def check_switch(settings: config.Settings) -> Iterator[Check]:
         client.connect()
     except SwitchAuthError as err:
         yield Check(
-            "FreeSWITCH",
+            title,
             False,
             f"{where} refused: {_first_line(err)}",
             "use the password of event_socket.conf.xml (esl://:PASSWORD@HOST:PORT), "
@@ -188,7 +199,7 @@ def check_switch(settings: config.Settings) -> Iterator[Check]:
         return
     except SwitchError as err:
         yield Check(
-            "FreeSWITCH",
+            title,
             False,
             f"cannot reach the Event Socket at {where}: {_first_line(err)}",
             "start FreeSWITCH with mod_event_socket loaded, listening on that address "
@@ -196,12 +207,13 @@ def check_switch(settings: config.Settings) -> Iterator[Check]:
         )
         return
     try:
-        yield Check("FreeSWITCH", True, f"{where}: {_version(client)}")
+        yield Check(title, True, f"{where}: {_version(client)}")
         modules = dict(REQUIRED_MODULES)
         if settings.tts_base_url:
             modules[HTTP_CACHE_MODULE[0]] = HTTP_CACHE_MODULE[1]
         for module, purpose in modules.items():
-            yield _check_module(client.api, module, purpose)
+            check = _check_module(client.api, module, purpose)
+            yield replace(check, name=f"{check.name} on {address.name}") if named else check
     finally:
         client.close()
 

@@ -11,10 +11,17 @@ originate leaves, so a crash never dials anyone twice.
 
 The event listener runs in the Event Socket reader: it only updates counters and sets flags.
 Claiming (a database write) and spawning call greenlets happen in the dispatcher's own greenlet.
+
+With a pool of switches (``dispatch.pool``, docs/pool.md) the lines are summed over every
+switch, each claimed call is placed on one switch before it is committed, and dispatch goes on
+while at least one switch can take calls. Right before each originate leaves, the send gate
+asks :meth:`Dispatcher.may_dial` once more against the freshest sum: a line another app took
+while the call waited for its turn sends it back to the queue instead of over the lines.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 import uuid as uuid_module
@@ -30,6 +37,7 @@ from robocall.calls.runner import SHUTDOWN_CAUSE, SHUTDOWN_HANGUP_SECONDS, CallL
 from robocall.dispatch.health import SwitchHealth
 from robocall.dispatch.lines import LineBook, LineRule, LineUsage
 from robocall.dispatch.pacing import SwitchLimits, free_lines, parse_switch_status
+from robocall.dispatch.pool import PooledLines, PoolMember, SwitchPool
 from robocall.dispatch.sending import SendGate
 from robocall.errors import LeaseLost, RobocallError, SwitchError
 from robocall.esl.client import EslClient
@@ -41,6 +49,11 @@ from robocall.store.records import CallStatus, CallTicket, ClaimedCall, Organiza
 log = logging.getLogger(__name__)
 
 LISTING_TIMEOUT_SECONDS = 30.0
+# How long a switch that restarted while robocall knew it is given before new calls go there.
+RESTART_WARMUP_SECONDS = 15.0
+# Uptime is read in whole seconds, late: a start more than this later than the one known is
+# a restart.
+RESTART_DETECTION_SLACK_SECONDS = 3.0
 _LINE_EVENTS = frozenset({"CHANNEL_HANGUP_COMPLETE", "CHANNEL_DESTROY"})
 
 
@@ -59,6 +72,7 @@ class DispatchStore(CallLog, Protocol):
         node_id: str | None = None,
         budget: Callable[[frozenset[str]], int] | None = None,
         lease_token: str | None = None,
+        switches: Sequence[str] | None = None,
     ) -> list[ClaimedCall]: ...
 
 
@@ -74,6 +88,9 @@ class Programs(Protocol):
 class _Organization:
     lines: OrganizationLines
     in_flight: set[str] = field(default_factory=set)  # channel uuids claimed, no channel seen yet
+    # Channel uuids of calls other nodes had claimed and not ended at this node's last claim
+    # (PostgreSQL): their lines count at the send-time check until their channels are seen.
+    claimed_elsewhere: frozenset[str] = frozenset()
     live_calls: int = 0  # robo calls whose runner has not finished
 
 
@@ -94,7 +111,7 @@ class Dispatcher:
     def __init__(
         self,
         store: DispatchStore,
-        switch: EslClient,
+        switch: EslClient | SwitchPool,
         runner: CallRunner,
         programs: Programs,
         gate: SendGate,
@@ -117,27 +134,39 @@ class Dispatcher:
         # Scales the switch's pace down while the switch is overloaded (robocall degrades,
         # it does not collapse); the organizations' own budgets are theirs and stay.
         self.health = health
-        self._health_factor = 1.0
         self.node_id = node_id
         self.lease_token = lease_token  # claims are made only while this node's lease is ours
-        self.switch = switch
+        if isinstance(switch, SwitchPool):
+            self.pool = switch
+        else:  # one switch: a pool of one, its calls settled by whoever built it
+            self.pool = SwitchPool([PoolMember(
+                "", switch, lines or LineBook(clock=clock),
+                health or SwitchHealth(clock=clock), recovered=True,
+            )])
+        self.switch = self.pool.first.client
         self.runner = runner
+        if len(self.pool) > 1:
+            runner.lines_seen = self.pool.lines_seen
         self.programs = programs
-        self.lines = lines or LineBook(clock=clock)
+        # Every switch's book read as one: an organization's lines are summed over the pool.
+        self.lines = PooledLines(lambda: [member.lines for member in self.pool])
         self.clock = clock
         self.wall_clock = wall_clock
         self.new_uuid = new_uuid
         self.tick_seconds = tick_seconds
+        self.restart_warmup_seconds = RESTART_WARMUP_SECONDS
         self.reconcile_seconds = reconcile_seconds
-        # The switch's limits until it tells its own (FreeSWITCH's defaults), and the pace the
+        # Each switch's limits until it tells its own (FreeSWITCH's defaults), and the pace the
         # settings allow at most (None: the switch's own, less headroom).
-        self.switch_limits = SwitchLimits()
         self.switch_cps = switch_cps
         self.gate = gate  # the runner's too: it spends the budgets as each originate leaves
-        self.gate.set_switch_rate(self.switch_limits.legs_per_second(switch_cps))
+        for member in self.pool:
+            self.gate.set_switch_rate(member.limits.legs_per_second(switch_cps), member.name)
         self.gate.on_refused = self._limits_changed
+        self.gate.may_dial = self.may_dial
         self._reading_limits: gevent.Greenlet | None = None
-        self._switch_channels: set[str] = set()  # every live channel of the switch, any owner
+        self._listeners: list[tuple[PoolMember, Callable[[Event], None]]] = []
+        self._placed: dict[str, PoolMember] = {}  # channel uuid -> the switch it was placed on
         self._organizations: dict[str, _Organization] = {}
         self._dirty: set[str] = set()
         self._woken = gevent.event.Event()
@@ -164,7 +193,10 @@ class Dispatcher:
             return
         self.refresh_organizations()
         self.gate.start_cold()
-        self.switch.add_event_listener(self._on_event)
+        for member in self.pool:
+            listener = functools.partial(self._on_event, member)
+            member.client.add_event_listener(listener)
+            self._listeners.append((member, listener))
         self._loop = gevent.spawn(self._run)
 
     def stop(self, grace_seconds: float = 0.0) -> None:
@@ -188,8 +220,8 @@ class Dispatcher:
                         SHUTDOWN_CAUSE)
             self.runner.end_live_calls(SHUTDOWN_CAUSE)
             gevent.joinall(list(self._calls), timeout=SHUTDOWN_HANGUP_SECONDS + 5)
-        if self._loop is not None:
-            self.switch.remove_event_listener(self._on_event)
+        for member, listener in self._listeners:
+            member.client.remove_event_listener(listener)
 
     def lease_lost(self) -> None:
         """Another process holds this node now: dial nothing more (live calls run on)."""
@@ -216,52 +248,93 @@ class Dispatcher:
             self.gate.set_rate(lines.id, lines.cps)
             self.lines.set_rule(lines.id, LineRule(lines.line_variable, lines.line_value))
 
-    def resync(self) -> None:
-        """Reconcile the line book with the switch's channel listing (on every (re)connect and
-        periodically: events lost with a connection must not leak or hide lines)."""
+    @property
+    def switch_limits(self) -> SwitchLimits:
+        """The first switch's limits (the only switch's without a pool)."""
+        return self.pool.first.limits
+
+    def resync(self, member: PoolMember | None = None) -> None:
+        """Reconcile each switch's line book (or ``member``'s) with its channel listing (on
+        every (re)connect and periodically: events lost with a connection must not leak or
+        hide lines). A switch that cannot be asked keeps what its book last knew."""
+        for each in [member] if member is not None else list(self.pool):
+            if each.client.connected:
+                self._resync_member(each)
+        self.wake()
+
+    def _resync_member(self, member: PoolMember) -> None:
         try:
             # A loaded switch lists 1,000 channels slowly: late is not lost.
-            rows = self.switch.show_channels(timeout=LISTING_TIMEOUT_SECONDS)
+            rows = member.client.show_channels(timeout=LISTING_TIMEOUT_SECONDS)
         except SwitchError as err:
-            log.warning("could not list the switch's channels: %s", err)
+            log.warning("could not list switch %s's channels: %s", member.name or "", err)
             return
-        self._switch_channels = {row["uuid"] for row in rows if row.get("uuid")}
-        changed = self.lines.reconcile(
+        member.channels = {row["uuid"] for row in rows if row.get("uuid")}
+        changed = member.lines.reconcile(
             rows, is_robo=self._live_channels.__contains__, robo_owner=self._robo_owner.get
         )
         if changed:
-            log.info("line counts corrected from the switch's listing for %s", sorted(changed))
+            log.info("line counts corrected from switch %s's listing for %s",
+                     member.name or "", sorted(changed))
+        # A dial whose channel the listing showed (its events lost with a connection) is a
+        # line in the book now, no longer one in flight: not counted twice.
+        member.in_flight = {u for u in member.in_flight if not member.lines.knows(u)}
         for organization in self._organizations.values():
-            # A dial whose channel the listing showed (its events lost with a connection) is a
-            # line in the book now, no longer one in flight: not counted twice.
             organization.in_flight = {
                 channel_uuid for channel_uuid in organization.in_flight
                 if not self.lines.knows(channel_uuid)
             }
-        self.wake()
 
-    def read_switch_limits(self) -> SwitchLimits:
-        """Ask the switch for its sessions-per-second and max-sessions (``status``) and pace
-        below them; the configured ``switch_cps`` only ever lowers the pace. On every (re)connect:
-        the switch may have restarted with other settings."""
+    def read_switch_limits(self, member: PoolMember | None = None) -> SwitchLimits:
+        """Ask each switch (or ``member``) for its sessions-per-second and max-sessions
+        (``status``) and pace below them; the configured ``switch_cps`` only ever lowers the
+        pace. On every (re)connect: the switch may have restarted with other settings.
+        Returns the first switch's limits (or ``member``'s)."""
+        for each in [member] if member is not None else list(self.pool):
+            self._read_member_limits(each)
+        return (member or self.pool.first).limits
+
+    def _read_member_limits(self, member: PoolMember) -> None:
         try:
-            limits = parse_switch_status(self.switch.api("status"))
+            limits = parse_switch_status(member.client.api("status"))
         except (SwitchError, ValueError) as err:
-            log.warning("could not read the switch's limits (%s); pacing for %s", err,
-                        self.switch_limits)
-            return self.switch_limits
-        self.switch_limits = limits
+            log.warning("could not read switch %s's limits (%s); pacing for %s",
+                        member.name or "", err, member.limits)
+            # A slow switch is not a lost one: it takes calls at FreeSWITCH's default pace.
+            member.warm_until = min(member.warm_until, self.clock())
+            return
+        member.limits = limits
+        self._warm_up(member, limits)
         rate = limits.legs_per_second(self.switch_cps)
-        self.gate.set_switch_rate(rate * self._health_factor)
+        self.gate.set_switch_rate(rate * member.health_factor, member.name)
         log.info(
-            "switch allows %d sessions/s and %d sessions: sending at most %g legs/s, "
-            "keeping under %d sessions",
+            "switch %s allows %d sessions/s and %d sessions: sending at most %g legs/s, "
+            "keeping under %d sessions", member.name or "",
             limits.sessions_per_second, limits.max_sessions, rate, limits.sessions_cap,
         )
-        return limits
+
+    def _warm_up(self, member: PoolMember, limits: SwitchLimits) -> None:
+        """A switch robocall knew that has restarted since (its uptime began again) gets no
+        new call until it has been up ``restart_warmup_seconds``: FreeSWITCH takes Event
+        Socket connections before its SIP profiles and gateways are up (the lab's first dials
+        after a restart failed CHAN_NOT_IMPLEMENTED)."""
+        now = self.clock()
+        uptime = limits.uptime_seconds
+        up_since = None if uptime is None else now - uptime
+        restarted = (
+            up_since is not None and member.up_since is not None
+            and up_since > member.up_since + RESTART_DETECTION_SLACK_SECONDS
+        )
+        if restarted and uptime is not None and uptime < self.restart_warmup_seconds:
+            member.warm_until = now + self.restart_warmup_seconds - uptime
+            log.warning("switch %s restarted %.0f s ago: new calls go there in %.0f s",
+                        member.name or "", uptime, member.warm_until - now)
+        else:
+            member.warm_until = min(member.warm_until, now)
+        member.up_since = up_since if up_since is not None else member.up_since
 
     def _limits_changed(self) -> None:
-        """The switch refused a send we paced under its budget: read its limits again (once,
+        """A switch refused a send we paced under its budget: read the limits again (once,
         however many refusals come together)."""
         if self._reading_limits is None or self._reading_limits.dead:
             self._reading_limits = gevent.spawn(self.read_switch_limits)
@@ -292,22 +365,33 @@ class Dispatcher:
 
     # --- the event listener (runs in the Event Socket reader: counters only) -----------------
 
-    def _on_event(self, event: Event) -> None:
+    def _on_event(self, member: PoolMember, event: Event) -> None:
         headers = event.headers
         name = headers.get("Event-Name")
+        unique_id = headers.get("Unique-ID", "")
+        sequence = headers.get("Event-Sequence", "")
+        if sequence.isdigit():
+            member.last_sequence = int(sequence)
+        if name == "SHUTDOWN":
+            # It goes down: its endpoints unload while its Event Socket still answers (a dial
+            # sent now fails CHAN_NOT_IMPLEMENTED). Nothing new goes there until it is back.
+            member.reconnected()
+            log.warning("switch %s is shutting down: no new calls go there", member.name or "")
+            return
         if name == "CHANNEL_CREATE":
-            self._switch_channels.add(headers.get("Unique-ID", ""))
+            member.channels.add(unique_id)
+            member.in_flight.discard(unique_id)
         elif name in _LINE_EVENTS:
-            self._switch_channels.discard(headers.get("Unique-ID", ""))
-        changed = self.lines.observe(headers)
+            member.channels.discard(unique_id)
+        changed = member.lines.observe(headers)
         if changed is None:
             return
-        unique_id = headers.get("Unique-ID", "")
         organization = self._organizations.get(changed)
         if organization is None:
             return
         # Seen as a channel now, so it is counted in the line book and no longer in flight.
         organization.in_flight.discard(unique_id)
+        member.in_flight.discard(unique_id)
         if name in _LINE_EVENTS:
             if self.on_line_freed is not None:
                 self.on_line_freed(changed)
@@ -323,8 +407,8 @@ class Dispatcher:
             self._woken.clear()
             if self._stopping:
                 break
-            # Without the switch, dispatch pauses (the reconnect wakes everyone).
-            if self.switch.connected and not self._halted:
+            # Without a switch that can take calls, dispatch pauses (a reconnect wakes everyone).
+            if self.pool.any_placeable() and not self._halted:
                 self._dispatch_dirty()
             # The safety net after the dispatch, so a line freed just now waits on no query.
             now = self.clock()
@@ -333,7 +417,7 @@ class Dispatcher:
                 self._safety_net()
                 if self._dirty:
                     self._woken.set()
-            if now >= next_reconcile and self.switch.connected:
+            if now >= next_reconcile:
                 next_reconcile = now + self.reconcile_seconds
                 gevent.spawn(self.resync)
 
@@ -368,9 +452,8 @@ class Dispatcher:
         if organization is None:
             return
         free = self._free(organization, self.lines.usage(organization_id))
-        if self.health is not None:
-            self._pace_switch(self.health.rate_factor())
-        allowed = min(free, self.gate.room(organization_id), self._sessions_left())
+        self._pace_switches()
+        allowed = min(free, self.gate.room(organization_id), self.pool.sessions_left())
         if allowed <= 0:
             if free > 0:
                 self._wake_later(organization_id)
@@ -381,6 +464,11 @@ class Dispatcher:
             allowed = self.first_prompts.ready(organization_id, allowed)
             if allowed <= 0:
                 return
+        # Where each goes, chosen before the claim: the switch is committed with the call.
+        placements = self.pool.place(allowed)
+        allowed = len(placements)
+        if allowed <= 0:
+            return
         uuids = [self.new_uuid() for _ in range(allowed)]
         claimed = self.store.claim_calls(
             organization_id,
@@ -388,11 +476,12 @@ class Dispatcher:
             node_id=self.node_id,
             budget=lambda unfinished: self._lines_left(organization, unfinished),
             lease_token=self.lease_token,
+            switches=[self.pool.ticket_name(member) for member in placements],
         )
         if self.first_prompts is not None:
             self.first_prompts.claimed(organization_id, [call.ticket.call_id for call in claimed])
-        for call in claimed:
-            self._dial(organization, call)
+        for call, member in zip(claimed, placements, strict=False):
+            self._dial(organization, call, member)
         if len(claimed) == allowed:
             # There may be more queued calls and more free lines: look again right away.
             self._dirty.add(organization_id)
@@ -400,21 +489,33 @@ class Dispatcher:
         elif self.on_queue_drained is not None:
             self.on_queue_drained(organization_id)
 
-    def _sessions_left(self) -> int:
-        """Sessions the switch may still take from us, under its max-sessions (with headroom):
-        every live channel of the switch counts, whoever made it, and every dial in flight."""
-        in_flight = sum(len(o.in_flight) for o in self._organizations.values())
-        cap = self.switch_limits.sessions_cap
-        return max(0, cap - len(self._switch_channels) - in_flight)
+    def _pace_switches(self) -> None:
+        """Send to each switch at the share of the pace its limits allow that its health
+        says (SwitchHealth's verdict); the gate is told only when that moved by more than 1 %."""
+        for member in self.pool:
+            factor = member.health.rate_factor()
+            if abs(factor - member.health_factor) > 0.01:
+                member.health_factor = factor
+                self.gate.set_switch_rate(
+                    member.limits.legs_per_second(self.switch_cps) * factor, member.name
+                )
 
-    def _pace_switch(self, factor: float) -> None:
-        """Send at ``factor`` of the pace the switch's limits allow (SwitchHealth's verdict);
-        the gate is told only when the factor moved by more than 1 %."""
-        if abs(factor - self._health_factor) > 0.01:
-            self._health_factor = factor
-            self.gate.set_switch_rate(
-                self.switch_limits.legs_per_second(self.switch_cps) * factor
-            )
+    def may_dial(self, organization_id: str, channel_uuid: str) -> bool:
+        """Asked by the send gate as the call's originate is about to leave: whether the
+        organization's lines, summed over every switch now, still hold its dials in flight
+        (this one among them). Other apps' calls that began since the claim may have taken
+        the line: then this call goes back to the queue rather than over the lines."""
+        organization = self._organizations.get(organization_id)
+        if organization is None or channel_uuid not in organization.in_flight:
+            return True
+        usage = self.lines.usage(organization_id)
+        # Other nodes' dials the last claim found in flight, whose channels are not seen yet.
+        elsewhere = sum(
+            1 for u in organization.claimed_elsewhere
+            if not self.lines.knows(u) and not self.lines.has_ended(u)
+        )
+        in_use = usage.total + len(organization.in_flight) + elsewhere
+        return in_use <= organization.lines.max_concurrent_calls
 
     def _lines_left(self, organization: _Organization, unfinished: frozenset[str]) -> int:
         """Free lines counted under the organization's lock in the database: ``unfinished`` are
@@ -422,13 +523,14 @@ class Dispatcher:
         node's dial in flight holds a line here too, though this node has not seen its channel.
         A channel the switch reported gone frees its line even before its end is recorded."""
         organization_id = organization.lines.id
+        organization.claimed_elsewhere = unfinished - organization.in_flight
         robo = self.lines.robo_channel_ids(organization_id) | unfinished | organization.in_flight
         in_use = self.lines.usage(organization_id).other + sum(
             1 for channel_uuid in robo if not self.lines.has_ended(channel_uuid)
         )
         return organization.lines.max_concurrent_calls - in_use
 
-    def _dial(self, organization: _Organization, call: ClaimedCall) -> None:
+    def _dial(self, organization: _Organization, call: ClaimedCall, member: PoolMember) -> None:
         ticket = call.ticket
         try:
             program = self.programs.program(call.request_seq, call.call_flow_json)
@@ -447,6 +549,8 @@ class Dispatcher:
             return
         self.gate.expect(organization.lines.id, ticket.channel_uuid)
         organization.in_flight.add(ticket.channel_uuid)
+        member.in_flight.add(ticket.channel_uuid)
+        self._placed[ticket.channel_uuid] = member
         organization.live_calls += 1
         self._live_channels.add(ticket.channel_uuid)
         self._robo_owner[ticket.channel_uuid] = organization.lines.id
@@ -463,6 +567,9 @@ class Dispatcher:
         self._live_channels.discard(ticket.channel_uuid)
         self.gate.forget(ticket.organization_id, ticket.channel_uuid)
         self._robo_owner.pop(ticket.channel_uuid, None)
+        member = self._placed.pop(ticket.channel_uuid, None)
+        if member is not None:
+            member.in_flight.discard(ticket.channel_uuid)
         organization = self._organizations.get(ticket.organization_id)
         if organization is None:
             return

@@ -88,6 +88,13 @@ class SwitchHealth:
         self._reply_seconds = seconds if current == 0.0 else 0.8 * current + 0.2 * seconds
         self._reply_at = now
 
+    @property
+    def idle_cpu(self) -> float | None:
+        """The switch machine's idle CPU from a recent HEARTBEAT (None: none recent)."""
+        if self._clock() - self._heartbeat_at > self.limits.heartbeat_max_age:
+            return None
+        return self._idle_cpu
+
     # --- the verdict ------------------------------------------------------------------------
 
     def rate_factor(self) -> float:

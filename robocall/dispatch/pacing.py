@@ -29,6 +29,8 @@ FREESWITCH_DEFAULT_MAX_SESSIONS = 1000
 _SPS = re.compile(r"session\(s\) per Sec out of max (\d+)")
 _MAX_SESSIONS = re.compile(r"^(\d+) session\(s\) max", re.MULTILINE)
 _LIVE_SESSIONS = re.compile(r"^(\d+) session\(s\) - peak", re.MULTILINE)
+_UPTIME = re.compile(
+    r"UP (\d+) years?, (\d+) days?, (\d+) hours?, (\d+) minutes?, (\d+) seconds?")
 
 
 def free_lines(capacity: int, usage: LineUsage, dials_in_flight: int) -> int:
@@ -47,6 +49,7 @@ class SwitchLimits:
     sessions_per_second: int = FREESWITCH_DEFAULT_SPS
     max_sessions: int = FREESWITCH_DEFAULT_MAX_SESSIONS
     live_sessions: int = 0
+    uptime_seconds: float | None = None  # since the switch started (None: not said)
 
     def legs_per_second(self, configured: float | None) -> float:
         """The pace robocall keeps: under the switch's budget, lowered by ``configured``."""
@@ -66,10 +69,16 @@ def parse_switch_status(text: str) -> SwitchLimits:
     if sps is None or cap is None:
         raise ValueError(f"status names no session limits: {text[:120]!r}")
     live = _LIVE_SESSIONS.search(text)
+    up = _UPTIME.search(text)
+    uptime = None
+    if up is not None:
+        years, days, hours, minutes, seconds = (int(part) for part in up.groups())
+        uptime = float((((years * 365 + days) * 24 + hours) * 60 + minutes) * 60 + seconds)
     return SwitchLimits(
         sessions_per_second=int(sps.group(1)),
         max_sessions=int(cap.group(1)),
         live_sessions=int(live.group(1)) if live else 0,
+        uptime_seconds=uptime,
     )
 
 

@@ -64,6 +64,11 @@ class RecoveryReport:
     def total(self) -> int:
         return len(self.hung_up) + len(self.without_channel)
 
+    def merged(self, other: RecoveryReport) -> RecoveryReport:
+        """Both reports as one (recovery runs once per switch of a pool)."""
+        return RecoveryReport(self.hung_up + other.hung_up,
+                              self.without_channel + other.without_channel)
+
 
 def recover_calls(
     store: RecoveryStore,
@@ -73,10 +78,12 @@ def recover_calls(
     clock: Callable[[], float] = time.time,
     hangup_wait_seconds: float = HANGUP_WAIT_SECONDS,
     observers: Observers | None = None,
+    belongs: Callable[[UnfinishedCall], bool] = lambda call: True,
 ) -> RecoveryReport:
-    """Settle this node's unfinished calls; raises SwitchError if the switch cannot be asked
-    (nothing is recorded then, so a retry after the reconnect starts over)."""
-    unfinished = store.calls_to_recover(node_id)
+    """Settle this node's unfinished calls on ``switch`` (those ``belongs`` says were placed
+    there, in a pool); raises SwitchError if the switch cannot be asked (nothing is recorded
+    then, so a retry after the reconnect starts over)."""
+    unfinished = [call for call in store.calls_to_recover(node_id) if belongs(call)]
     if not unfinished:
         return RecoveryReport()
     live: list[UnfinishedCall] = []

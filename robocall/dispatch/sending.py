@@ -11,6 +11,10 @@ The gate also bounds claiming: the dispatcher claims no more calls than can be s
 tenth of a second (:meth:`SendGate.room`), so a claimed call never waits long for its turn and
 a crash finds few calls claimed and not yet sent (recovery cannot tell those from calls that
 were sent and ended, so it records them failed, never dialling them twice).
+
+With a pool of switches (``dispatch.pool``) each switch has its own pace and its own turns;
+an organization's pace is one, whichever switch its calls go to. A switch named "" (or one the
+gate does not know) is the first one.
 """
 
 from __future__ import annotations
@@ -19,13 +23,13 @@ import contextlib
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import gevent
 import gevent.event
 
 from robocall.dispatch.pacing import WINDOW_SECONDS, SendWindow
-from robocall.errors import DispatchStopped
+from robocall.errors import DispatchStopped, LinesTaken
 
 # After a send the switch refused for its budget, nothing leaves for this long: FreeSWITCH
 # refills its budget once a second, so a full second is sure to reach its next window.
@@ -84,12 +88,19 @@ class _Turns:
 class SendGate:
     """The switch's pace and each organization's, spent at the moment a leg is sent."""
 
-    def __init__(self, switch_rate: float, *, clock: Callable[[], float] = time.monotonic):
+    def __init__(
+        self,
+        switch_rate: float,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        switches: Sequence[str] = ("",),
+    ):
         self.clock = clock
-        self.switch = SendWindow(switch_rate)
+        self._switches = {name: SendWindow(switch_rate) for name in switches or ("",)}
+        self._switch_turns = {name: _Turns() for name in self._switches}
+        self._first = next(iter(self._switches))
         self._organizations: dict[str, SendWindow] = {}
         self._organization_turns: dict[str, _Turns] = {}
-        self._switch_turns = _Turns()
         self._unsent: dict[str, set[str]] = {}  # organization -> channel uuids claimed, not sent
         self._closed = gevent.event.Event()
         # Checked as each originate leaves: False once this process may no longer dial (its
@@ -97,12 +108,27 @@ class SendGate:
         self.may_send: Callable[[], bool] = lambda: True
         # Told when the switch refused a send: its limits may have changed (read them again).
         self.on_refused: Callable[[], None] = lambda: None
+        # Checked as each originate leaves, against the freshest count of the organization's
+        # lines (the dispatcher's): False when other apps' calls took the line since the claim.
+        self.may_dial: Callable[[str, str], bool] = lambda organization_id, channel_uuid: True
 
     # --- budgets ------------------------------------------------------------------------------
 
-    def set_switch_rate(self, rate: float) -> None:
-        """The switch's pace in legs per second (read from the switch, lowered by settings)."""
-        self.switch.set_rate(rate)
+    @property
+    def switch(self) -> SendWindow:
+        """The first switch's pace (the only one without a pool)."""
+        return self._switches[self._first]
+
+    def window(self, switch: str | None = None) -> SendWindow:
+        """The pace of the switch called ``switch`` (the first one for "" or None)."""
+        return self._switches.get(switch or self._first) or self.switch
+
+    def _turns(self, switch: str | None) -> _Turns:
+        return self._switch_turns.get(switch or self._first) or self._switch_turns[self._first]
+
+    def set_switch_rate(self, rate: float, switch: str | None = None) -> None:
+        """A switch's pace in legs per second (read from it, lowered by settings)."""
+        self.window(switch).set_rate(rate)
 
     def set_rate(self, organization_id: str, rate: float) -> None:
         """The organization's pace in new calls per second."""
@@ -116,12 +142,21 @@ class SendGate:
     def start_cold(self) -> None:
         """A new process: what an earlier one sent in the last second is not in this window,
         but the switch still counts it. Nothing leaves until that second is surely over."""
-        self.switch.pause(self.clock(), WINDOW_SECONDS)
+        for window in self._switches.values():
+            window.pause(self.clock(), WINDOW_SECONDS)
 
-    def refused(self) -> None:
-        """The switch refused a send for its budget: let nothing leave until its next window."""
-        self.switch.pause(self.clock(), REFUSED_PAUSE_SECONDS)
+    def refused(self, switch: str | None = None) -> None:
+        """A switch refused a send for its budget: nothing leaves for it until its next window."""
+        self.window(switch).pause(self.clock(), REFUSED_PAUSE_SECONDS)
         self.on_refused()
+
+    def _open_windows(self) -> list[SendWindow]:
+        now = self.clock()
+        return [window for window in self._switches.values() if not window.paused(now)]
+
+    def _switches_ahead(self) -> int:
+        """What the switches not paused send in CLAIM_AHEAD_SECONDS, together."""
+        return sum(_ahead(window) for window in self._open_windows())
 
     # --- claiming -----------------------------------------------------------------------------
 
@@ -129,11 +164,12 @@ class SendGate:
         """How many more of the organization's calls to claim now: what its pace and the
         switch's send in CLAIM_AHEAD_SECONDS, less the calls claimed and not yet sent."""
         window = self._organizations.get(organization_id)
-        if window is None or self.switch.paused(self.clock()):
+        switches_ahead = self._switches_ahead()
+        if window is None or switches_ahead == 0:
             return 0  # nothing is claimed that could not leave at once: a crash would lose it
         unsent = self.unsent(organization_id)
         all_unsent = sum(len(uuids) for uuids in self._unsent.values())
-        return max(0, min(_ahead(window) - unsent, _ahead(self.switch) - all_unsent))
+        return max(0, min(_ahead(window) - unsent, switches_ahead - all_unsent))
 
     def seconds_until_room(self, organization_id: str) -> float:
         """When to look again at an organization that has no room: once about half of what
@@ -144,11 +180,14 @@ class SendGate:
             return 1.0
         now = self.clock()
         all_unsent = sum(len(uuids) for uuids in self._unsent.values())
+        windows = self._open_windows() or list(self._switches.values())
+        rate = sum(w.rate for w in windows)
+        switches_wait = min(w.wait_seconds(now) for w in self._switches.values())
         drained = max(
             (self.unsent(organization_id) - _ahead(window) // 2) * window.spacing,
-            (all_unsent - _ahead(self.switch) // 2) * self.switch.spacing,
+            (all_unsent - sum(_ahead(w) for w in windows) // 2) / rate,
         )
-        return max(window.wait_seconds(now), self.switch.wait_seconds(now), drained, 0.001)
+        return max(window.wait_seconds(now), switches_wait, drained, 0.001)
 
     def expect(self, organization_id: str, channel_uuid: str) -> None:
         """A call was claimed: it will come to the gate (counted against :meth:`room`)."""
@@ -164,30 +203,37 @@ class SendGate:
 
     # --- sending ------------------------------------------------------------------------------
 
-    def turn(self, organization_id: str, channel_uuid: str) -> None:
-        """Wait for a call's originate to be allowed to leave, and spend its budgets now:
-        send it right after this returns. DispatchStopped if the gate closes meanwhile."""
+    def turn(self, organization_id: str, channel_uuid: str, switch: str | None = None) -> None:
+        """Wait for a call's originate to be allowed to leave to ``switch``, and spend its
+        budgets now: send it right after this returns. DispatchStopped if the gate closes
+        meanwhile, or if ``may_dial`` says the organization's lines filled up since the claim
+        (another app's calls came: the call goes back to the queue, its place kept)."""
         window = self._organizations.get(organization_id)
         if window is None:  # an organization the dispatcher has not loaded: its default pace
             self.set_rate(organization_id, 1.0)
             window = self._organizations[organization_id]
+        switch_window = self.window(switch)
         with self._organization_turns[organization_id].held():
             self._wait(window)
-            with self._switch_turns.held():
-                self._wait(self.switch)
+            with self._turns(switch).held():
+                self._wait(switch_window)
                 if not self.may_send():
                     raise DispatchStopped("this process no longer holds its node's lease")
+                if not self.may_dial(organization_id, channel_uuid):
+                    self.forget(organization_id, channel_uuid)
+                    raise LinesTaken(f"{organization_id}: its lines filled up before the send")
                 now = self.clock()
                 window.record(now)
-                self.switch.record(now)
+                switch_window.record(now)
         self.forget(organization_id, channel_uuid)
 
-    def transfer_turn(self) -> None:
+    def transfer_turn(self, switch: str | None = None) -> None:
         """Wait for a transfer's bridge (a new leg) to be allowed to leave, ahead of every
         waiting originate; send it right after this returns. Never refused: its call is live."""
-        with self._switch_turns.held(first=True):
-            self._wait(self.switch, stoppable=False)
-            self.switch.record(self.clock())
+        switch_window = self.window(switch)
+        with self._turns(switch).held(first=True):
+            self._wait(switch_window, stoppable=False)
+            switch_window.record(self.clock())
 
     def _wait(self, window: SendWindow, *, stoppable: bool = True) -> None:
         while True:

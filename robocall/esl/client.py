@@ -245,7 +245,7 @@ class EslClient:
         else:
             self._subscribe_events = commands.event_json(events).encode()
             self._subscribe_commands = None
-        self._on_connected = on_connected
+        self.on_connected = on_connected  # may be set after construction (bootstrap)
         self._on_disconnected = on_disconnected
         self._on_reply = on_reply
         self._session: _Session | None = None
@@ -378,7 +378,7 @@ class EslClient:
                 session = self._reconnect(first_delay)
                 if session is None:
                     return
-            self._notify(self._on_connected, "on_connected")
+            self._notify(self.on_connected, "on_connected")
             session.closed.wait()
             self._notify(self._on_disconnected, "on_disconnected")
             session = None

@@ -34,6 +34,9 @@ ROBOCALL_EVENTS: Final = (
     "CHANNEL_EXECUTE_COMPLETE",
     "BACKGROUND_JOB",
     "HEARTBEAT",
+    # fired first when a switch goes down (before it unloads its endpoints): in a pool, no
+    # new call goes there from then on
+    "SHUTDOWN",
 )
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")

@@ -89,3 +89,4 @@ class Leg:
     uuid: str
     kind: LegKind
     dest: str
+    switch: str = ""  # the pool's switch the channel is on ("": robocall has one)

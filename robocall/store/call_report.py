@@ -52,11 +52,15 @@ def step_from_record(record: Mapping[str, Any]) -> StepResult:
 
 def leg_record(leg: Leg) -> dict[str, str]:
     """``leg`` as the store keeps it."""
-    return {"uuid": leg.uuid, "kind": leg.kind.value, "dest": leg.dest}
+    record = {"uuid": leg.uuid, "kind": leg.kind.value, "dest": leg.dest}
+    if leg.switch:
+        record["switch"] = leg.switch
+    return record
 
 
 def leg_from_record(record: Mapping[str, Any]) -> Leg:
-    return Leg(uuid=record["uuid"], kind=LegKind(record["kind"]), dest=record["dest"])
+    return Leg(uuid=record["uuid"], kind=LegKind(record["kind"]), dest=record["dest"],
+               switch=record.get("switch", ""))
 
 
 def decode_steps(text: str | bytes) -> tuple[StepResult, ...]:

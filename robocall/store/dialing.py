@@ -135,6 +135,7 @@ class DialingQueries:
         node_id: str | None = None,
         budget: LinesBudget | None = None,
         lease_token: str | None = None,
+        switches: Sequence[str] | None = None,
     ) -> list[ClaimedCall]:
         """Commit up to ``len(channel_uuids)`` of the organization's queued calls as ``dialing``.
 
@@ -146,7 +147,9 @@ class DialingQueries:
         (``store.nodes``). Calls not yet due (a retry's backoff, a window not open yet) are
         skipped, keeping their place; a call whose window is over is cancelled instead. With
         ``lease_token``, nothing is claimed unless this process still holds ``node_id``'s lease
-        (LeaseLost): checked in the claim's own transaction.
+        (LeaseLost): checked in the claim's own transaction. ``switches``, parallel to
+        ``channel_uuids``, names the switch of a pool each call is placed on (stored with it, so
+        its runner and a later recovery ask that switch).
         """
         if not channel_uuids:
             return []
@@ -182,8 +185,11 @@ class DialingQueries:
                 rows = self._claimable(organization_id, now, limit, lock=True)
                 scanned += len(rows)
                 taken = self._in_window(rows, now)[:wanted]
-                uuids = channel_uuids[len(claimed):len(claimed) + len(taken)]
-                claimed.extend(self._claim(org, taken, uuids, node_id, now))
+                start = len(claimed)
+                uuids = channel_uuids[start:start + len(taken)]
+                placed = (switches[start:start + len(taken)] if switches is not None
+                          else [""] * len(taken))
+                claimed.extend(self._claim(org, taken, uuids, placed, node_id, now))
                 for row in taken:
                     # Only a request's first claim moves it on: the others skip a round trip.
                     if row["request_status"] == RequestStatus.SUBMITTED.value:
@@ -279,20 +285,25 @@ class DialingQueries:
 
     def _claim(
         self, org: Any, rows: list[dict[str, Any]], channel_uuids: Sequence[str],
-        node_id: str | None, now: datetime,
+        switches: Sequence[str], node_id: str | None, now: datetime,
     ) -> list[ClaimedCall]:
-        """Mark ``rows`` dialing, each with its channel uuid: one statement for them all."""
+        """Mark ``rows`` dialing, each with its channel uuid and its switch in a pool (``""``:
+        robocall has one): one statement for them all."""
         if not rows:
             return []
         p = self._db.param
         uuid_of = " ".join([f"WHEN {p} THEN {p}"] * len(rows))
+        switch_of = " ".join([f"WHEN {p} THEN {p}"] * len(rows))
         ids = ", ".join([p] * len(rows))
         params: list[Any] = [CallStatus.DIALING.value]
         for row, uuid in zip(rows, channel_uuids, strict=True):
             params += (row["id"], uuid)
+        for row, switch in zip(rows, switches, strict=True):
+            params += (row["id"], switch or None)
         params += (node_id, now, *(row["id"] for row in rows))
         self._db.execute_sql(
             f"UPDATE calls SET status = {p}, channel_uuid = CASE id {uuid_of} END, "
+            f"switch = CASE id {switch_of} END, "
             f"node_id = {p}, attempt = attempt + 1, next_attempt_at = NULL, updated_at = {p} "
             f"WHERE id IN ({ids})",
             params,
@@ -309,12 +320,13 @@ class DialingQueries:
                     channel_uuid=uuid,
                     line_variable=(org.line_variable, org.line_value),
                     record=bool(row["enable_call_recording"]),
+                    switch=switch,
                 ),
                 request_seq=row["request"],
                 call_flow_json=row["call_flow"],
                 machine_detection_json=row["machine_detection"],
             )
-            for row, uuid in zip(rows, channel_uuids, strict=True)
+            for row, uuid, switch in zip(rows, channel_uuids, switches, strict=True)
         ]
 
     def _expire_windows(self, organization_id: str, now: datetime) -> None:

@@ -144,6 +144,12 @@ def _v8_machine_detection(database: peewee.Database, tables: Tables) -> None:
             database.execute_sql(f"ALTER TABLE {table} ADD COLUMN {column} {kind} NULL")
 
 
+def _v9_calls_switch(database: peewee.Database, tables: Tables) -> None:
+    # A database created since has the column from the model: add it only where it is missing.
+    if "switch" not in {column.name for column in database.get_columns("calls")}:
+        database.execute_sql("ALTER TABLE calls ADD COLUMN switch VARCHAR(64) NULL")
+
+
 def _v7_operators(database: peewee.Database, tables: Tables) -> None:
     from robocall.store.access import bind_operator_key_model
     from robocall.store.webhooks import scrub_receiver_text
@@ -166,6 +172,7 @@ MIGRATIONS: tuple[tuple[int, str, Callable[[peewee.Database, Tables], None]], ..
     (7, "operator keys; webhook delivery log without receivers' answers", _v7_operators),
     (8, "answering-machine detection: the request's mode, each call's verdict",
      _v8_machine_detection),
+    (9, "calls.switch: the FreeSWITCH of a pool a call was placed on", _v9_calls_switch),
 )
 
 

@@ -116,6 +116,9 @@ def bind_models(database: peewee.Database) -> Tables:
         # migration 8: who answered (human | machine | unknown) and ms from the answer to it
         answered_by = peewee.CharField(max_length=16, null=True)
         answered_by_ms = peewee.IntegerField(null=True)
+        # migration 9: the switch of the pool the call was placed on (its name), for the runner,
+        # recovery and a PBX admin's uuid_dump
+        switch = peewee.CharField(max_length=64, null=True)
 
         class Meta:
             table_name = "calls"

@@ -55,6 +55,7 @@ class UnfinishedCall:
     request_id: str = ""
     phone: str = ""
     caller: str = ""
+    switch: str = ""  # the pool's switch it was placed on ("" before migration 9)
 
 
 @dataclass(frozen=True)
@@ -237,7 +238,7 @@ class NodeQueries:
                 # one probe of the (org, status, ...) index per organization
                 rows = (
                     call.select(call.id, call.channel_uuid, call.status, call.answered_at,
-                                request.request_id, call.phone, call.caller)
+                                request.request_id, call.phone, call.caller, call.switch)
                     .join(request, on=(call.request == request.id))
                     .where(
                         (call.organization == organization_id)
@@ -257,9 +258,10 @@ class NodeQueries:
                         request_id=request_id,
                         phone=phone,
                         caller=caller,
+                        switch=switch or "",
                     )
-                    for call_id, channel_uuid, status, answered_at, request_id, phone, caller
-                    in rows
+                    for call_id, channel_uuid, status, answered_at, request_id, phone, caller,
+                    switch in rows
                 )
         return found
 

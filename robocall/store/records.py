@@ -52,6 +52,7 @@ class CallRecord:
     next_attempt_at: datetime | None = None  # not dialled before (backoff, calling window)
     answered_by: str | None = None  # answering-machine detection's verdict (extension)
     answered_by_ms: int | None = None  # ms from the answer to the verdict
+    switch: str | None = None  # the pool's switch it was placed on (extension)
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,7 @@ class CallTicket:
     channel_uuid: str  # origination_uuid, chosen and stored before the originate is sent
     line_variable: tuple[str, str]  # marks the channel as one of the organization's lines
     record: bool
+    switch: str = ""  # the pool's switch the call is placed on ("": the only one)
 
 
 @dataclass(frozen=True)

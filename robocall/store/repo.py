@@ -43,7 +43,7 @@ from robocall.store.webhooks import WebhookQueries
 _STATUS_COLUMNS = (
     "id", "position", "phone", "caller", "status", "hangup_cause", "answered_at",
     "duration_seconds", "steps", "monitor", "attempt", "next_attempt_at", "answered_by",
-    "answered_by_ms",
+    "answered_by_ms", "switch",
 )
 # A request at least this large refreshes PostgreSQL's statistics of calls once stored.
 ANALYZE_AFTER_CALLS = 10_000
@@ -435,4 +435,5 @@ def _call(row: Any, request_id: str) -> CallRecord:
         next_attempt_at=row.next_attempt_at,
         answered_by=row.answered_by,
         answered_by_ms=row.answered_by_ms,
+        switch=row.switch,
     )

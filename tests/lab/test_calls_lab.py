@@ -26,6 +26,7 @@ from robocall import bootstrap
 from robocall.api.auth import API_KEY_HEADER
 from robocall.api.server import make_server
 from robocall.config import Settings
+from robocall.errors import SwitchError
 from robocall.tts.voices import available_languages
 from tests.lab.conftest import LabSwitch
 from tests.support.audio import read_wav
@@ -96,9 +97,11 @@ class LabService:
         self.server = make_server(self.service.api.app, "127.0.0.1:0")
         self.server.start()
         self.service.start()
-        self.service.switch.wait_connected(10)
+        for member in self.service.pool:
+            member.client.wait_connected(10)
         repo = self.service.api.repo
         org = bootstrap.create_organization(repo, "lab", lines=lines, cps=10)
+        self.org_id = org.id
         self.service.dispatcher.refresh_organizations()
         self.key = bootstrap.create_api_key(repo, org.id)
         host, port = self.server.address[:2]
@@ -146,11 +149,16 @@ class LabService:
         for detail in status["details"]:
             for leg in detail["monitorData"]:
                 uuid = leg["uuid"]
-                if uuid and uuid not in live and self._exists(uuid):
+                if uuid and uuid not in live and self._exists(uuid, leg.get("switch", "")):
                     live.add(uuid)
 
-    def _exists(self, uuid: str) -> bool:
-        return self.service.switch.api(f"uuid_exists {uuid}").strip() == "true"
+    def _exists(self, uuid: str, switch: str = "") -> bool:
+        """Whether the switch the leg lives on (a pool's, by name) has it now."""
+        try:
+            reply = self.service.pool.client(switch).api(f"uuid_exists {uuid}")
+        except SwitchError:
+            return False  # a switch of a pool that is down: no word now
+        return reply.strip() == "true"
 
 
 @pytest.fixture(scope="module")

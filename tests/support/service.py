@@ -7,7 +7,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -55,6 +55,8 @@ class RunningService:
     fake: FakeSwitch
     org_id: str
     key: str
+    # Every FakeSwitch of a pool, in order (the first is ``fake``); named sw0, sw1, ...
+    fakes: list[FakeSwitch] = field(default_factory=list)
 
     @property
     def repo(self) -> Repo:
@@ -158,7 +160,7 @@ class ServiceStarter:
         self.backend = backend
         self.directory = directory
         self.store_clock = store_clock  # the store's "now" (retry backoffs, calling windows)
-        self.running: list[tuple[Any, bootstrap.Service, FakeSwitch]] = []
+        self.running: list[tuple[Any, bootstrap.Service, list[FakeSwitch]]] = []
         self._databases = ExitStack()
 
     def __call__(
@@ -174,6 +176,7 @@ class ServiceStarter:
         time_scale: float = TIME_SCALE,
         switch_options: dict[str, Any] | None = None,
         resolver: LocalResolver | None = None,
+        switches: int = 1,
         **overrides: Any,
     ) -> RunningService:
         """Start robocall over a FakeSwitch scripted with ``callees``, with a new organization
@@ -181,18 +184,22 @@ class ServiceStarter:
         ``default`` whole (``CalleeBook.people()``: the world of ``robocall serve``); ``tts``
         replaces the shared test cache, ``clock`` robocall's wall clock, ``time_scale`` the
         fake's, ``switch_options`` FakeSwitch's other options (limits), ``resolver`` the lookup
-        of webhook hosts (a local table by default: no test resolves a name over the network)."""
+        of webhook hosts (a local table by default: no test resolves a name over the network).
+        ``switches`` > 1 starts that many FakeSwitches as one pool, named sw0, sw1, ..."""
         book = callee_book or CalleeBook(
             dict(callees or {}), default or Callee(answer_after_ms=200)
         )
         options = {"time_scale": time_scale, **(switch_options or {})}
-        fake = FakeSwitch(callees=book, **options).start()
+        fakes = [FakeSwitch(callees=book, **options).start() for _ in range(switches)]
+        fake = fakes[0]
         # A service restarted "on the same database" passes database_url; else a fresh one.
         database_url = overrides.pop("database_url", None) or self._databases.enter_context(
             fresh_database(self.backend, self.directory)
         )
         settings = Settings(data_dir=self.directory / f"data-{secrets.token_hex(3)}")
-        settings = settings.with_overrides(switch=fake.url, database_url=database_url, **overrides)
+        switch = fake.url if switches == 1 else ",".join(
+            f"{each.url}#sw{index}" for index, each in enumerate(fakes))
+        settings = settings.with_overrides(switch=switch, database_url=database_url, **overrides)
         store = (
             bootstrap.open_repo(settings, clock=self.store_clock) if self.store_clock else None
         )
@@ -207,20 +214,22 @@ class ServiceStarter:
         repo = service.api.repo
         server = make_server(service.api.app, "127.0.0.1:0")
         server.start()
-        self.running.append((server, service, fake))
+        self.running.append((server, service, fakes))
         service.start()
-        service.switch.wait_connected(10)
+        for member in service.pool:
+            member.client.wait_connected(10)
         org = bootstrap.create_organization(repo, "e2e", lines=lines, cps=cps)
         service.dispatcher.refresh_organizations()
         key = bootstrap.create_api_key(repo, org.id)
         host, port = server.address[:2]
-        return RunningService(f"http://{host}:{port}", service, fake, org.id, key)
+        return RunningService(f"http://{host}:{port}", service, fake, org.id, key, fakes)
 
     def stop_all(self) -> None:
-        for server, service, fake in self.running:
+        for server, service, fakes in self.running:
             server.stop(timeout=2)
             service.stop(grace_seconds=2)
-            fake.stop()
+            for fake in fakes:
+                fake.stop()
         self.running.clear()
         self._databases.close()
 

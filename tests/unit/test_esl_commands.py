@@ -21,14 +21,14 @@ def test_auth() -> None:
 
 
 def test_event_subscription_is_what_the_runner_and_the_line_book_read() -> None:
-    # the recorded subscription, less the events nothing in robocall reads, plus park and
-    # the switch's heartbeat
+    # the recorded subscription, less the events nothing in robocall reads, plus park, the
+    # switch's heartbeat and its shutdown
     recorded = recorded_commands("esl-pipelined-commands.txt")[1].split()[2:]
     unread = {"CHANNEL_PROGRESS", "CHANNEL_PROGRESS_MEDIA", "CHANNEL_UNBRIDGE", "DTMF",
               "CHANNEL_EXECUTE", "CHANNEL_DESTROY", "PLAYBACK_START", "PLAYBACK_STOP",
               "RECORD_START", "RECORD_STOP"}
     wire = commands.event_json()
-    expected = [name for name in recorded if name not in unread] + ["HEARTBEAT"]
+    expected = [name for name in recorded if name not in unread] + ["HEARTBEAT", "SHUTDOWN"]
     expected.insert(expected.index("CHANNEL_ANSWER") + 1, "CHANNEL_PARK")
     assert wire == f"event json {' '.join(expected)}\n\n"
 

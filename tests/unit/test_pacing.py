@@ -100,7 +100,8 @@ STATUS = (
 
 def test_the_switch_status_tells_its_limits():
     limits = parse_switch_status(STATUS)
-    assert limits == SwitchLimits(sessions_per_second=100, max_sessions=2000, live_sessions=4)
+    assert limits == SwitchLimits(sessions_per_second=100, max_sessions=2000, live_sessions=4,
+                                  uptime_seconds=187.0)
     with pytest.raises(ValueError):
         parse_switch_status("-ERR no reply")
 
