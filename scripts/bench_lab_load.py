@@ -246,12 +246,14 @@ def robocall_client(spec: Spec, go: Any) -> dict[str, Any]:
     )
     service = bootstrap.build_service(settings, languages=available_languages())
     done = gevent.event.Event()
+    final_at: dict[str, float] = {}
 
     class Completion:
         def call_dialing(self, ticket: Any) -> None: ...
         def call_answered(self, ticket: Any) -> None: ...
         def call_step(self, ticket: Any, entry: Any) -> None: ...
-        def call_ended(self, *args: Any) -> None: ...
+        def call_ended(self, ticket: Any, *args: Any) -> None:
+            final_at[str(ticket.call_id)] = time.time()  # told after the commit
 
         def request_completed(self, ticket: Any) -> None:
             done.set()
@@ -280,6 +282,7 @@ def robocall_client(spec: Spec, go: Any) -> dict[str, Any]:
         reply.raise_for_status()
         completed = done.wait(spec.max_seconds)
         outcomes: dict[str, int] = {}
+        per_call: dict[str, str] = {}
         cursor: str | None = ""
         while cursor is not None:
             status = requests.get(f"{base}/v1/status/{spec.tag}", headers={API_KEY_HEADER: key},
@@ -288,6 +291,7 @@ def robocall_client(spec: Spec, go: Any) -> dict[str, Any]:
             for detail in status.get("details", []):
                 key_ = f"{detail['status']} {detail.get('hangupCause') or ''}".strip()
                 outcomes[key_] = outcomes.get(key_, 0) + 1
+                per_call[detail["callId"]] = key_
             cursor = status.get("nextCursor")
     finally:
         server.stop(timeout=2)
@@ -295,7 +299,8 @@ def robocall_client(spec: Spec, go: Any) -> dict[str, Any]:
     ended_by_robocall = sum(n for cause, n in outcomes.items() if " ROBOCALL_" in cause)
     cut_off = sum(n for cause, n in outcomes.items() if "SWITCH_CONNECTION_LOST" in cause)
     return {"completed_in_time": completed, "counts": status.get("counts"), "causes": outcomes,
-            "ended_by_robocall": ended_by_robocall, "connection_lost": cut_off}
+            "ended_by_robocall": ended_by_robocall, "connection_lost": cut_off,
+            "per_call": per_call, "final_at": final_at}
 
 
 def child_main(spec: Spec) -> None:
@@ -445,6 +450,9 @@ class Sampler:
         self.peak = 0
         self.answered: dict[str, int] = {}
         self.first_audio: dict[str, int] = {}
+        self.call_of: dict[str, str] = {}  # leg -> robocall_call_id (robocall's legs only)
+        # leg -> (Hangup-Cause, who sent the BYE, when: the switch's clock, seconds)
+        self.ended: dict[str, tuple[str, str, float]] = {}
 
     def _on_event(self, event: Any) -> None:
         headers = event.headers
@@ -453,6 +461,9 @@ class Sampler:
         leg = headers.get("Unique-ID", "")
         name = headers.get("Event-Name")
         stamp = int(headers.get("Event-Date-Timestamp") or 0)
+        call_id = headers.get("variable_robocall_call_id")
+        if call_id:
+            self.call_of.setdefault(leg, call_id)
         if name == "CHANNEL_CREATE":
             self.live.add(leg)
             self.peak = max(self.peak, len(self.live))
@@ -462,6 +473,9 @@ class Sampler:
             self.first_audio.setdefault(leg, stamp)
         elif name == "CHANNEL_HANGUP_COMPLETE":
             self.live.discard(leg)
+            self.ended[leg] = (headers.get("Hangup-Cause") or "",
+                               headers.get("variable_sip_hangup_disposition") or "",
+                               stamp / 1e6)
 
     def hang_up_leftovers(self) -> None:
         from robocall.errors import SwitchError
@@ -470,6 +484,62 @@ class Sampler:
             self.client.api(f"hupall NORMAL_CLEARING robocall_request_id {self.tag}")
         except SwitchError as err:
             print(f"could not hang the leftovers up: {err}", file=sys.stderr)
+
+
+FINAL = ("completed", "failed", "cancelled")
+
+
+def status_truth(per_call: dict[str, str], final_at: dict[str, float],
+                 sampler: Sampler) -> dict[str, Any]:
+    """robocall's final statuses against what the switch said of each call's leg (the sampler's
+    events, never robocall's): ``live_given_up`` are calls recorded final whose leg was still up
+    after robocall finished, or ended more than a second after robocall recorded the call final
+    (same machine's clock); ``false_status`` are statuses the switch contradicts: ``completed``
+    without an answer or without a playback, a cause other than the leg's own when robocall did
+    not say it ended the call (``ROBOCALL_*``, ``SWITCH_CONNECTION_LOST``)."""
+    legs: dict[str, list[str]] = {}
+    for leg, call_id in sampler.call_of.items():
+        legs.setdefault(call_id, []).append(leg)
+    given_up: list[str] = []
+    false: dict[str, list[str]] = {}
+    not_final = 0
+    hung_up_by: dict[str, int] = {}
+    for call_id, said in per_call.items():
+        status, _, cause = said.partition(" ")
+        if status not in FINAL:
+            not_final += 1
+            continue
+        mine = legs.get(call_id, [])
+        if any(leg in sampler.live for leg in mine):
+            given_up.append(f"{call_id} {said}")
+            continue
+        ended_at = [sampler.ended[leg][2] for leg in mine if leg in sampler.ended]
+        if call_id in final_at and any(at > final_at[call_id] + 1.0 for at in ended_at):
+            late = max(ended_at) - final_at[call_id]
+            given_up.append(f"{call_id} {said} (leg ended {late:.1f} s after)")
+            continue
+        for leg in mine:
+            switch_cause, disposition, _ = sampler.ended.get(leg, ("", "", 0.0))
+            who = "robocall" if disposition.startswith("send_") else disposition or "?"
+            hung_up_by[who] = hung_up_by.get(who, 0) + 1
+            ours = cause.startswith("ROBOCALL_") or cause == "SWITCH_CONNECTION_LOST"
+            wrong = ""
+            if status == "completed" and leg not in sampler.answered:
+                wrong = "completed, never answered"
+            elif status == "completed" and leg not in sampler.first_audio:
+                wrong = "completed, never played"
+            elif not ours and switch_cause and cause != switch_cause:
+                wrong = f"cause {cause}, switch said {switch_cause}"
+            if wrong:
+                false.setdefault(wrong, []).append(f"{call_id} {said} ({disposition})")
+    return {
+        "calls": len(per_call), "not_final": not_final, "with_a_leg": sum(
+            1 for call_id in per_call if call_id in legs),
+        "legs_hung_up_by": hung_up_by,
+        "live_given_up": len(given_up), "live_given_up_calls": given_up[:10],
+        "false_status": sum(len(v) for v in false.values()),
+        "false_status_kinds": {k: {"n": len(v), "calls": v[:5]} for k, v in false.items()},
+    }
 
 
 def cpu_seconds(pid: int) -> float:
@@ -511,6 +581,9 @@ def run_client(spec: Spec, sampler: Sampler, settle: float) -> dict[str, Any]:
             child.kill()
     gevent.sleep(settle)
     left = len(sampler.live)
+    per_call = result.pop("per_call", None)
+    final_at = result.pop("final_at", {})
+    truth = status_truth(per_call, final_at, sampler) if per_call is not None else None
     if left:
         sampler.hang_up_leftovers()
     latencies = [(sampler.first_audio[leg] - at) / 1000 for leg, at in sampler.answered.items()
@@ -526,6 +599,8 @@ def run_client(spec: Spec, sampler: Sampler, settle: float) -> dict[str, Any]:
         "channels_left": left,
         **result,
     }
+    if truth is not None:
+        summary["status_truth"] = truth
     statements = result.get("store_statements")
     if statements:
         summary["store_statements_per_call"] = round(sum(statements.values()) / spec.calls, 2)
