@@ -163,10 +163,12 @@ def test_a_call_takes_a_line_only_once_its_first_message_is_rendered(
 def test_a_call_renders_its_messages_one_after_another(
     start_service: ServiceStarter, tmp_path: Path
 ) -> None:
-    # given a TTS that renders two at a time for the process (the default)
+    # given a TTS that renders two at a time for the process (the default), and callees who
+    # press 1 on hearing the menu (robocall ends each call, so all four messages are heard)
     renderer = RecordingRenderer()
     running = start_service(
-        default=Callee(answer_after_ms=1, ring=False, hangup_after_ms=3000),
+        default=Callee(answer_after_ms=1, ring=False,
+                       presses=(Press(at_ms=100, digits="1", on_prompt=1),)),
         tts=TtsCache(tmp_path / "tts", renderer=renderer, max_concurrent=2),
         lines=2,
     )

@@ -140,20 +140,38 @@ def test_the_dashboard_shows_lines_requests_and_step_traces(start_service, chrom
     # other app's call
     assert (text(driver, "#lines-robo"), text(driver, "#lines-other")) == ("1", "1")
     assert text(driver, "#lines-free") == "0"
-    # and the request is listed with its progress per status
-    row = driver.find_element(By.CSS_SELECTOR, f'tr.request[data-request-id="{request_id}"]')
-    assert row.find_element(By.CSS_SELECTOR, ".status").text == "onProgress"
-    assert row.find_element(By.CSS_SELECTOR, ".total").text == "4"
-    assert counts_shown(row, ".counts") == {"completed": 1, "failed": 2, "onProgress": 1}
-    assert "75% done" in row.find_element(By.CSS_SELECTOR, ".counts").text
-    segments = row.find_elements(By.CSS_SELECTOR, ".bar span")
-    assert [s.get_attribute("class") for s in segments] == [
-        "seg-completed", "seg-failed", "seg-onProgress",
-    ]
+    # and the request is listed with its progress per status (read whole from one page: the
+    # overview reloads itself, and a loaded machine may catch it between two pages)
+    row_css = f'tr.request[data-request-id="{request_id}"]'
+    shown: dict[str, object] = {}
+
+    def read_row() -> bool:
+        row = driver.find_element(By.CSS_SELECTOR, row_css)
+        shown.update(
+            status=row.find_element(By.CSS_SELECTOR, ".status").text,
+            total=row.find_element(By.CSS_SELECTOR, ".total").text,
+            counts=counts_shown(row, ".counts"),
+            counts_text=row.find_element(By.CSS_SELECTOR, ".counts").text,
+            segments=[s.get_attribute("class") for s in row.find_elements(By.CSS_SELECTOR,
+                                                                          ".bar span")],
+        )
+        return True
+
+    wait_until(read_row, "the request's row on the overview")
+    assert shown["status"] == "onProgress"
+    assert shown["total"] == "4"
+    assert shown["counts"] == {"completed": 1, "failed": 2, "onProgress": 1}
+    assert "75% done" in str(shown["counts_text"])
+    assert shown["segments"] == ["seg-completed", "seg-failed", "seg-onProgress"]
     keep_screenshot(driver, f"dashboard-overview-{backend}")
 
     # when the person opens the request
-    row.find_element(By.LINK_TEXT, request_id).click()
+    def open_request() -> bool:
+        row = driver.find_element(By.CSS_SELECTOR, row_css)
+        row.find_element(By.LINK_TEXT, request_id).click()
+        return True
+
+    wait_until(open_request, "the request's link on the overview")
     wait_until(lambda: text(driver, "#request-id") == request_id, "the request page")
     # then each call shows its status, hangup cause and step trace
     calls = {
