@@ -356,6 +356,10 @@ class _ActiveCall(SwitchWatch):
             # A busy transfer target must not hang the robo leg up before robocall records the
             # outcome; after a bridge the leg returns to park and the flow machine decides.
             extra_variables=(("continue_on_fail", "true"), ("hangup_after_bridge", "false")),
+            # Detection's read-leg recording, started by the switch at the answer itself: a
+            # command sent once robocall reads CHANNEL_ANSWER would miss the callee's first
+            # words whenever robocall or the switch is busy (docs/amd.md).
+            api_on_answer=self.amd.detection.start_command() if self.amd is not None else None,
         )
         try:
             if runner.dialing_stopped.is_set():
