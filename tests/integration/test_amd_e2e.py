@@ -88,7 +88,7 @@ def _playbacks(running: RunningService, detail: dict[str, Any]) -> list[tuple[fl
 # speed (the switch starts it in the answer: api_on_answer), but what a verdict does still races
 # the flow, which plays on the switch's clock: a machine must be found while the flow's messages
 # still play, and robocall's reaction (a file read every 50 ms, then the call's greenlet) costs
-# scripted time in proportion to 1/scale. At 0.1 one run in four under a load average of ~90
+# scripted time in proportion to 1/scale. At 0.1 one of three runs under a load average of up to ~90
 # let the flow play out first (test_the_message_is_left_after_the_greeting).
 AMD_TIME_SCALE = 0.25
 
