@@ -78,8 +78,13 @@ class CallDetection:
         """The api command that starts the recording, for the originate's ``api_on_answer``.
 
         Its directory is made here, before the dial: the switch writes the file at the answer.
+        A directory robocall cannot make does not stop the call (the switch may still write
+        there); detection then finds no file and says ``unknown``.
         """
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            log.warning("amd %s: %s", self.channel_uuid, err)
         return commands.uuid_record_read_leg(self.channel_uuid, str(self.path), self.limit_seconds)
 
     def start(self) -> None:
