@@ -1,12 +1,15 @@
 """Detection beside a call: record the callee's side, follow the file, report what is found.
 
 Runs in its own greenlet so the call's flow starts at the answer as before (a person hears no
-extra silence). It asks FreeSWITCH for a read-leg recording (``uuid_record ... start ...
-{RECORD_READ_ONLY=true}``), reads the file while it grows (``follow.GrowingWav``), feeds the
-detector, and hands each finding to ``report`` — the call runner puts it on the call's own
-event queue, so every decision about the call is still taken in the call's greenlet. It stops
-when the classifier is done, when told to, or at its bounds, then stops the recording and
-removes the file (it only ever held the greeting).
+extra silence). The read-leg recording (``uuid_record ... start ... {RECORD_READ_ONLY=true}``)
+is started by FreeSWITCH itself at the instant of the answer: the originate carries the
+command as ``api_on_answer`` (:meth:`CallDetection.start_command`), so no command round trip
+lies between the answer and the recording's first frame, however late robocall reads the
+answer. Detection reads the file while it grows (``follow.GrowingWav``), feeds the detector,
+and hands each finding to ``report`` — the call runner puts it on the call's own event queue,
+so every decision about the call is still taken in the call's greenlet. It stops when the
+classifier is done, when told to, or at its bounds, then stops the recording and removes the
+file (it only ever held the greeting).
 """
 
 from __future__ import annotations
@@ -66,7 +69,26 @@ class CallDetection:
         self.monotonic = monotonic
         self._greenlet: gevent.Greenlet | None = None
 
+    @property
+    def limit_seconds(self) -> int:
+        """The recording's own bound: the longest greeting, and some."""
+        return max(1, self.settings.rules.max_greeting_ms // 1000 + 5)
+
+    def start_command(self) -> str:
+        """The api command that starts the recording, for the originate's ``api_on_answer``.
+
+        Its directory is made here, before the dial: the switch writes the file at the answer.
+        A directory robocall cannot make does not stop the call (the switch may still write
+        there); detection then finds no file and says ``unknown``.
+        """
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            log.warning("amd %s: %s", self.channel_uuid, err)
+        return commands.uuid_record_read_leg(self.channel_uuid, str(self.path), self.limit_seconds)
+
     def start(self) -> None:
+        """Follow the recording the switch began at the answer (``start_command``)."""
         self._greenlet = gevent.spawn(self._run)
 
     def stop(self) -> None:
@@ -74,27 +96,13 @@ class CallDetection:
             self._greenlet.kill(block=False)
 
     def _run(self) -> None:
-        rules = self.settings.rules
-        # the recording's own bound: the longest greeting, and some
-        limit = max(1, rules.max_greeting_ms // 1000 + 5)
-        started = False
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            reply = self.switch.api(
-                commands.uuid_record_read_leg(self.channel_uuid, str(self.path), limit)
-            )
-            started = reply.startswith("+OK")
-            if not started:
-                log.warning("amd %s: recording refused: %s", self.channel_uuid, reply.strip())
-                self.report(Verdict(AnsweredBy.UNKNOWN, 0, "no audio"))
-                return
             self._follow()
-        except SwitchError as err:
-            log.warning("amd %s: %s", self.channel_uuid, err)
         finally:
-            if started:
-                with contextlib.suppress(SwitchError):
-                    self.switch.api(commands.uuid_record_stop(self.channel_uuid, str(self.path)))
+            # The switch's recording runs to its limit unless stopped; on a channel that is
+            # gone the switch answers -ERR, which changes nothing.
+            with contextlib.suppress(SwitchError):
+                self.switch.api(commands.uuid_record_stop(self.channel_uuid, str(self.path)))
             with contextlib.suppress(OSError):
                 self.path.unlink()
 
@@ -113,6 +121,10 @@ class CallDetection:
                 continue
             if self.monotonic() - last_audio > self.settings.no_audio_seconds:
                 classifier = detector.classifier if detector is not None else None
+                if wav.sample_rate is None:
+                    # no file: the switch's api_on_answer could not start the recording (the
+                    # directory not writable by it, or not shared with robocall)
+                    log.warning("amd %s: no recording at %s", self.channel_uuid, self.path)
                 if classifier is None or classifier.verdict is None:
                     self.report(Verdict(AnsweredBy.UNKNOWN, 0, "no audio"))
                 elif classifier.greeting_end is None:

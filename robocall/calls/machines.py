@@ -51,7 +51,17 @@ class MachineHandling:
     def __init__(self, call: _ActiveCall, settings: MachineDetection) -> None:
         self.call = call
         self.settings = settings
-        self.detection: CallDetection | None = None
+        runner, ticket = call.runner, call.ticket
+        # Made before the dial: the originate carries its recording (start_command), which
+        # the switch starts at the answer.
+        self.detection = CallDetection(
+            call.switch,  # the switch the call lives on (in a pool, its own)
+            ticket.channel_uuid,
+            f"{ticket.call_id}-{ticket.channel_uuid}",
+            lambda finding: call.queue.put_nowait(AmdFinding(finding)),
+            runner.settings.detection,
+        )
+        self.started = False
         self.verdict: Verdict | None = None
         self.hung_up_on_machine = False
         self.flow_stopped = False  # mode message took the call over from the flow
@@ -60,16 +70,11 @@ class MachineHandling:
         self._audio: gevent.Greenlet | None = None
 
     def start(self) -> None:
+        """The call was answered: the switch is recording; follow it."""
         call = self.call
         runner = call.runner
         ticket = call.ticket
-        self.detection = CallDetection(
-            call.switch,
-            ticket.channel_uuid,
-            f"{ticket.call_id}-{ticket.channel_uuid}",
-            lambda finding: call.queue.put_nowait(AmdFinding(finding)),
-            runner.settings.detection,
-        )
+        self.started = True
         self.detection.start()
         message = self.settings.message
         if self.settings.mode is DetectionMode.MESSAGE and message is not None:
@@ -77,14 +82,13 @@ class MachineHandling:
             self._audio = gevent.spawn(runner.prompts.audio, message, ticket.properties)
 
     def stop(self) -> None:
-        if self.detection is not None:
-            self.detection.stop()
+        self.detection.stop()
         if self._audio is not None:
             self._audio.kill(block=False)
 
     def call_over(self, after_ms: int) -> None:
         """The call ended before a verdict: every answered call of the request reports one."""
-        if self.verdict is None and self.detection is not None:
+        if self.verdict is None and self.started:
             self._on_verdict(Verdict(AnsweredBy.UNKNOWN, after_ms, "call ended first"))
 
     def on_finding(self, finding: Finding) -> None:

@@ -380,6 +380,10 @@ class _ActiveCall(SwitchWatch):
             call_id=str(ticket.call_id),
             request_id=commands.channel_text(ticket.request_id),
             extra_variables=tuple(extra),
+            # Detection's read-leg recording, started by the switch at the answer itself: a
+            # command sent once robocall reads CHANNEL_ANSWER would miss the callee's first
+            # words whenever robocall or the switch is busy (docs/amd.md).
+            api_on_answer=self.amd.detection.start_command() if self.amd is not None else None,
         )
         try:
             job = self.switch.bgapi(command)

@@ -133,12 +133,15 @@ def originate(
     call_id: str,
     request_id: str,
     extra_variables: Iterable[tuple[str, str]] = (),
+    api_on_answer: str | None = None,
 ) -> str:
     """The ``originate`` command text (send it with :func:`bgapi`): dial, then ``&park()``.
 
     ``line_variable`` marks the channel as one of the organization's lines, e.g.
     ``("accountcode", "org-x")``; the robocall_* variables let a PBX admin (and a restarted
-    robocall) tell which request and call the channel belongs to.
+    robocall) tell which request and call the channel belongs to. ``api_on_answer`` is an api
+    command (built by a builder here) that FreeSWITCH itself runs the instant the leg answers,
+    with no round trip to robocall: see :func:`api_on_answer_variable`.
     """
     if not 1 <= timeout_seconds <= 3600:
         raise UnsafeValue(f"originate timeout {timeout_seconds!r} is outside 1..3600 seconds")
@@ -153,7 +156,43 @@ def originate(
     variables += [("robocall_call_id", call_id), ("robocall_request_id", request_id)]
     variables += list(extra_variables)
     dial = check_word(dial_string, "dial string")
-    return f"originate {channel_variables(variables)}{dial} &park()"
+    block = channel_variables(variables)
+    if api_on_answer is not None:
+        block = block[:-1] + "," + api_on_answer_variable(api_on_answer) + "}"
+    return f"originate {block}{dial} &park()"
+
+
+def api_on_answer_variable(command: str) -> str:
+    r"""``api_on_answer='<command>'`` for an originate's ``{...}`` block, commas escaped.
+
+    FreeSWITCH 1.11.1 runs the variable's api command in the thread that marks the channel
+    answered, right after it fires CHANNEL_ANSWER (``switch_channel_perform_mark_answered``;
+    the text after the first space is expanded and passed as the argument). Getting a command
+    with spaces, commas and braces into one variable takes two levels of FreeSWITCH's parsing:
+
+    - the ``originate`` api splits its arguments on spaces (``switch_separate_string``), where
+      single quotes keep spaces together and are then removed: the value is quoted;
+    - the ``{...}`` block ends at its matching brace (nested braces are counted) and is split
+      at commas; ``\,`` is a comma that does not split (the backslash is removed; other
+      ways: ``{^^;...}`` changes the separator of the whole block). The command's own commas
+      become ``\,``.
+
+    So the command must hold no quote, backslash or ``${`` (expanded at answer), and its braces
+    must balance (an extra ``}`` would end the block).
+    """
+    check_line(command, "api_on_answer command")
+    for breaker in ("'", "\\"):
+        if breaker in command:
+            raise _refuse("api_on_answer command", command, f"holds {breaker!r}")
+    depth = 0
+    for char in command:
+        depth += {"{": 1, "}": -1}.get(char, 0)
+        if depth < 0:
+            break
+    if depth != 0:
+        raise _refuse("api_on_answer command", command, "has unbalanced braces")
+    escaped = command.replace(",", "\\,")
+    return f"api_on_answer='{escaped}'"
 
 
 def channel_text(value: str) -> str:
@@ -243,6 +282,8 @@ def uuid_record_read_leg(uuid: str, path: str, limit_seconds: int) -> str:
     ``enable_file_write_buffering=false`` turns that off. The variables go in the command's own
     ``{...}`` block (FreeSWITCH 1.10+ reads per-recording variables there before the channel's),
     so a call recording started on the same channel later still hears both parties, buffered.
+    robocall has the switch run it at the answer (:func:`api_on_answer_variable`); sent after
+    the answer, it would start as late as the command arrives.
     """
     path_word = check_word(path, "recording path")
     if limit_seconds <= 0:

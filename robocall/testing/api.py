@@ -127,10 +127,15 @@ def uuid_kill(switch: Switch, argument: str) -> str:
 
 def uuid_record(switch: Switch, argument: str) -> str:
     """``uuid_record <uuid> start|stop <path> [<limit>] [{vars}]``: only read-leg recordings are
-    written with audio (the callee's script, robocall.testing.voice); the texts are 1.11.1's."""
-    from gevent.event import Event as Flag
+    written with audio (the callee's script, robocall.testing.voice); the texts are 1.11.1's.
 
-    from robocall.testing.voice import ReadLegRecording, record_read_leg
+    As there: the ``{vars}`` block is URL-decoded and read as this recording's own variables;
+    a path already being recorded is not recorded twice (``+OK``, "Already recording" in the
+    switch's log); the file and RECORD_START come before the reply."""
+    from urllib.parse import unquote
+
+    from robocall.testing.callees import split_variables
+    from robocall.testing.voice import start_read_leg_recording
 
     parts = argument.split(" ", 4)
     if len(parts) < 3:
@@ -141,12 +146,16 @@ def uuid_record(switch: Switch, argument: str) -> str:
         return "-ERR Cannot locate session!\n"
     action, path = parts[1], parts[2]
     if action == "start":
+        if not channel.media_up:
+            return "-ERR Cannot record session!\n"
+        if path in channel.read_recordings:
+            return "+OK Success\n"
         limit_ms = int(parts[3]) * 1000 if len(parts) > 3 and parts[3].isdigit() else 3_600_000
         if limit_ms <= 0:
             limit_ms = 3_600_000
-        recording = ReadLegRecording(path, limit_ms, Flag())
-        channel.read_recordings[path] = recording
-        switch.spawn(record_read_leg, channel, recording)
+        block = unquote(parts[4]) if len(parts) > 4 else ""
+        variables = split_variables(block[1:-1]) if block.startswith("{") else {}
+        start_read_leg_recording(channel, path, limit_ms, variables)
         return "+OK Success\n"
     if action == "stop":
         found = channel.read_recordings.pop(path, None)

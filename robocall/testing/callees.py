@@ -205,8 +205,13 @@ class DialString:
         return self.endpoint.replace("+", "%2B")
 
 
-def split_variables(text: str) -> dict[str, str]:
-    """``a=1,b='x,y'`` -> dict; commas inside quotes or after a backslash do not split."""
+def split_variables(text: str, delim: str = ",") -> dict[str, str]:
+    """``a=1,b='x,y'`` -> dict; commas inside quotes or after a backslash do not split.
+
+    ``^^<c>`` at the start makes ``<c>`` the separator instead (FreeSWITCH's
+    ``switch_event_create_brackets``)."""
+    if text.startswith("^^") and len(text) > 2:
+        delim, text = text[2], text[3:]
     parts: list[str] = []
     current: list[str] = []
     quote: str | None = None
@@ -224,7 +229,7 @@ def split_variables(text: str) -> dict[str, str]:
                 current.append(ch)
         elif ch in "'\"":
             quote = ch
-        elif ch == ",":
+        elif ch == delim:
             parts.append("".join(current))
             current = []
         else:
@@ -238,18 +243,83 @@ def split_variables(text: str) -> dict[str, str]:
     return variables
 
 
+def find_end_paren(text: str, open_char: str, close_char: str) -> int:
+    """Index of the brace that closes ``text[0]``, nested braces counted; -1 if none
+    (FreeSWITCH's ``switch_find_end_paren``)."""
+    depth = 0
+    for i, ch in enumerate(text):
+        if ch == open_char:
+            depth += 1
+        elif ch == close_char:
+            depth -= 1
+            if depth == 0:
+                return i
+    return -1
+
+
 def parse_dial_string(text: str) -> DialString:
     """Split leading ``{...}`` / ``[...]`` / ``<...>`` variable blocks off and find the number."""
     variables: dict[str, str] = {}
     rest = text.strip()
     while rest and rest[0] in "{[<":
         close = {"{": "}", "[": "]", "<": ">"}[rest[0]]
-        end = rest.find(close)
+        end = find_end_paren(rest, rest[0], close)
         if end < 0:
             break
         variables.update(split_variables(rest[1:end]))
         rest = rest[end + 1:]
     return DialString(variables, rest, dialled_number(rest))
+
+
+_UNESCAPED = {"n": "\n", "r": "\r", "t": "\t", "s": " "}
+
+
+def separate_arguments(text: str) -> list[str]:
+    """An api command's arguments as FreeSWITCH 1.11.1 splits them (``switch_separate_string``
+    with a space): spaces inside single quotes do not split; the quotes are then removed, and
+    a backslash before a quote, a backslash or n/r/t/s is resolved. Other escapes (``\\,``)
+    stay for the next level to read."""
+    parts: list[str] = []
+    current: list[str] = []
+    inside = False
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\" and i + 1 < len(text):
+            current.append(text[i:i + 2])
+            i += 2
+            continue
+        if ch == "'":
+            inside = not inside
+        if ch == " " and not inside:
+            if current:
+                parts.append("".join(current))
+                current = []
+        else:
+            current.append(ch)
+        i += 1
+    if current:
+        parts.append("".join(current))
+    return [_cleanup("".join(part)) for part in parts]
+
+
+def _cleanup(text: str) -> str:
+    out: list[str] = []
+    inside = False
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\" and i + 1 < len(text) and (text[i + 1] in "'\"\\" or
+                                                  text[i + 1] in _UNESCAPED):
+            out.append(_UNESCAPED.get(text[i + 1], text[i + 1]))
+            i += 2
+            continue
+        if ch == "'" and (inside or "'" in text[i + 1:]):
+            inside = not inside
+        else:
+            out.append(ch)
+        i += 1
+    return "".join(out).strip(" ")
 
 
 def dialled_number(endpoint: str) -> str:
@@ -278,17 +348,9 @@ class OriginateArgs:
 
 
 def parse_originate(argument: str) -> OriginateArgs:
-    """Parse the argument of ``originate``; the dial string ends at the first space after ``}``."""
-    text = argument.strip()
-    depth = 0
-    split_at = len(text)
-    for i, ch in enumerate(text):
-        if ch in "{[<":
-            depth += 1
-        elif ch in "}]>":
-            depth -= 1
-        elif ch == " " and depth == 0:
-            split_at = i
-            break
-    dial = parse_dial_string(text[:split_at])
-    return OriginateArgs(dial, text[split_at:].strip())
+    """Parse the argument of ``originate``: split on spaces as FreeSWITCH does (quotes keep
+    a value's spaces together), then the dial string's variable blocks."""
+    args = separate_arguments(argument.strip())
+    if not args:
+        return OriginateArgs(parse_dial_string(""), "")
+    return OriginateArgs(parse_dial_string(args[0]), " ".join(args[1:]))

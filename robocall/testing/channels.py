@@ -8,6 +8,7 @@ channel leaves ``show channels``) and ``destroy()`` (CHANNEL_DESTROY).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -185,7 +186,21 @@ class Channel:
         })
         self.emit("CHANNEL_ANSWER")
         self.variables["endpoint_disposition"] = "ANSWER"
+        self.run_api_on("api_on_answer")
         self.answered_flag.set()
+
+    def run_api_on(self, prefix: str) -> None:
+        """Run the api command of every variable named ``prefix...`` (``api_on_answer``), in
+        the answer itself, as FreeSWITCH 1.11.1's ``switch_channel_api_on`` does: the text up
+        to the first space is the command, the rest its argument with ``${var}`` expanded."""
+        from robocall.testing.api import run_api
+
+        for name, value in list(self.variables.items()):
+            if not name.lower().startswith(prefix):
+                continue
+            command, _, argument = value.partition(" ")
+            argument = _EXPAND.sub(lambda m: self.variables.get(m[1], ""), argument)
+            run_api(self.switch, command, argument)
 
     def start_executing(self) -> None:
         """The originate finished: the leg runs its first application (CS_EXECUTE, ACTIVE)."""
@@ -361,6 +376,9 @@ class Channel:
         """Run the callee's script beside the call."""
         if self.callee.presses or self.callee.hangup_after_ms is not None:
             self.switch.spawn(self.run_callee_script)
+
+
+_EXPAND = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
 
 
 def _stamp(epoch: int) -> str:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import struct
 import wave
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -142,34 +142,67 @@ class ReadLegRecording:
     path: str
     limit_ms: int
     stopped: Flag
+    variables: dict[str, str] = field(default_factory=dict)  # the command's own {...} block
+    started: float = 0.0  # switch monotonic seconds
+
+    def event_headers(self) -> list[tuple[str, str]]:
+        """Record-File-Path and the recording's own variables, as RECORD_START/STOP carry them."""
+        return [("Record-File-Path", self.path)] + [
+            (f"Recording-Variable-{name}", value) for name, value in self.variables.items()]
+
+
+def start_read_leg_recording(channel: Channel, path: str, limit_ms: int,
+                             variables: dict[str, str]) -> ReadLegRecording:
+    """Open the file (its header written) and raise RECORD_START now, as the switch does before
+    ``uuid_record`` answers; the audio follows on the switch's clock (``record_read_leg``)."""
+    recording = ReadLegRecording(path, limit_ms, Flag(), variables, channel.switch.monotonic())
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_bytes(wav_header(0))
+    channel.read_recordings[path] = recording
+    channel.emit("RECORD_START", recording.event_headers())
+    channel.switch.spawn(record_read_leg, channel, recording)
+    return recording
 
 
 def record_read_leg(channel: Channel, recording: ReadLegRecording) -> None:
     """Write the callee's audio into the recording as it is 'heard', until stop, hangup or limit.
 
     The audio is the callee's script from the moment the recording starts (what FreeSWITCH's
-    media bug sees from then on), then silence once the script is over.
+    media bug sees from then on: all of it when ``api_on_answer`` started it at the answer),
+    then silence once the script is over. What is written follows the switch's clock, not the
+    count of writes: a late wake-up writes the audio it is behind on, as a media bug's frames
+    keep coming however busy the reader is.
     """
     switch = channel.switch
     pcm = render_script(channel.callee.audio) if channel.callee.audio else b""
-    answered = channel.answered_mono if channel.answered_mono is not None else switch.monotonic()
-    position = int(switch.scripted_ms(switch.monotonic() - answered)) * SAMPLE_RATE // 1000 * 2
-    chunk = SAMPLE_RATE * CHUNK_MS // 1000 * 2
-    written = 0
+    answered = channel.answered_mono if channel.answered_mono is not None else recording.started
+    start = int(switch.scripted_ms(recording.started - answered)) * SAMPLE_RATE // 1000 * 2
     limit = recording.limit_ms * SAMPLE_RATE // 1000 * 2
-    Path(recording.path).parent.mkdir(parents=True, exist_ok=True)
-    channel.emit("RECORD_START", [("Record-File-Path", recording.path)])
-    with open(recording.path, "wb", buffering=0) as out:
-        out.write(wav_header(0))
-        while written < limit and channel.up and not recording.stopped.is_set():
-            if recording.stopped.wait(switch.seconds(CHUNK_MS)) or not channel.up:
+    frame = SAMPLE_RATE * 20 // 1000 * 2  # whole 20 ms frames, as the media bug writes them
+    written = 0
+    with open(recording.path, "r+b", buffering=0) as out:
+        out.seek(0, 2)
+        while written < limit:
+            # up to the moment of the stop or hangup too: what was heard until then is kept
+            ending = recording.stopped.wait(switch.seconds(CHUNK_MS)) or not channel.up
+            heard = int(switch.scripted_ms(switch.monotonic() - recording.started))
+            due = min(heard * SAMPLE_RATE // 1000 * 2 // frame * frame, limit)
+            if due > written:
+                piece = pcm[start + written : start + due]
+                piece += b"\x00" * (due - written - len(piece))
+                out.write(piece)
+                written = due
+            if ending:
                 break
-            piece = pcm[position : position + chunk]
-            piece += b"\x00" * (chunk - len(piece))
-            out.write(piece)
-            position += chunk
-            written += chunk
         out.seek(0)
         out.write(wav_header(written))
-    channel.emit("RECORD_STOP", [("Record-File-Path", recording.path),
-                                 ("Record-Completion-Cause", "success")])
+    if channel.read_recordings.get(recording.path) is recording:
+        del channel.read_recordings[recording.path]
+    samples = written // 2
+    channel.variables.update({
+        "record_file_size": str(44 + written), "record_samples": str(samples),
+        "record_seconds": str(samples // SAMPLE_RATE),
+        "record_ms": str(samples * 1000 // SAMPLE_RATE),
+        "record_completion_cause": "success-maxtime"})
+    channel.emit("RECORD_STOP", [*recording.event_headers(),
+                                 ("Record-Completion-Cause", "success-maxtime")])

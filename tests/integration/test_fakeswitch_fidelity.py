@@ -27,6 +27,7 @@ from collections import defaultdict
 import pytest
 
 from robocall.testing import Callee, CalleeBook, FakeSwitch, Press
+from robocall.testing.voice import Segment
 from tests.support import transcripts
 from tests.support.eslwire import EslWire, WireFrame
 
@@ -55,6 +56,11 @@ CALLEES: dict[str, dict[str, Callee]] = {
         "5076": Callee(presses=(Press(1500, "3"), Press(3500, "1")))},
     "esl-line-counting.txt": {"5070": ANSWERS, "5072": Callee(outcome="no_answer")},
     "esl-pipelined-commands.txt": {"5070": ANSWERS, "5074": Callee(hangup_after_ms=2000)},
+    # the lab's person ..10: answers without ringing, "Hello?" after ~0.6 s (flite)
+    "esl-amd-record-on-answer.txt": {"sofia/internal/+6580000010@127.0.0.1:5090": Callee(
+        ring=False, answer_after_ms=20,
+        audio=(Segment("silence", ms=640), Segment("say", text="Hello?", voice="kal"),
+               Segment("silence", ms=5000)))},
 }
 
 RELEVANT_VARIABLES = {
@@ -64,7 +70,7 @@ RELEVANT_VARIABLES = {
     "last_bridge_to", "bridge_uuid", "signal_bond", "sip_hangup_disposition", "hangup_cause",
     "record_ms", "record_seconds", "record_samples", "uuid", "call_uuid", "channel_name",
     "current_application", "billsec", "duration", "hangup_after_bridge", "continue_on_fail",
-    "call_timeout",
+    "call_timeout", "api_on_answer", "record_file_size", "record_completion_cause",
 }
 # Variables a fake without SIP or RTP cannot mean anything by (SDP, codecs, media ports, SIP
 # dialog headers); every other variable the real event has, the fake's must have too.
@@ -79,7 +85,8 @@ _UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12
 
 
 def _book(name: str) -> CalleeBook:
-    return CalleeBook({SIPP + port: callee for port, callee in CALLEES[name].items()})
+    return CalleeBook({(where if "/" in where else SIPP + where): callee
+                       for where, callee in CALLEES[name].items()})
 
 
 def _replay(name: str) -> tuple[transcripts.Transcript, list[WireFrame], bool]:

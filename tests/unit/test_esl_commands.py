@@ -119,6 +119,41 @@ def test_read_leg_recording_commands() -> None:
     assert commands.exit_command() == "exit\n\n"
 
 
+def test_originate_carries_the_read_leg_recording_the_switch_starts_at_answer() -> None:
+    # Given the read-leg recording command of a call
+    record = commands.uuid_record_read_leg(CALL, "/var/amd/c-1.wav", 65)
+
+    # When the originate carries it as api_on_answer
+    text = commands.originate(
+        uuid=CALL, dial_string="sofia/internal/+6580000010@127.0.0.1:5090",
+        caller_id_number="6582674904", timeout_seconds=15, call_id="c-1", request_id="r-1",
+        api_on_answer=record,
+    )
+
+    # Then it is the block's last variable, quoted (the originate api splits on spaces) and
+    # its commas escaped (the block splits at commas), as the lab switch accepted it
+    assert text == (
+        f"originate {{origination_uuid={CALL},origination_caller_id_number=6582674904,"
+        "originate_timeout=15,ignore_early_media=true,robocall_call_id=c-1,"
+        f"robocall_request_id=r-1,api_on_answer='uuid_record {CALL} start /var/amd/c-1.wav 65 "
+        "{RECORD_READ_ONLY=true\\,enable_file_write_buffering=false}'}"
+        "sofia/internal/+6580000010@127.0.0.1:5090 &park()"
+    )
+
+
+@pytest.mark.parametrize("command", [
+    "uuid_record x start /a'b.wav 5",  # a quote would end the quoted value
+    "uuid_record x start /a\\,b.wav 5",  # a backslash escapes what follows
+    "uuid_record x start /a.wav 5 {A=1}}",  # an extra brace would end the {...} block
+    "uuid_record x start /a.wav 5 {A=1",
+    "uuid_record x start ${path} 5",  # expanded by the switch at answer
+    "uuid_record x start /a.wav 5\nevent plain ALL",
+])
+def test_api_on_answer_refuses_what_would_leave_its_place(command: str) -> None:
+    with pytest.raises(UnsafeValue):
+        commands.api_on_answer_variable(command)
+
+
 def test_play_and_get_digits_argument_in_the_apps_order() -> None:
     arg = commands.play_and_get_digits_arg(
         min_digits=1,

@@ -49,6 +49,33 @@ def test_originate_argument_splits_variables_dial_string_and_destination() -> No
     assert parsed.destination == "&park()"
 
 
+def test_originate_argument_is_split_as_freeswitch_splits_it() -> None:
+    # Given an originate whose last variable is a quoted api command with braces and an
+    # escaped comma (robocall's api_on_answer, as the lab switch read it)
+    argument = ("{origination_uuid=u-1,api_on_answer='uuid_record u-1 start /r/a.wav 65 "
+                "{RECORD_READ_ONLY=true\\,enable_file_write_buffering=false}'}"
+                "sofia/internal/+6580000010@127.0.0.1:5090 &park()")
+
+    # When it is parsed
+    parsed = parse_originate(argument)
+
+    # Then the quotes kept the spaces together and are gone, the inner braces did not end the
+    # block, and the escaped comma is a comma of the value
+    assert parsed.dial.variables == {
+        "origination_uuid": "u-1",
+        "api_on_answer": "uuid_record u-1 start /r/a.wav 65 "
+                         "{RECORD_READ_ONLY=true,enable_file_write_buffering=false}"}
+    assert parsed.dial.number == "+6580000010"
+    assert parsed.destination == "&park()"
+    # and an unquoted space splits the argument, as it does in FreeSWITCH
+    assert parse_originate("{a=b c}sofia/x/1 &park()").dial.endpoint == "{a=b"
+
+
+def test_a_block_may_choose_its_separator() -> None:
+    # Then ^^<c> at the start of a block splits it at <c>, leaving commas in values
+    assert split_variables("^^;a=1,2;b=3") == {"a": "1,2", "b": "3"}
+
+
 def test_variables_honour_quotes_and_escaped_commas() -> None:
     # Then quoted and escaped commas stay inside a value
     assert split_variables("a='x,y',b=1\\,2,c=") == {"a": "x,y", "b": "1,2", "c": ""}

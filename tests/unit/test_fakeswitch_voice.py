@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import struct
 from pathlib import Path
+from typing import Any
 
 import gevent
 import pytest
@@ -15,9 +16,9 @@ from robocall.testing.voice import (
     ReadLegRecording,
     Segment,
     parse_script,
-    record_read_leg,
     render_script,
     segment_spans,
+    start_read_leg_recording,
 )
 
 
@@ -47,6 +48,11 @@ class _Switch:
 
     def __init__(self) -> None:
         self.events: list[tuple[str, list[tuple[str, str]]]] = []
+        self.greenlets: list[gevent.Greenlet] = []
+
+    def spawn(self, function: Any, *args: Any) -> gevent.Greenlet:
+        self.greenlets.append(gevent.spawn(function, *args))
+        return self.greenlets[-1]
 
     @staticmethod
     def monotonic() -> float:
@@ -66,6 +72,8 @@ class _Channel:
         self.up = True
         self.answered_mono = self.switch.monotonic()
         self.events: list[str] = []
+        self.read_recordings: dict[str, ReadLegRecording] = {}
+        self.variables: dict[str, str] = {}
 
     def emit(self, name: str, headers: list[tuple[str, str]]) -> None:
         self.events.append(name)
@@ -75,8 +83,8 @@ def test_the_recording_grows_with_a_header_whose_sizes_wait_for_the_close(tmp_pa
     # given a callee with 1 s of tone, recorded for at most 3 s
     channel = _Channel(Callee(audio=(Segment("tone", ms=1000, hz=1000.0),)))
     path = tmp_path / "amd.wav"
-    recording = ReadLegRecording(str(path), 3000, gevent.event.Event())
-    writer = gevent.spawn(record_read_leg, channel, recording)
+    start_read_leg_recording(channel, str(path), 3000, {"RECORD_READ_ONLY": "true"})
+    writer = channel.switch.greenlets[0]
     # while it runs, the header's sizes are 0 and a follower reads the PCM after it
     follower = GrowingWav(path)
     got = b""
@@ -91,6 +99,8 @@ def test_the_recording_grows_with_a_header_whose_sizes_wait_for_the_close(tmp_pa
     data = path.read_bytes()
     assert struct.unpack("<I", data[40:44]) == (len(data) - 44,) == (3000 * 16,)
     assert channel.events == ["RECORD_START", "RECORD_STOP"]
+    assert channel.variables["record_samples"] == str(3000 * 8)
+    assert not channel.read_recordings  # over: the path may be recorded again
     # (from where the script was when the recording began: a moment after the answer)
     heard = render_script(channel.callee.audio) + b"\x00" * len(data)
     # where the script was when it began (load may delay the writer): what is left of the tone
