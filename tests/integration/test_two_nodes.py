@@ -4,20 +4,17 @@ than its lines, and no call is dialled twice."""
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 
 import gevent
 import pytest
-import requests
 
 from robocall import bootstrap
-from robocall.api.auth import API_KEY_HEADER
 from robocall.testing import Callee, CalleeBook, FakeSwitch
 from tests.support.node_fixtures import NodeDatabase
 from tests.support.node_fixtures import node_database as node_database  # noqa: F401
-from tests.support.nodes import ServeProcess, originates_by_number
-from tests.support.service import TIME_SCALE, wait_for
+from tests.support.nodes import ServeProcess, originates_by_number, run_transfer_requests
+from tests.support.service import TIME_SCALE
 
 LINES = 4
 CALLS_PER_NODE = 24
@@ -70,26 +67,8 @@ def test_two_nodes_on_one_database_never_exceed_an_organizations_lines(
     try:
         for node in nodes:
             node.start()
-        # when each node is sent a request of 24 calls
-        requests_ids = []
-        for index, node in enumerate(nodes):
-            request_id = f"nodes-{index}-{secrets.token_hex(3)}"
-            body = {
-                "requestId": request_id,
-                "destinations": [{"phone": f"+658{index}00{i:04d}", "caller": "+6582674904"}
-                                 for i in range(CALLS_PER_NODE)],
-                "callFlow": {"steps": [{"name": "transfer", "destination": "Ext:1000"}]},
-            }
-            response = requests.post(f"{node.base_url}/v1/call", json=body,
-                                     headers={API_KEY_HEADER: key}, timeout=30)
-            assert response.status_code == 200, response.text
-            requests_ids.append(request_id)
-
-        # then every call completes
-        for request_id in requests_ids:
-            wait_for(lambda request_id=request_id: repo.request_status(
-                org.id, request_id, limit=1).counts == {"completed": CALLS_PER_NODE},
-                f"request {request_id} completed")
+        # when each node is sent a request of 24 calls, then every call completes
+        run_transfer_requests(nodes, repo, org.id, key, CALLS_PER_NODE, "nodes")
         sampler.stop()
         # and the switch never carried more than the organization's 4 lines
         assert sampler.samples > 100

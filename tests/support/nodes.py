@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import secrets
 import signal
 import subprocess
 import sys
@@ -16,8 +17,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import gevent
+import requests
 
+from robocall.api.auth import API_KEY_HEADER
+from robocall.store.repo import Repo
 from tests.support import api_server
+from tests.support.service import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 _LISTENING = re.compile(r"robocall API on (http://[\d.]+:\d+)")
@@ -107,6 +112,31 @@ class ServeProcess:
             self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             self.kill()
+
+
+def run_transfer_requests(
+    nodes: list[ServeProcess], repo: Repo, org_id: str, key: str, calls_per_node: int, tag: str
+) -> list[str]:
+    """Post each node a request of ``calls_per_node`` calls, every one transferred to
+    extension 1000, and wait until all of them completed; the request ids, node by node."""
+    request_ids = []
+    for index, node in enumerate(nodes):
+        request_id = f"{tag}-{index}-{secrets.token_hex(3)}"
+        body = {
+            "requestId": request_id,
+            "destinations": [{"phone": f"+658{index}00{i:04d}", "caller": "+6582674904"}
+                             for i in range(calls_per_node)],
+            "callFlow": {"steps": [{"name": "transfer", "destination": "Ext:1000"}]},
+        }
+        response = requests.post(f"{node.base_url}/v1/call", json=body,
+                                 headers={API_KEY_HEADER: key}, timeout=30)
+        assert response.status_code == 200, response.text
+        request_ids.append(request_id)
+    for request_id in request_ids:
+        wait_for(lambda request_id=request_id: repo.request_status(
+            org_id, request_id, limit=1).counts == {"completed": calls_per_node},
+            f"request {request_id} completed")
+    return request_ids
 
 
 def serve_to_exit(
