@@ -30,7 +30,9 @@ def test_two_nodes_over_three_switches_never_exceed_an_organizations_lines(
     # given three switches, an organization with 6 lines (two of them busy with another app's
     # calls on the third switch) and two robocall nodes over all three switches
     fakes = [
-        FakeSwitch(CalleeBook({"1000": Callee(answer_after_ms=50, hangup_after_ms=400)},
+        # (each transfer holds its line 200 ms: with shorter calls one node could claim every
+        # call before the other's first turn, and "both nodes dialled" would fail by chance)
+        FakeSwitch(CalleeBook({"1000": Callee(answer_after_ms=50, hangup_after_ms=2000)},
                               Callee(answer_after_ms=50)), time_scale=TIME_SCALE).start()
         for _ in range(3)
     ]
