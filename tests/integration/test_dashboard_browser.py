@@ -13,7 +13,11 @@ import time
 
 import gevent
 import pytest
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+from selenium.common.exceptions import (
+    NoSuchElementException,
+    StaleElementReferenceException,
+    WebDriverException,
+)
 from selenium.webdriver.common.by import By
 
 from robocall.store.db import is_postgresql
@@ -62,6 +66,10 @@ def wait_until(predicate, what: str):
                 return
         except (StaleElementReferenceException, NoSuchElementException):
             pass
+        except WebDriverException as err:
+            # Chromium's word for an element of the page a reload just replaced
+            if "does not belong to the document" not in str(err):
+                raise
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         gevent.sleep(0.1)
