@@ -38,8 +38,9 @@ from robocall.amd.features import FRAME_MS, VAD_MODE  # noqa: E402
 from robocall.amd.follow import GrowingWav  # noqa: E402
 
 CHUNK_MS = 100  # fed as the recording follower does: a poll's worth at a time
-# The voices the rules were tuned on: every other voice of corpus.all_voices() (3 flite, 6
-# espeak-ng); the other 8 are held out, and the rules' values are judged on them too.
+# The voices rule values are chosen on: 3 of the 5 flite voices and 6 of the 12 espeak-ng ones
+# (four accents, two also as a female variant); the other 8 are held out, and a choice is
+# judged on them too.
 TUNING_VOICES = ("slt", "awb", "kal16", "gmw/en", "gmw/en-GB-scotland", "gmw/en-GB-x-rp",
                  "gmw/en-029", "gmw/en+f1", "gmw/en-GB-x-rp+f3")
 # The person's verdict goal of the issue (ms from the answer).
