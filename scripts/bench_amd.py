@@ -6,6 +6,13 @@ p50/p95 per class (ms from the answer), how many machine verdicts came before th
 ended, where the greeting end was found against the truth (for mode ``message``: never before
 the beep or the end of the greeting's speech), and the CPU one detection costs.
 
+Beside them: per phrase and per greeting, accuracy and verdict p50/p95, and for each person's
+phrase where its speaker stops talking (``oracle_stop_ms``: no verdict that waits for the end
+of the answer can come earlier); ``goal_bound``: how many people stop talking by the person's
+verdict goal (p50 1.5 s, p95 2.5 s) against how many the goal needs; the same numbers on the
+voices the rules were tuned on (``tuning``) and on the others (``held_out``). ``--silences``
+runs other values of rule 4's silences (docs/amd.md's trade-off table).
+
 Clips are rendered once into ``--cache`` (TTS output only; each clip is mixed and passed through
 G.711 again on every run). ``--quick`` takes one flite and one espeak-ng voice at one rate.
 """
@@ -31,6 +38,15 @@ from robocall.amd.features import FRAME_MS, VAD_MODE  # noqa: E402
 from robocall.amd.follow import GrowingWav  # noqa: E402
 
 CHUNK_MS = 100  # fed as the recording follower does: a poll's worth at a time
+# The voices rule values are chosen on: 3 of the 5 flite voices and 6 of the 12 espeak-ng ones
+# (four accents, two also as a female variant); the other 8 are held out, and a choice is
+# judged on them too.
+TUNING_VOICES = ("slt", "awb", "kal16", "gmw/en", "gmw/en-GB-scotland", "gmw/en-GB-x-rp",
+                 "gmw/en-029", "gmw/en+f1", "gmw/en-GB-x-rp+f3")
+# The person's verdict goal of the issue (ms from the answer).
+GOAL_P50_MS, GOAL_P95_MS = 1500, 2500
+# The answers the goal names, without the corpus's talkative person.
+BRIEF_ANSWERS = ("hello", "speaking", "who")
 
 
 def percentile(values: list[float], share: float) -> float | None:
@@ -61,6 +77,8 @@ def run_clip(clip: corpus.Clip, rules: Rules) -> dict[str, Any]:
         "at_ms": verdict.at_ms if verdict else None,
         "greeting_end_ms": end.at_ms if end else None,
         "greeting_end_by": end.by if end else None,
+        "phrase": clip.spec.phrase,
+        "voice": clip.spec.voice.name,
         "truth_speech_end_ms": clip.speech_end_ms,
         "truth_greeting_end_ms": clip.greeting_end_ms,
         "cpu_s": cpu,
@@ -123,6 +141,54 @@ def summarize(results: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
+def stop_times(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Where people stop talking (ms from the answer): the bound of any verdict that waits
+    for the end of the answer."""
+    stops = [r["truth_speech_end_ms"] for r in results if r["truth"] == "human"]
+    return {"p50": percentile(stops, 0.5), "p95": percentile(stops, 0.95)}
+
+
+def goal_bound(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """How many people have stopped talking by the goal's times, against how many verdicts
+    the goal needs by then (the percentile's rank among the people); the rest must be told
+    from a greeting while they still talk."""
+    people = [r for r in results if r["truth"] == "human"]
+    rank = {share: int(round(share * (len(people) - 1))) + 1 for share in (0.5, 0.95)}
+    return {
+        f"p50_{GOAL_P50_MS}": {
+            "stopped_talking_by_then": sum(r["truth_speech_end_ms"] <= GOAL_P50_MS for r in people),
+            "verdicts_needed_by_then": rank[0.5],
+            "verdicts_by_then": sum(r["verdict"] == "human" and r["at_ms"] <= GOAL_P50_MS
+                                    for r in people),
+        },
+        f"p95_{GOAL_P95_MS}": {
+            "stopped_talking_by_then": sum(r["truth_speech_end_ms"] <= GOAL_P95_MS for r in people),
+            "verdicts_needed_by_then": rank[0.95],
+            "verdicts_by_then": sum(r["verdict"] == "human" and r["at_ms"] <= GOAL_P95_MS
+                                    for r in people),
+        },
+    }
+
+
+def split(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The classes' numbers on the tuning voices and on the held-out ones, apart."""
+    report: dict[str, Any] = {}
+    for name, keep in (("tuning", True), ("held_out", False)):
+        rows = [r for r in results if (r["voice"] in TUNING_VOICES) is keep]
+        summary = summarize(rows)
+        brief = [r for r in rows if r["truth"] == "human" and r["phrase"] in BRIEF_ANSWERS]
+        report[name] = {
+            "voices": sorted({r["voice"] for r in rows}),
+            "clips": len(rows),
+            "confusion": summary["confusion"],
+            "accuracy": summary["accuracy"],
+            "verdict_ms": summary["verdict_ms"],
+            "humans_without_talkative_verdict_ms": summarize(brief)["verdict_ms"]["human"],
+            "oracle_stop_ms": stop_times(rows),
+        }
+    return report
+
+
 def follow_cost_us(directory: Path, polls: int = 2000) -> float:
     """CPU per read of a growing recording (open, seek, read 100 ms of new audio, close): what
     following the file adds to each detection's analysis, once per poll."""
@@ -165,6 +231,8 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=Path(".cache/amd-corpus"))
     parser.add_argument("--quick", action="store_true", help="two voices, one rate")
     parser.add_argument("--per-voice", action="store_true", help="accuracy per voice too")
+    parser.add_argument("--silences", help="rule 4's silences (ms) after an utterance of up to "
+                        "1.2 s, 1.6 s and 2.8 s, e.g. 240,300,500 (default: Rules())")
     args = parser.parse_args()
     maker = corpus.CorpusMaker(args.cache)
     if args.quick:
@@ -173,6 +241,10 @@ def main() -> None:
     else:
         specs = list(corpus.specs())
     rules = Rules()
+    if args.silences:
+        silences = [int(ms) for ms in args.silences.split(",")]
+        longest = [limit for limit, _ in rules.human_silence_ms]
+        rules = Rules(human_silence_ms=tuple(zip(longest, silences, strict=True)))
     made = time.monotonic()
     results = [run_clip(maker.make(spec), rules) for spec in specs]
     report = summarize(results)
@@ -204,17 +276,24 @@ def main() -> None:
         phrase: {
             "accuracy": summarize(rows)["accuracy"][phrase.split(":")[0]],
             "verdict_ms": summarize(rows)["verdict_ms"][phrase.split(":")[0]],
+            **({"oracle_stop_ms": stop_times(rows)} if phrase.startswith("human:") else {}),
         }
         for phrase, rows in sorted(by_phrase.items())
     }
+    report["oracle_stop_ms"] = stop_times(results)
+    report["goal_bound"] = goal_bound(results)
     # the answers the goal names ("Hello?", "Yes, speaking", "Hello, who is this?"), without
     # the corpus's talkative person ("Hello, this is Alex speaking.", as the lab's ..13)
     brief = [r for spec, r in zip(specs, results, strict=True)
-             if spec.kind == "human" and spec.phrase in ("hello", "speaking", "who")]
+             if spec.kind == "human" and spec.phrase in BRIEF_ANSWERS]
     report["humans_without_talkative"] = {
         "accuracy": summarize(brief)["accuracy"]["human"],
         "verdict_ms": summarize(brief)["verdict_ms"]["human"],
+        "oracle_stop_ms": stop_times(brief),
+        "goal_bound": goal_bound(brief),
     }
+    if not args.quick:
+        report.update(split(results))
     if args.per_voice:
         per_voice: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for spec, result in zip(specs, results, strict=True):
