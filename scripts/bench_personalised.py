@@ -45,6 +45,7 @@ fake = FakeSwitch(CalleeBook({}, callee), time_scale=float(sys.argv[1]),
 print(fake.port, flush=True)
 gevent.wait()
 """
+WATCHED = ("CHANNEL_CREATE", "CHANNEL_ANSWER", "PLAYBACK_START")
 MESSAGE = (
     "Hello {{name}}, this is a reminder from your clinic: your appointment is tomorrow at ten."
 )
@@ -149,6 +150,7 @@ def main() -> None:
     from robocall.api.auth import API_KEY_HEADER
     from robocall.api.server import make_server
     from robocall.config import Settings
+    from robocall.esl.client import EslClient
     from robocall.esl.protocol import Event
     from robocall.tts.voices import available_languages
 
@@ -183,7 +185,10 @@ def main() -> None:
         elif event.name == "PLAYBACK_START":
             first_audio.setdefault(uuid, stamp)
 
-    service.switch.add_event_listener(on_event)
+    # A connection of its own, as a monitor would: robocall's does not subscribe PLAYBACK_START.
+    watcher = EslClient("127.0.0.1", port, "ClueCon", events=WATCHED, command_timeout=30)
+    watcher.add_event_listener(on_event)
+    watcher.connect()
     server = make_server(service.api.app, "127.0.0.1:0")
     server.start()
     service.start()
@@ -233,6 +238,7 @@ def main() -> None:
     finally:
         server.stop(timeout=2)
         service.stop(grace_seconds=5)
+        watcher.close()
         child.terminate()
         child.wait(10)
 

@@ -19,6 +19,7 @@ under monkey patching.
 
 from __future__ import annotations
 
+import array
 import contextlib
 import hashlib
 import hmac
@@ -36,7 +37,7 @@ from typing import Any, Protocol
 from robocall.config import Settings
 from robocall.errors import ConfigError, TtsError, UnsafeValue
 from robocall.tts.flite_lib import WorkerRenderer
-from robocall.tts.join import Piece, join_wavs
+from robocall.tts.join import Piece, join_wavs, read_trimmed
 from robocall.tts.render import (
     DEFAULT_SAMPLE_RATE,
     DEFAULT_TIMEOUT_SECONDS,
@@ -54,6 +55,7 @@ RECIPE_VERSION = 1
 JOIN_RECIPE_VERSION = 1
 DEFAULT_MAX_CONCURRENT = 2
 REMEMBERED_KEYS = 4096  # message keys kept in memory (a personalised request has one per name)
+REMEMBERED_PIECES = 64  # trimmed pieces kept in memory for joins (~25 kB a second of audio)
 KEY_PATTERN = re.compile(r"[0-9a-f]{64}")
 HTTP_ROUTE = "/v1/tts/"
 TEMP_SUFFIX = ".partial"
@@ -110,6 +112,8 @@ class TtsCache:
         self._secret: bytes | None = None
         # (text, voice, pitch, rate, engine versions) -> key: no JSON and HMAC per call
         self._keys: dict[tuple[Any, ...], str] = {}
+        # piece file -> its trimmed samples and rate, least recently used first
+        self._trimmed: dict[Path, tuple[array.array[int], int]] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TtsCache:
@@ -197,17 +201,22 @@ class TtsCache:
         if not pieces:
             raise TtsError("nothing to say: the message has no words")
         voice = select_voice(lang, gender)
-        paths = [self._get_or_render_voice(piece.text, voice, pitch, rate) for piece in pieces]
-        if len(paths) == 1:
-            return paths[0]
+        if len(pieces) == 1:
+            return self._get_or_render_voice(pieces[0].text, voice, pitch, rate)
+        # The joined file's key is known without touching a piece: a message asked for again
+        # (the call's runner after the prefetcher) is one lookup.
+        piece_keys = [self.key_for_voice(piece.text, voice, pitch, rate) for piece in pieces]
         pauses = [piece.pause_before_ms for piece in pieces]
-        key = self._hmac(["joined", JOIN_RECIPE_VERSION, [path.stem for path in paths], pauses])
+        key = self._hmac(["joined", JOIN_RECIPE_VERSION, piece_keys, pauses])
         path = self.path_for_key(key)
         if self._hit(path):
             return path
+        paths = [self._get_or_render_voice(piece.text, voice, pitch, rate) for piece in pieces]
         with self._key_lock(key):
             if not self._hit(path):
-                self._write_atomically(path, lambda partial: join_wavs(paths, pauses, partial))
+                self._write_atomically(
+                    path, lambda partial: join_wavs(paths, pauses, partial, self._read_trimmed)
+                )
                 with self._counters_guard:
                     self.joins += 1
         return path
@@ -225,6 +234,17 @@ class TtsCache:
             with self._counters_guard:
                 self.renders += 1
         return path
+
+    def _read_trimmed(self, path: Path) -> tuple[array.array[int], int]:
+        """A piece's samples trimmed to its speech, remembered: the text every destination
+        shares is read and trimmed once, not once per call (a key's file never changes)."""
+        remembered = self._trimmed.pop(path, None)
+        if remembered is None:
+            remembered = read_trimmed(path)
+            if len(self._trimmed) >= REMEMBERED_PIECES:
+                self._trimmed.pop(next(iter(self._trimmed)))  # the least recently used
+        self._trimmed[path] = remembered
+        return remembered
 
     def close(self) -> None:
         """Stop what the renderer keeps running (the flite workers), if anything."""
@@ -274,10 +294,15 @@ class TtsCache:
 
     def _write_atomically(self, path: Path, write: Callable[[Path], None]) -> None:
         """``write`` a temporary file beside ``path``, then rename it into place."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        handle, partial_name = tempfile.mkstemp(
-            dir=path.parent, prefix=f".{path.stem}.", suffix=TEMP_SUFFIX
-        )
+        try:
+            handle, partial_name = tempfile.mkstemp(
+                dir=path.parent, prefix=f".{path.stem}.", suffix=TEMP_SUFFIX
+            )
+        except FileNotFoundError:  # the first file under this prefix: make its directory
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle, partial_name = tempfile.mkstemp(
+                dir=path.parent, prefix=f".{path.stem}.", suffix=TEMP_SUFFIX
+            )
         os.close(handle)
         partial = Path(partial_name)
         try:

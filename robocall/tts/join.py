@@ -21,7 +21,7 @@ from __future__ import annotations
 import array
 import sys
 import wave
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,24 +141,37 @@ def read_pcm(path: Path) -> tuple[array.array[int], int]:
     return samples, rate
 
 
-def join_wavs(paths: Sequence[Path], pauses_ms: Sequence[int], output: Path) -> None:
+def read_trimmed(path: Path) -> tuple[array.array[int], int]:
+    """A 16-bit mono WAV file's samples trimmed to its speech, and its sample rate."""
+    samples, rate = read_pcm(path)
+    return trim_to_speech(samples, rate), rate
+
+
+def join_wavs(
+    paths: Sequence[Path],
+    pauses_ms: Sequence[int],
+    output: Path,
+    read: Callable[[Path], tuple[array.array[int], int]] = read_trimmed,
+) -> None:
     """Write ``output``: each file trimmed to its speech, ``pauses_ms[i]`` of silence before
     file ``i`` (``pauses_ms[0]`` is ignored), the message's own lead and tail at the edges.
 
-    Every file must have the same sample rate (a cache renders all its files at one rate).
+    ``read`` gives a file's trimmed samples (:func:`read_trimmed`; a cache that joins the
+    same shared pieces for every destination passes one that remembers them). Every file must
+    have the same sample rate (a cache renders all its files at one rate).
     """
     if not paths or len(paths) != len(pauses_ms):
         raise ValueError("join_wavs needs one pause per file, and at least one file")
     joined = array.array("h")
     rate = 0
     for index, (path, pause_ms) in enumerate(zip(paths, pauses_ms, strict=True)):
-        samples, file_rate = read_pcm(path)
+        samples, file_rate = read(path)
         if rate and file_rate != rate:
             raise ValueError(f"{path}: {file_rate} Hz among {rate} Hz pieces")
         rate = file_rate
         silence_ms = LEAD_MS if index == 0 else pause_ms
         joined.extend(silence(rate, silence_ms))
-        joined.extend(trim_to_speech(samples, rate))
+        joined.extend(samples)
     joined.extend(silence(rate, TAIL_MS))
     if sys.byteorder == "big":
         joined.byteswap()

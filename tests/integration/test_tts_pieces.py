@@ -48,6 +48,36 @@ def test_the_shared_text_is_rendered_once_and_each_name_once(
     assert cache.joins == 2
 
 
+def test_a_message_asked_for_again_is_its_joined_file_alone(
+    cache: TtsCache, log: RenderLog
+) -> None:
+    # given one destination's message, joined once (the prefetcher, before the claim)
+    prompts = Prompts(cache)
+    first = prompts.audio_path(GATHER, {"name": "Alex", **VALUES})
+    hits = cache.hits
+    # when the call's runner asks for it again
+    again = prompts.audio_path(GATHER, {"name": "Alex", **VALUES})
+    # then it is the same file, found by one lookup: no piece was looked at or rendered
+    assert again == first
+    assert cache.hits == hits + 1
+    assert cache.joins == 1 and len(log.calls) == 6
+
+
+def test_joins_for_many_destinations_are_the_same_as_one_at_a_time(
+    tmp_path: Path, cache: TtsCache
+) -> None:
+    # given the same message joined for many names by one cache (which remembers the trimmed
+    # shared pieces) and by a fresh cache per name
+    prompts = Prompts(cache)
+    names = ["Alex", "Binh", "Chandra", "Dewi"]
+    joined = [prompts.audio_path(GATHER, {"name": name, **VALUES}) for name in names]
+    for index, name in enumerate(names):
+        fresh = TtsCache(tmp_path / f"fresh{index}", renderer=RenderLog())
+        alone = Prompts(fresh).audio_path(GATHER, {"name": name, **VALUES})
+        # then every joined file holds exactly the samples of the one joined alone
+        assert read_pcm(joined[index]) == read_pcm(alone)
+
+
 def test_a_message_without_placeholders_is_rendered_whole(cache: TtsCache, log: RenderLog) -> None:
     Prompts(cache).audio_path(Message("Press one to confirm, two to cancel."), {})
     assert log.calls == ["Press one to confirm, two to cancel."]
