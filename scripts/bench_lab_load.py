@@ -262,6 +262,7 @@ def robocall_client(spec: Spec, go: Any) -> dict[str, Any]:
     server = make_server(service.api.app, "127.0.0.1:0")
     server.start()
     service.start()
+    throttle = ThrottleWatch(service.dispatcher.pool.first)
     try:
         service.dispatching.wait(30)
         org = bootstrap.create_organization(service.api.repo, "bench", lines=spec.lines,
@@ -277,10 +278,12 @@ def robocall_client(spec: Spec, go: Any) -> dict[str, Any]:
         body = {"requestId": spec.tag, "destinations": destinations,
                 "callFlow": {"steps": [{"name": "play", "message": {"msg": spec.text}}]}}
         go()
+        watching = gevent.spawn(throttle.watch)
         reply = requests.post(f"{base}/v1/call", json=body, headers={API_KEY_HEADER: key},
                               timeout=120)
         reply.raise_for_status()
         completed = done.wait(spec.max_seconds)
+        watching.kill()
         outcomes: dict[str, int] = {}
         per_call: dict[str, str] = {}
         cursor: str | None = ""
@@ -300,7 +303,59 @@ def robocall_client(spec: Spec, go: Any) -> dict[str, Any]:
     cut_off = sum(n for cause, n in outcomes.items() if "SWITCH_CONNECTION_LOST" in cause)
     return {"completed_in_time": completed, "counts": status.get("counts"), "causes": outcomes,
             "ended_by_robocall": ended_by_robocall, "connection_lost": cut_off,
-            "per_call": per_call, "final_at": final_at}
+            "per_call": per_call, "final_at": final_at, "throttle": throttle.summary()}
+
+
+class ThrottleWatch:
+    """What the switch's health made of the run: robocall's dial-rate factor (the share of
+    its pace it used), sampled every ``INTERVAL`` s, and the signals behind it."""
+
+    INTERVAL = 0.25
+    SHARES = ((1.0, "100%"), (0.75, "75-99%"), (0.5, "50-74%"), (0.26, "26-49%"),
+              (0.0, "25% (the floor)"))
+
+    def __init__(self, member: Any) -> None:
+        self.member = member
+        self.factors: list[float] = []
+        self.signals: dict[str, list[float]] = {}
+        self.lowest = ""
+
+    def watch(self) -> None:
+        import gevent
+
+        while True:
+            factor = float(self.member.health_factor)
+            if not self.factors or factor < min(self.factors):
+                self.lowest = self.member.health.describe()
+            self.factors.append(factor)
+            read = getattr(self.member.health, "signals", None)  # not in older robocalls
+            for name, value in (read() if read else {}).items():
+                if value is not None:
+                    self.signals.setdefault(name, []).append(float(value))
+            gevent.sleep(self.INTERVAL)
+
+    def summary(self) -> dict[str, Any]:
+        factors = self.factors or [1.0]
+        shares: dict[str, float] = {}
+        for factor in factors:
+            label = next(label for floor, label in self.SHARES if factor >= floor - 1e-9)
+            shares[label] = shares.get(label, 0) + 1
+        signals = {
+            name: {"p50": round(percentile(values, 0.5), 3),
+                   "p99": round(percentile(values, 0.99), 3), "max": round(max(values), 3)}
+            for name, values in self.signals.items()
+        }
+        # the factor over the run, one value per tenth of the samples
+        step = max(1, len(factors) // 10)
+        return {
+            "mean_factor": round(sum(factors) / len(factors), 2),
+            "min_factor": round(min(factors), 2),
+            "time_share": {label: round(n / len(factors), 2) for label, n in shares.items()},
+            "over_time": [round(min(factors[i:i + step]), 2)
+                          for i in range(0, len(factors), step)],
+            "at_lowest": self.lowest,
+            "signals": signals,
+        }
 
 
 def child_main(spec: Spec) -> None:
