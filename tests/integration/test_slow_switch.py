@@ -196,3 +196,30 @@ def test_a_busy_machine_alone_does_not_slow_dialling_a_late_switch_does(
         assert detail["status"] == "completed", detail
         assert _steps(detail) == [("play", "sucess_ok")]
     assert _robo_channels(running) == []
+
+
+def test_events_delivered_late_slow_dialling_and_cost_no_call(
+    start_service: ServiceStarter,
+) -> None:
+    # given a switch robocall has heard on time (the event lag's base), on a busy machine
+    running = start_service(default=Callee(answer_after_ms=100, hangup_after_ms=60_000), lines=4)
+    member = running.service.dispatcher.pool.first
+    body = _request(["+6581000600"])
+    _post(running, body)
+    running.wait_until_final(body["requestId"])
+    running.fake.heartbeat(idle_cpu=1.0)
+    wait_for(lambda: member.health.idle_cpu == 1.0, "the heartbeat")
+    assert member.health_factor == 1.0
+
+    # when its events come 0.6 s after the moments they carry, and calls are dialled
+    running.fake.event_delay = 0.6
+    body = _request([f"+65810006{i:02d}" for i in range(1, 4)])
+    _post(running, body)
+    final = running.wait_until_final(body["requestId"])
+
+    # then robocall dialled slower (never stopped), and followed every call to its end
+    assert 0.25 <= member.health_factor < 1.0
+    for detail in final["details"]:
+        assert detail["status"] == "completed", detail
+        assert _steps(detail) == [("play", "sucess_ok")]
+    assert _robo_channels(running) == []
