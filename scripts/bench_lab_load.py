@@ -20,7 +20,8 @@ legs that never started a playback), ``peak_legs`` against ``lines`` (the sample
 the run's robo legs), ``channels_left`` (robo legs still up ``--settle`` seconds after the
 client said it was done; they are then hung up), and the final statuses with their causes
 (robocall: from GET /v1/status; ``ended_by_robocall`` and ``connection_lost`` count the calls
-it gave up), and robocall's store statements by kind and per call (round trips to the database).
+it gave up), robocall's store statements by kind and per call (round trips to the database),
+and ``throttle``: robocall's dial-rate factor over the run and the switch's signals behind it.
 ``--profile FILE`` samples where robocall's CPU goes (``CpuSampler``) and writes it as JSON.
 
 Scenarios (``--scenario``, repeatable; ``--calls``/``--lines`` override for a smoke run):
