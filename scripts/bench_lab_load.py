@@ -504,6 +504,7 @@ class Sampler:
         self.tag = tag
         self.live: set[str] = set()
         self.peak = 0
+        self.created: dict[str, int] = {}
         self.answered: dict[str, int] = {}
         self.first_audio: dict[str, int] = {}
         self.call_of: dict[str, str] = {}  # leg -> robocall_call_id (robocall's legs only)
@@ -521,6 +522,7 @@ class Sampler:
         if call_id:
             self.call_of.setdefault(leg, call_id)
         if name == "CHANNEL_CREATE":
+            self.created.setdefault(leg, stamp)
             self.live.add(leg)
             self.peak = max(self.peak, len(self.live))
         elif name == "CHANNEL_ANSWER":
@@ -623,6 +625,7 @@ def run_client(spec: Spec, sampler: Sampler, settle: float) -> dict[str, Any]:
         while (line := child.stdout.readline()) and line.strip() != "ready":
             pass
         cpu_before = cpu_seconds(child.pid)
+        went = time.time()
         child.stdin.write("go\n")
         child.stdin.flush()
         result: dict[str, Any] = {}
@@ -645,6 +648,10 @@ def run_client(spec: Spec, sampler: Sampler, settle: float) -> dict[str, Any]:
     latencies = [(sampler.first_audio[leg] - at) / 1000 for leg, at in sampler.answered.items()
                  if leg in sampler.first_audio]
     wall = result.get("wall_seconds") or float("nan")
+    # How long each leg held its line (the switch's CHANNEL_CREATE to HANGUP_COMPLETE), and the
+    # share of lines x wall time legs held: what is left is a line free between two calls.
+    held = [sampler.ended[leg][2] - at / 1e6 for leg, at in sampler.created.items()
+            if leg in sampler.ended]
     summary: dict[str, Any] = {
         "calls_per_second": round(spec.calls / wall, 1),
         "cpu_ms_per_call": round(cpu * 1000 / spec.calls, 2) if result else None,
@@ -653,6 +660,17 @@ def run_client(spec: Spec, sampler: Sampler, settle: float) -> dict[str, Any]:
         "peak_legs": sampler.peak,
         "legs_over_lines": max(0, sampler.peak - spec.lines),
         "channels_left": left,
+        "leg_seconds": {"p50": round(percentile(held, 0.5), 2),
+                        "p99": round(percentile(held, 0.99), 2)} if held else None,
+        "lines_busy_share": round(sum(held) / (spec.lines * wall), 2) if held else None,
+        # from "go" (the request not even posted) to the first leg, and from the last leg's
+        # end to the client saying it is done: what the run's start and end cost
+        "live_legs_each_second": _live_each_second(sampler, went, wall),
+        "first_leg_after_seconds": round(min(sampler.created.values()) / 1e6 - went, 2)
+        if sampler.created else None,
+        "done_after_last_leg_seconds": round(
+            went + wall - max(end for _, _, end in sampler.ended.values()), 2)
+        if sampler.ended else None,
         **result,
     }
     if truth is not None:
@@ -667,6 +685,16 @@ def run_client(spec: Spec, sampler: Sampler, settle: float) -> dict[str, Any]:
             "max": round(max(latencies), 1),
         }
     return summary
+
+
+def _live_each_second(sampler: Sampler, start: float, wall: float) -> list[int]:
+    """The run's legs up at each whole second from the start (the switch's stamps)."""
+    spans = [(at / 1e6, sampler.ended[leg][2]) for leg, at in sampler.created.items()
+             if leg in sampler.ended]
+    if not spans or wall != wall:  # no legs, or no wall time (nan)
+        return []
+    return [sum(1 for began, ended in spans if began <= start + second < ended)
+            for second in range(int(wall) + 1)]
 
 
 def render_once(data_dir: Path, text: str) -> str:
