@@ -20,7 +20,8 @@ legs that never started a playback), ``peak_legs`` against ``lines`` (the sample
 the run's robo legs), ``channels_left`` (robo legs still up ``--settle`` seconds after the
 client said it was done; they are then hung up), and the final statuses with their causes
 (robocall: from GET /v1/status; ``ended_by_robocall`` and ``connection_lost`` count the calls
-it gave up), and robocall's store statements by kind and per call (round trips to the database).
+it gave up), robocall's store statements by kind and per call (round trips to the database),
+and ``throttle``: robocall's dial-rate factor over the run and the switch's signals behind it.
 ``--profile FILE`` samples where robocall's CPU goes (``CpuSampler``) and writes it as JSON.
 
 Scenarios (``--scenario``, repeatable; ``--calls``/``--lines`` override for a smoke run):
@@ -262,6 +263,7 @@ def robocall_client(spec: Spec, go: Any) -> dict[str, Any]:
     server = make_server(service.api.app, "127.0.0.1:0")
     server.start()
     service.start()
+    throttle = ThrottleWatch(service.dispatcher.pool.first)
     try:
         service.dispatching.wait(30)
         org = bootstrap.create_organization(service.api.repo, "bench", lines=spec.lines,
@@ -277,10 +279,12 @@ def robocall_client(spec: Spec, go: Any) -> dict[str, Any]:
         body = {"requestId": spec.tag, "destinations": destinations,
                 "callFlow": {"steps": [{"name": "play", "message": {"msg": spec.text}}]}}
         go()
+        watching = gevent.spawn(throttle.watch)
         reply = requests.post(f"{base}/v1/call", json=body, headers={API_KEY_HEADER: key},
                               timeout=120)
         reply.raise_for_status()
         completed = done.wait(spec.max_seconds)
+        watching.kill()
         outcomes: dict[str, int] = {}
         per_call: dict[str, str] = {}
         cursor: str | None = ""
@@ -300,7 +304,59 @@ def robocall_client(spec: Spec, go: Any) -> dict[str, Any]:
     cut_off = sum(n for cause, n in outcomes.items() if "SWITCH_CONNECTION_LOST" in cause)
     return {"completed_in_time": completed, "counts": status.get("counts"), "causes": outcomes,
             "ended_by_robocall": ended_by_robocall, "connection_lost": cut_off,
-            "per_call": per_call, "final_at": final_at}
+            "per_call": per_call, "final_at": final_at, "throttle": throttle.summary()}
+
+
+class ThrottleWatch:
+    """What the switch's health made of the run: robocall's dial-rate factor (the share of
+    its pace it used), sampled every ``INTERVAL`` s, and the signals behind it."""
+
+    INTERVAL = 0.25
+    SHARES = ((1.0, "100%"), (0.75, "75-99%"), (0.5, "50-74%"), (0.26, "26-49%"),
+              (0.0, "25% (the floor)"))
+
+    def __init__(self, member: Any) -> None:
+        self.member = member
+        self.factors: list[float] = []
+        self.signals: dict[str, list[float]] = {}
+        self.lowest = ""
+
+    def watch(self) -> None:
+        import gevent
+
+        while True:
+            factor = float(self.member.health_factor)
+            if not self.factors or factor < min(self.factors):
+                self.lowest = self.member.health.describe()
+            self.factors.append(factor)
+            read = getattr(self.member.health, "signals", None)  # not in older robocalls
+            for name, value in (read() if read else {}).items():
+                if value is not None:
+                    self.signals.setdefault(name, []).append(float(value))
+            gevent.sleep(self.INTERVAL)
+
+    def summary(self) -> dict[str, Any]:
+        factors = self.factors or [1.0]
+        shares: dict[str, float] = {}
+        for factor in factors:
+            label = next(label for floor, label in self.SHARES if factor >= floor - 1e-9)
+            shares[label] = shares.get(label, 0) + 1
+        signals = {
+            name: {"p50": round(percentile(values, 0.5), 3),
+                   "p99": round(percentile(values, 0.99), 3), "max": round(max(values), 3)}
+            for name, values in self.signals.items()
+        }
+        # the factor over the run, one value per tenth of the samples
+        step = max(1, len(factors) // 10)
+        return {
+            "mean_factor": round(sum(factors) / len(factors), 2),
+            "min_factor": round(min(factors), 2),
+            "time_share": {label: round(n / len(factors), 2) for label, n in shares.items()},
+            "over_time": [round(min(factors[i:i + step]), 2)
+                          for i in range(0, len(factors), step)],
+            "at_lowest": self.lowest,
+            "signals": signals,
+        }
 
 
 def child_main(spec: Spec) -> None:
@@ -448,6 +504,7 @@ class Sampler:
         self.tag = tag
         self.live: set[str] = set()
         self.peak = 0
+        self.created: dict[str, int] = {}
         self.answered: dict[str, int] = {}
         self.first_audio: dict[str, int] = {}
         self.call_of: dict[str, str] = {}  # leg -> robocall_call_id (robocall's legs only)
@@ -465,6 +522,7 @@ class Sampler:
         if call_id:
             self.call_of.setdefault(leg, call_id)
         if name == "CHANNEL_CREATE":
+            self.created.setdefault(leg, stamp)
             self.live.add(leg)
             self.peak = max(self.peak, len(self.live))
         elif name == "CHANNEL_ANSWER":
@@ -567,6 +625,7 @@ def run_client(spec: Spec, sampler: Sampler, settle: float) -> dict[str, Any]:
         while (line := child.stdout.readline()) and line.strip() != "ready":
             pass
         cpu_before = cpu_seconds(child.pid)
+        went = time.time()
         child.stdin.write("go\n")
         child.stdin.flush()
         result: dict[str, Any] = {}
@@ -589,6 +648,10 @@ def run_client(spec: Spec, sampler: Sampler, settle: float) -> dict[str, Any]:
     latencies = [(sampler.first_audio[leg] - at) / 1000 for leg, at in sampler.answered.items()
                  if leg in sampler.first_audio]
     wall = result.get("wall_seconds") or float("nan")
+    # How long each leg held its line (the switch's CHANNEL_CREATE to HANGUP_COMPLETE), and the
+    # share of lines x wall time legs held: what is left is a line free between two calls.
+    held = [sampler.ended[leg][2] - at / 1e6 for leg, at in sampler.created.items()
+            if leg in sampler.ended]
     summary: dict[str, Any] = {
         "calls_per_second": round(spec.calls / wall, 1),
         "cpu_ms_per_call": round(cpu * 1000 / spec.calls, 2) if result else None,
@@ -597,6 +660,17 @@ def run_client(spec: Spec, sampler: Sampler, settle: float) -> dict[str, Any]:
         "peak_legs": sampler.peak,
         "legs_over_lines": max(0, sampler.peak - spec.lines),
         "channels_left": left,
+        "leg_seconds": {"p50": round(percentile(held, 0.5), 2),
+                        "p99": round(percentile(held, 0.99), 2)} if held else None,
+        "lines_busy_share": round(sum(held) / (spec.lines * wall), 2) if held else None,
+        # from "go" (the request not even posted) to the first leg, and from the last leg's
+        # end to the client saying it is done: what the run's start and end cost
+        "live_legs_each_second": _live_each_second(sampler, went, wall),
+        "first_leg_after_seconds": round(min(sampler.created.values()) / 1e6 - went, 2)
+        if sampler.created else None,
+        "done_after_last_leg_seconds": round(
+            went + wall - max(end for _, _, end in sampler.ended.values()), 2)
+        if sampler.ended else None,
         **result,
     }
     if truth is not None:
@@ -611,6 +685,16 @@ def run_client(spec: Spec, sampler: Sampler, settle: float) -> dict[str, Any]:
             "max": round(max(latencies), 1),
         }
     return summary
+
+
+def _live_each_second(sampler: Sampler, start: float, wall: float) -> list[int]:
+    """The run's legs up at each whole second from the start (the switch's stamps)."""
+    spans = [(at / 1e6, sampler.ended[leg][2]) for leg, at in sampler.created.items()
+             if leg in sampler.ended]
+    if not spans or wall != wall:  # no legs, or no wall time (nan)
+        return []
+    return [sum(1 for began, ended in spans if began <= start + second < ended)
+            for second in range(int(wall) + 1)]
 
 
 def render_once(data_dir: Path, text: str) -> str:

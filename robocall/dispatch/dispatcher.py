@@ -164,6 +164,7 @@ class Dispatcher:
             self.gate.set_switch_rate(member.limits.legs_per_second(switch_cps), member.name)
         self.gate.on_refused = self._limits_changed
         self.gate.may_dial = self.may_dial
+        self.gate.on_sent = self._dial_sent
         self._reading_limits: gevent.Greenlet | None = None
         self._listeners: list[tuple[PoolMember, Callable[[Event], None]]] = []
         self._placed: dict[str, PoolMember] = {}  # channel uuid -> the switch it was placed on
@@ -499,6 +500,10 @@ class Dispatcher:
                 self.gate.set_switch_rate(
                     member.limits.legs_per_second(self.switch_cps) * factor, member.name
                 )
+
+    def _dial_sent(self, channel_uuid: str, switch: str | None) -> None:
+        """An originate leaves for ``switch``: its health times the channel's creation."""
+        self.pool.member(switch or "").health.dialled(channel_uuid)
 
     def may_dial(self, organization_id: str, channel_uuid: str) -> bool:
         """Asked by the send gate as the call's originate is about to leave: whether the

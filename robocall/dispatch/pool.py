@@ -3,7 +3,7 @@ organization's lines counted across every switch (docs/pool.md).
 
 Each switch of the pool (a :class:`PoolMember`) has its own Event Socket client, its own line
 book (its channels, by the organizations' line rules), its own limits (``status``), its own
-health (HEARTBEAT idle CPU, sessions, reply latency) and its own pace in the send gate.
+health (its reply, dial and event latencies, sessions) and its own pace in the send gate.
 
 - :class:`PooledLines` sums an organization's lines over every switch, read in one step (no
   greenlet switch between switches, so the sum is one instant of robocall's view). A switch

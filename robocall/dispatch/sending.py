@@ -111,6 +111,9 @@ class SendGate:
         # Checked as each originate leaves, against the freshest count of the organization's
         # lines (the dispatcher's): False when other apps' calls took the line since the claim.
         self.may_dial: Callable[[str, str], bool] = lambda organization_id, channel_uuid: True
+        # Told as each originate leaves (its channel uuid, its switch): the switch's health
+        # times how long the switch takes to create the channel.
+        self.on_sent: Callable[[str, str | None], None] = lambda channel_uuid, switch: None
 
     # --- budgets ------------------------------------------------------------------------------
 
@@ -225,6 +228,7 @@ class SendGate:
                 now = self.clock()
                 window.record(now)
                 switch_window.record(now)
+                self.on_sent(channel_uuid, switch)
         self.forget(organization_id, channel_uuid)
 
     def transfer_turn(self, switch: str | None = None) -> None:

@@ -118,6 +118,7 @@ class Connection:
             items = [self.outbox.get()]
             while not self.outbox.empty() and len(items) < 64:
                 items.append(self.outbox.get_nowait())
+            self._hold_back(items)
             with self.lock:
                 if not self.open:
                     return
@@ -132,6 +133,17 @@ class Connection:
             if _CLOSE in items:
                 self.close()
                 return
+
+    def _hold_back(self, items: list[Any]) -> None:
+        """With ``event_delay``: wait until the newest event here is that late behind its
+        ``Event-Date-Timestamp`` (the switch's event threads falling behind)."""
+        delay = self.fake.event_delay
+        stamps = [item.get("Event-Date-Timestamp") for item in items
+                  if isinstance(item, wire.Event)]
+        if delay <= 0 or not stamps or not stamps[-1]:
+            return
+        due = int(stamps[-1]) / 1_000_000 + delay
+        gevent.sleep(max(0.0, due - self.fake.switch.factory.clock()))
 
     def _encode(self, event: wire.Event) -> bytes:
         return wire.encode_plain(event) if self.format == "plain" else wire.encode_json(event)
@@ -291,6 +303,9 @@ class FakeSwitch:
         # Seconds every api/bgapi/sendmsg reply waits before it is written (the switch acts at
         # once): a switch too loaded to answer in time, though nothing is lost.
         self.reply_delay = 0.0
+        # Seconds every event is written after the moment it carries (Event-Date-Timestamp):
+        # a switch whose event threads fall behind (events stay in order; replies do not wait).
+        self.event_delay = 0.0
         # False: every new Event Socket connection is closed at once (a switch unreachable for
         # a while, its calls going on meanwhile).
         self.accepting = True

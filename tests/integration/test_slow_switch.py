@@ -160,24 +160,66 @@ def test_a_step_whose_end_was_lost_is_ended_by_robocall_with_a_cause_that_says_s
     assert report is not None and (report.robo, report.in_flight) == (0, 0)
 
 
-def test_an_overloaded_switch_slows_dialling(start_service: ServiceStarter) -> None:
-    # given robocall pacing at the switch's own budget (less its headroom)
-    running = start_service(default=Callee(answer_after_ms=100, hangup_after_ms=1000), lines=4)
+def test_a_busy_machine_alone_does_not_slow_dialling_a_late_switch_does(
+    start_service: ServiceStarter,
+) -> None:
+    # given robocall pacing at the switch's own budget (less its headroom), callees that
+    # listen to the end
+    running = start_service(default=Callee(answer_after_ms=100, hangup_after_ms=60_000), lines=4)
     dispatcher = running.service.dispatcher
+    member = dispatcher.pool.first
     paced = dispatcher.read_switch_limits().legs_per_second(dispatcher.switch_cps)
     assert dispatcher.gate.switch.rate == pytest.approx(paced)
 
-    # when the switch's heartbeat says its CPU is saturated, and calls are dialled
-    health = dispatcher.health
-    assert health is not None
+    # when the switch's heartbeat says its machine has no idle CPU, but it answers at once
     running.fake.heartbeat(idle_cpu=1.0)
-    wait_for(lambda: health.rate_factor() < 1.0, "the heartbeat")
-    body = _request([f"+65810004{i:02d}" for i in range(3)])
+    wait_for(lambda: member.health.idle_cpu == 1.0, "the heartbeat")
+    body = _request([f"+65810004{i:02d}" for i in range(2)])
     _post(running, body)
     running.wait_until_final(body["requestId"])
 
-    # then the switch budget was cut to the slowest pace (never to nothing)
-    assert dispatcher.gate.switch.rate == pytest.approx(paced * 0.25)
-    # and a healthy heartbeat lets it recover (gradually, not in one burst)
-    running.fake.heartbeat(idle_cpu=90.0)
-    wait_for(lambda: health.rate_factor() > 0.25, "the recovery")
+    # then robocall still dials at the full pace: a busy neighbour is not a late switch
+    assert member.health_factor == 1.0
+    assert dispatcher.gate.switch.rate == pytest.approx(paced)
+
+    # when the switch's replies also come late (acting at once, as a loaded FreeSWITCH does)
+    running.fake.reply_delay = 0.6
+    body = _request([f"+65810005{i:02d}" for i in range(3)])
+    _post(running, body)
+    final = running.wait_until_final(body["requestId"])
+
+    # then the switch budget was cut (never to nothing), the gate told,
+    assert 0.25 <= member.health_factor < 1.0
+    assert dispatcher.gate.switch.rate == pytest.approx(paced * member.health_factor)
+    # and no call was given up for it, nor a channel left
+    for detail in final["details"]:
+        assert detail["status"] == "completed", detail
+        assert _steps(detail) == [("play", "sucess_ok")]
+    assert _robo_channels(running) == []
+
+
+def test_events_delivered_late_slow_dialling_and_cost_no_call(
+    start_service: ServiceStarter,
+) -> None:
+    # given a switch robocall has heard on time (the event lag's base), on a busy machine
+    running = start_service(default=Callee(answer_after_ms=100, hangup_after_ms=60_000), lines=4)
+    member = running.service.dispatcher.pool.first
+    body = _request(["+6581000600"])
+    _post(running, body)
+    running.wait_until_final(body["requestId"])
+    running.fake.heartbeat(idle_cpu=1.0)
+    wait_for(lambda: member.health.idle_cpu == 1.0, "the heartbeat")
+    assert member.health_factor == 1.0
+
+    # when its events come 0.6 s after the moments they carry, and calls are dialled
+    running.fake.event_delay = 0.6
+    body = _request([f"+65810006{i:02d}" for i in range(1, 4)])
+    _post(running, body)
+    final = running.wait_until_final(body["requestId"])
+
+    # then robocall dialled slower (never stopped), and followed every call to its end
+    assert 0.25 <= member.health_factor < 1.0
+    for detail in final["details"]:
+        assert detail["status"] == "completed", detail
+        assert _steps(detail) == [("play", "sucess_ok")]
+    assert _robo_channels(running) == []

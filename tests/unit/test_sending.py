@@ -93,3 +93,18 @@ def test_nothing_is_claimed_while_the_switch_is_paused():
     # then no call is claimed until it could leave, and the dispatcher is told when to look
     assert gate.room("org") == 0
     assert 0 < gate.seconds_until_room("org") <= 1.0
+
+
+def test_each_originate_sent_is_told_with_its_switch_and_nothing_else_is():
+    # the switch's health times each channel's creation from this moment
+    gate = SendGate(100.0, switches=("a", "b"))
+    gate.set_rate("org", 100.0)
+    sent: list[tuple[str, str | None]] = []
+    gate.on_sent = lambda channel_uuid, switch: sent.append((channel_uuid, switch))
+    gate.turn("org", "one", "b")
+    gate.turn("org", "two")
+    gate.transfer_turn("a")  # a transfer's bridge: no originate of robocall's
+    gate.may_dial = lambda organization_id, channel_uuid: False
+    with pytest.raises(DispatchStopped):
+        gate.turn("org", "not sent")
+    assert sent == [("one", "b"), ("two", None)]
