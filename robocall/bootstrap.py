@@ -50,7 +50,13 @@ from robocall.dispatch.sending import SendGate
 from robocall.errors import ConfigError, NotFound, StoreError, SwitchError
 from robocall.esl.client import EslClient
 from robocall.logs import CallEventLog
-from robocall.metrics import CallMetrics, DispatchTimer, LiveCollector, MetricsResource
+from robocall.metrics import (
+    CallMetrics,
+    DispatchTimer,
+    LiveCollector,
+    MetricsResource,
+    SwitchReading,
+)
 from robocall.store.db import open_database
 from robocall.store.migrations import migrate
 from robocall.store.records import Organization
@@ -520,6 +526,14 @@ def _install_watching(
             line_reports=dispatcher.reports,
             queued_calls=repo.queued_calls_by_organization,
             switch_connected=lambda: all(member.client.connected for member in pool),
+            switches=lambda: [
+                SwitchReading(
+                    name=member.name, connected=member.client.connected,
+                    channels=len(member.channels), sessions_cap=member.limits.sessions_cap,
+                    idle_cpu=member.health.idle_cpu, rate_factor=member.health_factor,
+                )
+                for member in pool
+            ],
         )
     )
     app.add_route("/metrics", MetricsResource(registry))

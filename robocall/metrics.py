@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 import time
 from collections import defaultdict, deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 
 import falcon
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -123,6 +124,18 @@ class DispatchTimer:
         self._freed.pop(organization_id, None)
 
 
+@dataclass(frozen=True)
+class SwitchReading:
+    """One switch of the pool as robocall sees it now (read at scrape time)."""
+
+    name: str
+    connected: bool
+    channels: int  # its live channels, any owner (the callees' legs of a lab switch included)
+    sessions_cap: int  # the most robocall lets it carry (from its Max-Sessions)
+    idle_cpu: float | None  # its machine's idle CPU from a recent HEARTBEAT
+    rate_factor: float  # the share of its dial pace robocall uses now (docs/reliability.md)
+
+
 class LiveCollector(Collector):
     """Gauges read at scrape time from the dispatcher, the store and the switch connection."""
 
@@ -132,10 +145,12 @@ class LiveCollector(Collector):
         line_reports: Callable[[], Mapping[str, LineReport]],
         queued_calls: Callable[[], Mapping[str, int]],
         switch_connected: Callable[[], bool],
+        switches: Callable[[], Iterable[SwitchReading]] = tuple,
     ) -> None:
         self._line_reports = line_reports
         self._queued_calls = queued_calls
         self._switch_connected = switch_connected
+        self._switches = switches
 
     def collect(self) -> Iterator[Metric]:
         reports = self._line_reports()
@@ -171,6 +186,43 @@ class LiveCollector(Collector):
             "1 while the Event Socket connection to FreeSWITCH is up, else 0.",
             value=1 if self._switch_connected() else 0,
         )
+        yield from self._switch_gauges()
+
+    def _switch_gauges(self) -> Iterator[GaugeMetricFamily]:
+        """Per switch: whether robocall reaches it, how loaded it is, how fast robocall dials
+        it now — what tells an admin which switch of a pool holds dialling back."""
+        connected = GaugeMetricFamily(
+            "robocall_switch_connected", "1 while this switch's Event Socket is up, else 0.",
+            labels=["switch"],
+        )
+        channels = GaugeMetricFamily(
+            "robocall_switch_channels", "Live channels on the switch, whoever made them.",
+            labels=["switch"],
+        )
+        cap = GaugeMetricFamily(
+            "robocall_switch_sessions_cap",
+            "The most sessions robocall lets the switch carry (from its Max-Sessions).",
+            labels=["switch"],
+        )
+        idle = GaugeMetricFamily(
+            "robocall_switch_idle_cpu_percent",
+            "The switch machine's idle CPU from its last HEARTBEAT (absent when none is recent).",
+            labels=["switch"],
+        )
+        factor = GaugeMetricFamily(
+            "robocall_switch_dial_rate_factor",
+            "The share of its dial pace robocall uses on the switch now (1: full pace; lower "
+            "while the switch is late).",
+            labels=["switch"],
+        )
+        for reading in self._switches():
+            connected.add_metric([reading.name], 1 if reading.connected else 0)
+            channels.add_metric([reading.name], reading.channels)
+            cap.add_metric([reading.name], reading.sessions_cap)
+            if reading.idle_cpu is not None:
+                idle.add_metric([reading.name], reading.idle_cpu)
+            factor.add_metric([reading.name], reading.rate_factor)
+        yield from (connected, channels, cap, idle, factor)
 
     def _queue_depth(self, reports: Mapping[str, LineReport]) -> GaugeMetricFamily | None:
         try:

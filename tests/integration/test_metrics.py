@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import secrets
-import time
 
-import gevent
 import pytest
-import requests
-from prometheus_client.parser import text_string_to_metric_families
 
 from robocall.testing import Callee
-from tests.support.service import SETTLE_SECONDS, RunningService
+from tests.support.metrics import only_switch, scrape, total, value, wait_for_metrics
 
 pytestmark = pytest.mark.usefixtures("repo")
 
@@ -19,40 +15,6 @@ ANSWERS = "+6581000001"
 BUSY = "+6581000002"
 NO_ANSWER = "+6581000003"
 HOLDS = "+6581000004"  # rings (a line in use) until the test hangs it up
-
-
-def scrape(running: RunningService) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    """Every sample of ``/metrics`` by (name, sorted labels)."""
-    response = requests.get(f"{running.base_url}/metrics", timeout=30)
-    assert response.status_code == 200
-    assert response.headers["content-type"].startswith("text/plain")
-    samples = {}
-    for family in text_string_to_metric_families(response.text):
-        for sample in family.samples:
-            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
-    return samples
-
-
-def value(samples, name: str, **labels: str) -> float:
-    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
-
-
-def total(samples, name: str, **labels: str) -> float:
-    """The sum of ``name``'s samples that have (at least) ``labels``."""
-    wanted = set(labels.items())
-    return sum(v for (n, have), v in samples.items() if n == name and wanted <= set(have))
-
-
-def wait_for_metrics(running: RunningService, predicate, what: str):
-    deadline = time.monotonic() + SETTLE_SECONDS
-    while True:
-        samples = scrape(running)
-        if predicate(samples):
-            return samples
-        if time.monotonic() > deadline:
-            shown = {k: v for k, v in samples.items() if k[0].startswith("robocall_")}
-            raise AssertionError(f"metrics never showed {what}: {shown}")
-        gevent.sleep(0.05)
 
 
 def test_metrics_after_real_calls(start_service):
@@ -72,6 +34,12 @@ def test_metrics_after_real_calls(start_service):
         "the other app's line",
     )
     assert value(before, "robocall_esl_connected") == 1
+    # and the one switch is shown on its own: reached, the other app's channel on it, full pace
+    switch = only_switch(before)
+    assert value(before, "robocall_switch_connected", switch=switch) == 1
+    assert value(before, "robocall_switch_channels", switch=switch) == 1
+    assert value(before, "robocall_switch_sessions_cap", switch=switch) > 0
+    assert value(before, "robocall_switch_dial_rate_factor", switch=switch) == 1.0
     assert value(before, "robocall_lines", organization=org) == 3
     assert value(before, "robocall_lines_free", organization=org) == 2
     assert value(before, "robocall_queue_depth", organization=org) == 0

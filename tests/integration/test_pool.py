@@ -8,6 +8,7 @@ import secrets
 from typing import Any
 
 from robocall.testing import Callee, FakeSwitch
+from tests.support.metrics import value, wait_for_metrics
 from tests.support.nodes import originates_by_number
 from tests.support.pool import PoolSampler
 from tests.support.service import RunningService, wait_for
@@ -116,6 +117,13 @@ def test_a_switch_killed_mid_run_costs_no_promise(start_service):
     live.remove(victim)
     victim.stop()
     dialled_at_kill = [len(originates_by_number(fake.received)) for fake in all_fakes]
+    # then /metrics names the switch that is gone, beside the two that are not
+    wait_for_metrics(
+        running,
+        lambda s: [value(s, "robocall_switch_connected", switch=name)
+                   for name in ("sw0", "sw1", "sw2")] == [1, 0, 1],
+        "sw1 disconnected, sw0 and sw2 connected",
+    )
     # then dialling goes on on the other two switches
     wait_for(lambda: sum(len(originates_by_number(f.received)) for f in live)
              > dialled_at_kill[0] + dialled_at_kill[2] + 3, "dials on the other switches")
@@ -128,6 +136,8 @@ def test_a_switch_killed_mid_run_costs_no_promise(start_service):
     try:
         # then it takes new calls again
         wait_for(lambda: len(originates_by_number(revived.received)) > 0, "dials on sw1 again")
+        wait_for_metrics(running, lambda s: value(s, "robocall_switch_connected", switch="sw1")
+                         == 1, "sw1 connected again")
         final = running.wait_until_final(body["requestId"])
     finally:
         sampler.sample()
