@@ -35,7 +35,7 @@ import gevent.event
 from robocall.calls.prefetch import FirstPrompts
 from robocall.calls.runner import SHUTDOWN_CAUSE, SHUTDOWN_HANGUP_SECONDS, CallLog, CallRunner
 from robocall.dispatch.health import SwitchHealth
-from robocall.dispatch.lines import LineBook, LineRule, LineUsage
+from robocall.dispatch.lines import LineBook, LineRule, LineUsage, event_filters
 from robocall.dispatch.pacing import SwitchLimits, free_lines, parse_switch_status
 from robocall.dispatch.pool import PooledLines, PoolMember, SwitchPool
 from robocall.dispatch.sending import SendGate
@@ -247,6 +247,13 @@ class Dispatcher:
                 current.lines = lines
             self.gate.set_rate(lines.id, lines.cps)
             self.lines.set_rule(lines.id, LineRule(lines.line_variable, lines.line_value))
+        # The switches send only what robocall reads: its legs and the organizations' lines.
+        filters = event_filters(
+            LineRule(o.lines.line_variable, o.lines.line_value)
+            for o in self._organizations.values()
+        )
+        for member in self.pool:
+            member.client.set_event_filters(filters)
 
     @property
     def switch_limits(self) -> SwitchLimits:

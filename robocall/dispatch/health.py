@@ -57,6 +57,7 @@ class SwitchHealth:
         self._clock = clock
         self._idle_cpu: float | None = None
         self._session_share: float | None = None
+        self._sessions: int | None = None
         self._heartbeat_at = 0.0
         self._reply_seconds = 0.0  # exponentially weighted mean
         self._reply_at = 0.0
@@ -79,6 +80,7 @@ class SwitchHealth:
         limit = _number(headers.get("Max-Sessions"))
         self._idle_cpu = idle
         self._session_share = sessions / limit if sessions is not None and limit else None
+        self._sessions = int(sessions) if sessions is not None else None
         self._heartbeat_at = self._clock()
 
     def observe_reply(self, seconds: float) -> None:
@@ -94,6 +96,13 @@ class SwitchHealth:
         if self._clock() - self._heartbeat_at > self.limits.heartbeat_max_age:
             return None
         return self._idle_cpu
+
+    @property
+    def sessions(self) -> int | None:
+        """The switch's live sessions (any owner) from a recent HEARTBEAT (None: none recent)."""
+        if self._clock() - self._heartbeat_at > self.limits.heartbeat_max_age:
+            return None
+        return self._sessions
 
     # --- the verdict ------------------------------------------------------------------------
 
