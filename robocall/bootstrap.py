@@ -436,6 +436,7 @@ def build_service(
         health=pool.first.health,
     )
     first_prompts.on_ready = dispatcher.wake
+    dispatcher.event_filters = settings.event_filters
     for member in pool:
         member.client.on_connected = functools.partial(_switch_connected, dispatcher, member)
     webhooks = WebhookWorker(

@@ -238,6 +238,15 @@ class LineBook:
         """Whether the channel holds a line in the book now."""
         return unique_id in self._channels
 
+    def ended_among(self, unique_ids: set[str] | frozenset[str]) -> set[str]:
+        """Those of ``unique_ids`` whose lines were seen released (:meth:`has_ended`), in one
+        set operation: the dispatcher asks this of every line at each claim."""
+        return self._ended.keys() & unique_ids
+
+    def seen_among(self, unique_ids: set[str] | frozenset[str]) -> set[str]:
+        """Those of ``unique_ids`` holding a line now or seen released."""
+        return (self._channels.keys() & unique_ids) | (self._ended.keys() & unique_ids)
+
     def has_ended(self, unique_id: str) -> bool:
         """Whether the channel's line was seen released (within the last two settle times)."""
         return unique_id in self._ended

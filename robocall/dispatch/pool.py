@@ -192,3 +192,17 @@ class PooledLines:
 
     def has_ended(self, unique_id: str) -> bool:
         return any(book.has_ended(unique_id) for book in self._books())
+
+    def ended_among(self, unique_ids: set[str] | frozenset[str]) -> set[str]:
+        """Those of ``unique_ids`` seen released on any switch."""
+        found: set[str] = set()
+        for book in self._books():
+            found |= book.ended_among(unique_ids)
+        return found
+
+    def seen_among(self, unique_ids: set[str] | frozenset[str]) -> set[str]:
+        """Those of ``unique_ids`` holding a line on a switch now or seen released on one."""
+        found: set[str] = set()
+        for book in self._books():
+            found |= book.seen_among(unique_ids)
+        return found
