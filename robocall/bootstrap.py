@@ -442,6 +442,7 @@ def build_service(
         health=pool.first.health,
     )
     first_prompts.on_ready = dispatcher.wake
+    dispatcher.event_filters = settings.event_filters
     for member in pool:
         member.client.on_connected = functools.partial(_switch_connected, dispatcher, member)
     webhooks = WebhookWorker(
@@ -529,7 +530,7 @@ def _install_watching(
             switches=lambda: [
                 SwitchReading(
                     name=member.name, connected=member.client.connected,
-                    channels=len(member.channels), sessions_cap=member.limits.sessions_cap,
+                    sessions=member.sessions_used, sessions_cap=member.limits.sessions_cap,
                     idle_cpu=member.health.idle_cpu, rate_factor=member.health_factor,
                 )
                 for member in pool

@@ -38,6 +38,9 @@ class Settings:
     max_body_bytes: int = 64 * 1024 * 1024  # ROBOCALL_MAX_BODY_BYTES
     rate_limit_per_minute: int = 600  # ROBOCALL_RATE_LIMIT: requests per API key per minute
     log_json: bool = False  # ROBOCALL_LOG_JSON
+    # ROBOCALL_EVENT_FILTERS: ask each switch for only the events robocall reads (its own legs,
+    # its organizations' lines, HEARTBEAT, SHUTDOWN: docs/load.md); false: every channel's.
+    event_filters: bool = True
     # ROBOCALL_TTS_BASE_URL: http://HOST:PORT where FreeSWITCH fetches rendered messages
     # (GET /v1/tts/<key>.wav through mod_http_cache); empty: it reads them from the shared disk.
     originate_timeout_seconds: int = 30  # ROBOCALL_ORIGINATE_TIMEOUT: ring this long at most
@@ -124,6 +127,7 @@ _ENV: dict[str, tuple[str, type]] = {
     "ROBOCALL_MAX_BODY_BYTES": ("max_body_bytes", int),
     "ROBOCALL_RATE_LIMIT": ("rate_limit_per_minute", int),
     "ROBOCALL_LOG_JSON": ("log_json", bool),
+    "ROBOCALL_EVENT_FILTERS": ("event_filters", bool),
     "ROBOCALL_ORIGINATE_TIMEOUT": ("originate_timeout_seconds", int),
     "ROBOCALL_TRANSFER_TIMEOUT": ("transfer_timeout_seconds", int),
     "ROBOCALL_SWITCH_CPS": ("switch_cps", float),

@@ -130,7 +130,7 @@ class SwitchReading:
 
     name: str
     connected: bool
-    channels: int  # its live channels, any owner (the callees' legs of a lab switch included)
+    sessions: int  # its sessions in use or about to be, any owner (PoolMember.sessions_used)
     sessions_cap: int  # the most robocall lets it carry (from its Max-Sessions)
     idle_cpu: float | None  # its machine's idle CPU from a recent HEARTBEAT
     rate_factor: float  # the share of its dial pace robocall uses now (docs/reliability.md)
@@ -195,8 +195,10 @@ class LiveCollector(Collector):
             "robocall_switch_connected", "1 while this switch's Event Socket is up, else 0.",
             labels=["switch"],
         )
-        channels = GaugeMetricFamily(
-            "robocall_switch_channels", "Live channels on the switch, whoever made them.",
+        sessions = GaugeMetricFamily(
+            "robocall_switch_sessions",
+            "Sessions in use on the switch, whoever made them (the channels robocall knows of or "
+            "its HEARTBEAT's Session-Count, whichever is more), and robocall's dials in flight.",
             labels=["switch"],
         )
         cap = GaugeMetricFamily(
@@ -217,12 +219,12 @@ class LiveCollector(Collector):
         )
         for reading in self._switches():
             connected.add_metric([reading.name], 1 if reading.connected else 0)
-            channels.add_metric([reading.name], reading.channels)
+            sessions.add_metric([reading.name], reading.sessions)
             cap.add_metric([reading.name], reading.sessions_cap)
             if reading.idle_cpu is not None:
                 idle.add_metric([reading.name], reading.idle_cpu)
             factor.add_metric([reading.name], reading.rate_factor)
-        yield from (connected, channels, cap, idle, factor)
+        yield from (connected, sessions, cap, idle, factor)
 
     def _queue_depth(self, reports: Mapping[str, LineReport]) -> GaugeMetricFamily | None:
         try:

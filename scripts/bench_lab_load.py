@@ -42,6 +42,7 @@ the lab's scripted callees (docs/lab.md), reached through ``--dial-template``.
 from __future__ import annotations
 
 import argparse
+import collections
 import json
 import os
 import secrets
@@ -96,6 +97,9 @@ SCENARIOS = {
     "ramp500": Scenario("ramp500", 1500, 500, LONG),
     "overload1000": Scenario("overload1000", 2000, 1000, LONG),
 }
+
+
+UNFILTERED = "robocall-unfiltered"
 
 
 @dataclass(frozen=True)
@@ -244,8 +248,15 @@ def robocall_client(spec: Spec, go: Any) -> dict[str, Any]:
         data_dir=Path(spec.data_dir), database_url=spec.database_url,
         switch=f"esl://:{password}@{host}:{port}", dial_template=spec.dial_template,
         originate_timeout_seconds=30, switch_cps=spec.cps,
+        # only when asked: the script also measures a robocall from before the setting
+        **({"event_filters": False} if spec.client == UNFILTERED else {}),
     )
     service = bootstrap.build_service(settings, languages=available_languages())
+    # Events the run delivered to robocall (counted from go, by name): what the filters keep.
+    received: collections.Counter[str] = collections.Counter()
+    counting_events: list[bool] = []
+    service.pool.first.client.add_event_listener(
+        lambda event: counting_events and received.update((event.name,)))
     done = gevent.event.Event()
     final_at: dict[str, float] = {}
 
@@ -270,6 +281,7 @@ def robocall_client(spec: Spec, go: Any) -> dict[str, Any]:
                                             cps=spec.cps)
         service.dispatcher.refresh_organizations()
         key = bootstrap.create_api_key(service.api.repo, org.id)
+        counting_events.append(True)
         base = "http://{}:{}".format(*server.address[:2])
         destinations = [
             {"phone": spec.callee, "caller": "+6582674904",
@@ -304,7 +316,10 @@ def robocall_client(spec: Spec, go: Any) -> dict[str, Any]:
     cut_off = sum(n for cause, n in outcomes.items() if "SWITCH_CONNECTION_LOST" in cause)
     return {"completed_in_time": completed, "counts": status.get("counts"), "causes": outcomes,
             "ended_by_robocall": ended_by_robocall, "connection_lost": cut_off,
-            "per_call": per_call, "final_at": final_at, "throttle": throttle.summary()}
+            "per_call": per_call, "final_at": final_at, "throttle": throttle.summary(),
+            "events_received": sum(received.values()),
+            "events_received_per_call": round(sum(received.values()) / spec.calls, 2),
+            "events_by_name": dict(received.most_common())}
 
 
 class ThrottleWatch:
@@ -365,9 +380,9 @@ def child_main(spec: Spec) -> None:
     statements = None
     profiler = None
     profile = spec.profile or os.environ.get("BENCH_PROFILE")
-    if profile and spec.client == "robocall":  # where robocall's CPU goes
+    if profile and spec.client != "bare":  # where robocall's CPU goes
         profiler = CpuSampler(profile)
-    if spec.client == "robocall":
+    if spec.client != "bare":
         from gevent import monkey
 
         monkey.patch_all()  # before peewee is imported: its connection state is per greenlet
@@ -730,7 +745,9 @@ def main() -> None:
     parser.add_argument("--calls", type=int, help="override every scenario's call count")
     parser.add_argument("--lines", type=int, help="override every scenario's lines")
     parser.add_argument("--cps", type=float, default=100.0, help="calls per second, both clients")
-    parser.add_argument("--clients", default="bare,robocall")
+    parser.add_argument("--clients", default="bare,robocall",
+                        help=f"in this order, of bare, robocall, {UNFILTERED} (robocall with "
+                             "ROBOCALL_EVENT_FILTERS=false: every channel's events)")
     parser.add_argument("--esl", default=os.environ.get("ROBOCALL_LAB_ESL", ""))
     parser.add_argument("--dial-template", default="sofia/internal/{number}@127.0.0.1:5090")
     parser.add_argument("--callee", default="+6580000003")
@@ -787,7 +804,8 @@ def run(args: argparse.Namespace) -> None:
                         dial_template=args.dial_template, callee=args.callee,
                         data_dir=str(data_dir), database_url=database_url,
                         max_seconds=args.max_seconds,
-                        profile=args.profile if client == "robocall" else "")
+                        profile="" if client == "bare" or not args.profile else
+                        args.profile if client == "robocall" else f"{args.profile}.{client}")
             try:
                 report[client] = run_client(spec, sampler, args.settle)
             finally:

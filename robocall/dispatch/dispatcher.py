@@ -35,7 +35,7 @@ import gevent.event
 from robocall.calls.prefetch import FirstPrompts
 from robocall.calls.runner import SHUTDOWN_CAUSE, SHUTDOWN_HANGUP_SECONDS, CallLog, CallRunner
 from robocall.dispatch.health import SwitchHealth
-from robocall.dispatch.lines import LineBook, LineRule, LineUsage
+from robocall.dispatch.lines import LineBook, LineRule, LineUsage, event_filters
 from robocall.dispatch.pacing import SwitchLimits, free_lines, parse_switch_status
 from robocall.dispatch.pool import PooledLines, PoolMember, SwitchPool
 from robocall.dispatch.sending import SendGate
@@ -159,6 +159,8 @@ class Dispatcher:
         # Each switch's limits until it tells its own (FreeSWITCH's defaults), and the pace the
         # settings allow at most (None: the switch's own, less headroom).
         self.switch_cps = switch_cps
+        # Ask the switches for only the events robocall reads (Settings.event_filters).
+        self.event_filters = True
         self.gate = gate  # the runner's too: it spends the budgets as each originate leaves
         for member in self.pool:
             self.gate.set_switch_rate(member.limits.legs_per_second(switch_cps), member.name)
@@ -248,6 +250,13 @@ class Dispatcher:
                 current.lines = lines
             self.gate.set_rate(lines.id, lines.cps)
             self.lines.set_rule(lines.id, LineRule(lines.line_variable, lines.line_value))
+        # The switches send only what robocall reads: its legs and the organizations' lines.
+        filters = event_filters(
+            LineRule(o.lines.line_variable, o.lines.line_value)
+            for o in self._organizations.values()
+        ) if self.event_filters else []
+        for member in self.pool:
+            member.client.set_event_filters(filters)
 
     @property
     def switch_limits(self) -> SwitchLimits:
@@ -515,11 +524,10 @@ class Dispatcher:
             return True
         usage = self.lines.usage(organization_id)
         # Other nodes' dials the last claim found in flight, whose channels are not seen yet.
-        elsewhere = sum(
-            1 for u in organization.claimed_elsewhere
-            if not self.lines.knows(u) and not self.lines.has_ended(u)
-        )
-        in_use = usage.total + len(organization.in_flight) + elsewhere
+        elsewhere = organization.claimed_elsewhere
+        if elsewhere:  # set operations: this runs for every call, over up to every line
+            elsewhere = elsewhere - self.lines.seen_among(elsewhere)
+        in_use = usage.total + len(organization.in_flight) + len(elsewhere)
         return in_use <= organization.lines.max_concurrent_calls
 
     def _lines_left(self, organization: _Organization, unfinished: frozenset[str]) -> int:
@@ -528,10 +536,14 @@ class Dispatcher:
         node's dial in flight holds a line here too, though this node has not seen its channel.
         A channel the switch reported gone frees its line even before its end is recorded."""
         organization_id = organization.lines.id
-        organization.claimed_elsewhere = unfinished - organization.in_flight
+        # Only the dials robocall has not seen a channel of: at most a few, where the calls
+        # this node runs already show on the switch (may_dial reads the set at every dial).
+        elsewhere = unfinished - organization.in_flight
+        organization.claimed_elsewhere = elsewhere - self.lines.seen_among(elsewhere)
         robo = self.lines.robo_channel_ids(organization_id) | unfinished | organization.in_flight
-        in_use = self.lines.usage(organization_id).other + sum(
-            1 for channel_uuid in robo if not self.lines.has_ended(channel_uuid)
+        in_use = (
+            self.lines.usage(organization_id).other + len(robo)
+            - len(self.lines.ended_among(robo))
         )
         return organization.lines.max_concurrent_calls - in_use
 

@@ -125,6 +125,7 @@ class SwitchHealth:
         self._clock = clock
         self._idle_cpu: float | None = None
         self._session_share: float | None = None
+        self._sessions: int | None = None
         self._heartbeat_at = -float("inf")
         self._replies = Latency(0.2, limits.latency_half_life)
         self._dials = Latency(0.2, limits.latency_half_life)
@@ -162,6 +163,7 @@ class SwitchHealth:
         limit = _number(headers.get("Max-Sessions"))
         self._idle_cpu = idle
         self._session_share = sessions / limit if sessions is not None and limit else None
+        self._sessions = int(sessions) if sessions is not None else None
         self._heartbeat_at = self._clock()
 
     def observe_reply(self, seconds: float) -> None:
@@ -197,6 +199,13 @@ class SwitchHealth:
             "idle_cpu": self.idle_cpu,
             "session_share": self._session_share if self._fresh(now) else None,
         }
+
+    @property
+    def sessions(self) -> int | None:
+        """The switch's live sessions (any owner) from a recent HEARTBEAT (None: none recent)."""
+        if self._clock() - self._heartbeat_at > self.limits.heartbeat_max_age:
+            return None
+        return self._sessions
 
     # --- the verdict ------------------------------------------------------------------------
 

@@ -13,6 +13,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Final
+
+from robocall.esl.commands import ANY_VALUE, filter_value
 
 # A channel occupies its line from its creation until its hangup completes; CHANNEL_DESTROY can
 # trail HANGUP_COMPLETE, and a missed HANGUP_COMPLETE must not leak a line forever.
@@ -31,6 +34,48 @@ class LineRule:
 
     variable: str
     value: str
+
+
+# What robocall reads of a switch's event stream besides its organizations' lines: every
+# event of its own legs (a call's, a transfer's: both carry robocall_call_id from the
+# originate or the bridge), the switch's health and its going down. BACKGROUND_JOB results
+# come on the command connection, which is never filtered.
+OWN_EVENT_FILTERS: Final = (
+    (ROBO_MARKER, ANY_VALUE),
+    ("Event-Name", "HEARTBEAT"),
+    ("Event-Name", "SHUTDOWN"),
+)
+# More values of one line variable than this: one filter that lets through every channel
+# holding the variable (the switch compares an event with its filters one by one).
+MAX_VALUE_FILTERS: Final = 64
+
+
+def event_filters(rules: Iterable[LineRule]) -> list[tuple[str, str]]:
+    """The Event Socket filters (header, value) that let through every event robocall reads:
+    its own legs' (:data:`OWN_EVENT_FILTERS`) and every channel event that can match one of
+    ``rules`` — the event carries the rule's variable with its value (compared without case by
+    the switch: a superset of what :meth:`LineBook.observe` then matches exactly). A channel
+    whose variable is set after its creation is let through from its first event that carries
+    it, as the line book counts it from then without filters. Callees' legs and other apps'
+    calls of no organization stay on the switch.
+
+    Every event robocall subscribes to (commands.ROBOCALL_EVENTS) carries the channel's
+    variables whatever ``verbose_events`` says (FreeSWITCH 1.11.1,
+    switch_channel_event_set_extended_data), so a variable filter sees each of them. What the
+    filters cost: a channel whose rule variable is changed or unset while it is up is released
+    by the next listing (the reconciliation) instead of by its HANGUP_COMPLETE."""
+    values: dict[str, list[str]] = {}
+    for rule in rules:
+        wanted = values.setdefault(f"variable_{rule.variable}", [])
+        value = filter_value(rule.value)
+        if value not in wanted:
+            wanted.append(value)
+    filters = list(OWN_EVENT_FILTERS)
+    for header, wanted in values.items():
+        if ANY_VALUE in wanted or len(wanted) > MAX_VALUE_FILTERS:
+            wanted = [ANY_VALUE]
+        filters += [(header, value) for value in wanted]
+    return filters
 
 
 @dataclass(frozen=True)
@@ -83,6 +128,10 @@ class LineBook:
                 self._owners.pop(old.variable, None)
         self._rules[organization] = rule
         self._owners.setdefault(rule.variable, {})[rule.value] = organization
+
+    def rules(self) -> list[LineRule]:
+        """Every organization's line rule."""
+        return list(self._rules.values())
 
     def organization_of(self, headers: Mapping[str, str]) -> str | None:
         """The organization whose line rule the event's channel variables match, if any."""
@@ -188,6 +237,15 @@ class LineBook:
     def knows(self, unique_id: str) -> bool:
         """Whether the channel holds a line in the book now."""
         return unique_id in self._channels
+
+    def ended_among(self, unique_ids: set[str] | frozenset[str]) -> set[str]:
+        """Those of ``unique_ids`` whose lines were seen released (:meth:`has_ended`), in one
+        set operation: the dispatcher asks this of every line at each claim."""
+        return self._ended.keys() & unique_ids
+
+    def seen_among(self, unique_ids: set[str] | frozenset[str]) -> set[str]:
+        """Those of ``unique_ids`` holding a line now or seen released."""
+        return (self._channels.keys() & unique_ids) | (self._ended.keys() & unique_ids)
 
     def has_ended(self, unique_id: str) -> bool:
         """Whether the channel's line was seen released (within the last two settle times)."""

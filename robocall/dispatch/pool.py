@@ -38,7 +38,10 @@ class PoolMember:
     lines: LineBook
     health: SwitchHealth
     limits: SwitchLimits = field(default_factory=SwitchLimits)
-    channels: set[str] = field(default_factory=set)  # every live channel on it, any owner
+    # Its live channels, any owner, from its last listing, kept by the events robocall gets:
+    # with the event filters (robocall.dispatch.lines.event_filters) those of no organization
+    # are seen only by the listings and the HEARTBEAT's session count.
+    channels: set[str] = field(default_factory=set)
     in_flight: set[str] = field(default_factory=set)  # robocall's dials sent here, not yet seen
     recovered: bool = False  # this node's calls left on it by an earlier run are settled
     # No new call before this moment (clock's): set on every (re)connect until its limits are
@@ -59,12 +62,19 @@ class PoolMember:
     def sessions_left(self) -> int:
         """Sessions it may still take from robocall, under its cap: its live channels (any
         owner) and robocall's dials in flight to it count."""
-        return max(0, self.limits.sessions_cap - len(self.channels) - len(self.in_flight))
+        return max(0, self.limits.sessions_cap - self.sessions_used)
 
     @property
     def load(self) -> float:
         """The share of its session cap in use or about to be."""
-        return (len(self.channels) + len(self.in_flight)) / max(1, self.limits.sessions_cap)
+        return self.sessions_used / max(1, self.limits.sessions_cap)
+
+    @property
+    def sessions_used(self) -> int:
+        """Its sessions in use or about to be: the channels robocall knows of or, when more,
+        those its last HEARTBEAT counted (channels robocall's filters keep from it), and
+        robocall's dials in flight to it."""
+        return max(len(self.channels), self.health.sessions or 0) + len(self.in_flight)
 
     def reconnected(self) -> None:
         """Its Event Socket is up again: nothing goes there until its limits are read."""
@@ -130,7 +140,7 @@ class SwitchPool:
     def place(self, count: int) -> list[PoolMember]:
         """Where ``count`` new calls go, one switch per call (fewer if the pool has no more
         room). Each pick counts as a dial in flight for the next (the caller records it)."""
-        loads = {m.name: len(m.channels) + len(m.in_flight) for m in self if m.placeable}
+        loads = {m.name: m.sessions_used for m in self if m.placeable}
         picks: list[PoolMember] = []
         for _ in range(count):
             candidates = [
@@ -182,3 +192,17 @@ class PooledLines:
 
     def has_ended(self, unique_id: str) -> bool:
         return any(book.has_ended(unique_id) for book in self._books())
+
+    def ended_among(self, unique_ids: set[str] | frozenset[str]) -> set[str]:
+        """Those of ``unique_ids`` seen released on any switch."""
+        found: set[str] = set()
+        for book in self._books():
+            found |= book.ended_among(unique_ids)
+        return found
+
+    def seen_among(self, unique_ids: set[str] | frozenset[str]) -> set[str]:
+        """Those of ``unique_ids`` holding a line on a switch now or seen released on one."""
+        found: set[str] = set()
+        for book in self._books():
+            found |= book.seen_among(unique_ids)
+        return found

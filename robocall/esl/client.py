@@ -28,13 +28,14 @@ import socket
 import time
 import uuid as uuid_module
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Final, TypeAlias
 
 import gevent
 import gevent.event
 import gevent.lock
 import gevent.queue
+import gevent.socket
 import orjson
 
 from robocall.errors import (
@@ -62,6 +63,7 @@ log = logging.getLogger(__name__)
 
 _RECV_BYTES: Final = 256 * 1024
 _BACKGROUND_JOB: Final = "BACKGROUND_JOB"
+_JOB_FILTER: Final = ("Event-Name", _BACKGROUND_JOB)
 _CHANNEL_GONE: Final = frozenset({"CHANNEL_HANGUP_COMPLETE", "CHANNEL_DESTROY"})
 
 
@@ -122,6 +124,17 @@ class Execution:
         return event
 
 
+def _send_now(sock: socket.socket, data: bytes) -> int:
+    """Send what the socket takes without waiting: the bytes sent (0 when its buffer is full,
+    or when it is not a gevent socket, which could block the hub)."""
+    if not isinstance(sock, gevent.socket.socket):
+        return 0
+    try:
+        return int(sock.send(data, 0, timeout=0.0))  # gevent's: raises instead of waiting
+    except BlockingIOError:
+        return 0
+
+
 def _wait(result: gevent.event.AsyncResult, timeout: float, what: str) -> Any:
     try:
         return result.get(timeout=timeout)
@@ -152,7 +165,25 @@ class _JobReply:
         self.result.set_exception(error)
 
 
-_ReplySlot: TypeAlias = "gevent.event.AsyncResult[Any] | _JobReply"
+class _FilterReply:
+    """The reply to a ``filter`` sent while the session runs: nobody waits for it; a refusal
+    is logged (the switch then sends more events than asked for, never fewer)."""
+
+    __slots__ = ("wire",)
+
+    def __init__(self, wire: str) -> None:
+        self.wire = wire
+
+    def set(self, frame: Frame) -> None:
+        if not frame.text.startswith("+OK"):
+            log.error("FreeSWITCH refused %r: %s", self.wire.strip(), frame.text.strip())
+
+    def set_exception(self, error: BaseException) -> None:
+        pass  # the session is gone: the next one sends every filter again
+
+
+_ReplySlot: TypeAlias = "gevent.event.AsyncResult[Any] | _JobReply | _FilterReply"
+EventFilter: TypeAlias = tuple[str, str]
 
 
 class _Connection:
@@ -186,6 +217,8 @@ class _Session:
         # once, without a scan of every live call's)
         self.channel_executions: dict[str, set[str]] = {}
         self.closed = gevent.event.Event()
+        # The filters the events connection holds (sent, or on their way), in order.
+        self.filters: list[EventFilter] = []
 
     def add_execution(
         self, event_uuid: str, channel_uuid: str, result: gevent.event.AsyncResult
@@ -224,10 +257,12 @@ class EslClient:
         events: tuple[str, ...] = commands.ROBOCALL_EVENTS,
         command_connection: bool = False,
         on_reply: ReplyListener | None = None,
+        event_filters: Iterable[EventFilter] = (),
     ) -> None:
         """``command_connection``: send commands on a connection of their own (robocall's
         service does; a single connection is what tools and the scripted tests use).
-        ``on_reply(seconds)`` hears how long each command waited for its reply."""
+        ``on_reply(seconds)`` hears how long each command waited for its reply.
+        ``event_filters``: see :meth:`set_event_filters`."""
         self.host = host
         self.port = port
         self.command_timeout = command_timeout
@@ -254,6 +289,8 @@ class EslClient:
         self._closed = False
         self._supervisor: gevent.Greenlet | None = None
         self._connected = gevent.event.Event()
+        self._filters: list[EventFilter] = []
+        self.set_event_filters(event_filters)
 
     # --- lifecycle ---------------------------------------------------------------------------
 
@@ -303,28 +340,40 @@ class EslClient:
 
     def _open(self) -> _Session:
         early: list[tuple[_Connection, list[Frame]]] = []
+        filters = list(self._filters)
         if self._subscribe_commands is None:
-            connection = self._open_connection(self._subscribe_events, "events+commands", early)
+            connection = self._open_connection(
+                self._subscribe_events, "events+commands", early, filters
+            )
             session = _Session(connection, connection)
         else:
             command_side = self._open_connection(self._subscribe_commands, "commands", early)
             try:
-                event_side = self._open_connection(self._subscribe_events, "events", early)
+                event_side = self._open_connection(
+                    self._subscribe_events, "events", early, filters
+                )
             except BaseException:
                 command_side.sock.close()
                 raise
             session = _Session(command_side, event_side)
+        session.filters = filters
         self._session = session
         for connection, pending in early:
             connection.reader = gevent.spawn(self._read, session, connection, pending)
         self._connected.set()
+        # Filters changed during the handshake: the new session catches up.
+        self._sync_filters(session)
         return session
 
     def _open_connection(
-        self, subscribe: bytes, role: str, early: list[tuple[_Connection, list[Frame]]]
+        self,
+        subscribe: bytes,
+        role: str,
+        early: list[tuple[_Connection, list[Frame]]],
+        filters: Sequence[EventFilter] = (),
     ) -> _Connection:
-        """Connect, authenticate and subscribe one socket; frames that came early go to
-        ``early`` for its reader."""
+        """Connect, authenticate and subscribe one socket (with ``filters``: the events
+        connection); frames that came early go to ``early`` for its reader."""
         try:
             sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout)
         except OSError as err:
@@ -344,7 +393,14 @@ class EslClient:
             reply = self._read_frame(sock, parser, pending)
             if not reply.text.startswith("+OK"):
                 raise SwitchAuthError(f"FreeSWITCH refused the password: {reply.text}")
-            sock.sendall(subscribe)
+            # The filters first: the subscription starts the stream, already filtered. All sent
+            # at once, their replies read after.
+            wires = [commands.event_filter(header, value) for header, value in filters]
+            sock.sendall("".join(wires).encode() + subscribe)
+            for wire in wires:
+                reply = self._read_frame(sock, parser, pending)
+                if not reply.text.startswith("+OK"):
+                    raise CommandFailed(f"{wire.strip()}: {reply.text}")
             reply = self._read_frame(sock, parser, pending)
             if not reply.text.startswith("+OK"):
                 raise CommandFailed(reply.text)
@@ -529,9 +585,17 @@ class EslClient:
 
     # --- commands ------------------------------------------------------------------------------
 
-    def _post(self, session: _Session, wire: str, slot: _ReplySlot, limit: float) -> None:
-        """Put one command on the command connection; its reply will go to ``slot``."""
-        connection = session.commands
+    def _post(
+        self,
+        session: _Session,
+        wire: str,
+        slot: _ReplySlot,
+        limit: float,
+        connection: _Connection | None = None,
+    ) -> None:
+        """Put one command on the command connection (or ``connection``); its reply will go to
+        ``slot``."""
+        connection = connection or session.commands
         if not connection.send_lock.acquire(timeout=limit):
             # Nothing of this command left (the stuck send will drop the session).
             raise SwitchNotConnected(f"could not send within {limit} s (another send is stuck)")
@@ -540,9 +604,14 @@ class EslClient:
                 raise SwitchNotConnected("not connected to FreeSWITCH")
             # Appended before the bytes leave, in send order: replies come back in this order.
             connection.replies.append((time.monotonic(), slot))
+            data = wire.encode()
             try:
-                with gevent.Timeout(limit):
-                    connection.sock.sendall(wire.encode())
+                # Nearly always the socket takes the whole command at once: no timer for that
+                # (a gevent.Timeout per command was a few % of robocall's CPU at load).
+                sent = _send_now(connection.sock, data)
+                if sent < len(data):
+                    with gevent.Timeout(limit):
+                        connection.sock.sendall(data[sent:])
             except gevent.Timeout as err:
                 # Part of the command may be on the wire: the stream is unusable.
                 self._drop(session, f"send blocked for {limit} s")
@@ -646,6 +715,54 @@ class EslClient:
         if session is None or not session.alive:
             raise SwitchNotConnected("not connected to FreeSWITCH")
         return session
+
+    # --- filters -----------------------------------------------------------------------------
+
+    def set_event_filters(self, filters: Iterable[EventFilter]) -> None:
+        """Let the switch send only the events some filter lets through (``filter <header>
+        <value>`` on the events connection, FreeSWITCH 1.11.1): an event passes when one of
+        its headers equals a filter's value (case-insensitive; ``/regex/`` values are searched
+        for). No filters: every subscribed event. Events that match no filter never leave the
+        switch, so a listener must not count on them; with a command connection, the command
+        connection's BACKGROUND_JOB results are never filtered.
+
+        Takes effect at once on a live session (new filters are added before old ones are
+        deleted, so nothing they both let through is lost in between) and on every reconnect.
+        Does not wait for the switch's replies (a refusal is logged)."""
+        wanted: list[EventFilter] = []
+        for header, value in filters:
+            commands.event_filter(header, value)  # refuse a bad one here, not at connect
+            if (header, value) not in wanted:
+                wanted.append((header, value))
+        if wanted and not self._split and _JOB_FILTER not in wanted:
+            wanted.append(_JOB_FILTER)  # bgapi results share the one connection
+        self._filters = wanted
+        session = self._session
+        if session is not None and session.alive:
+            self._sync_filters(session)
+
+    @property
+    def event_filters(self) -> list[EventFilter]:
+        """The filters asked for (each session holds them once it is up)."""
+        return list(self._filters)
+
+    def _sync_filters(self, session: _Session) -> None:
+        wanted = list(self._filters)
+        held = session.filters
+        if wanted == held:
+            return
+        wires = [commands.event_filter(h, v) for h, v in wanted if (h, v) not in held]
+        wires += [commands.event_filter_delete(h, v) for h, v in held if (h, v) not in wanted]
+        session.filters = wanted
+        for wire in wires:
+            try:
+                self._post(
+                    session, wire, _FilterReply(wire), self.command_timeout, session.events
+                )
+            except SwitchError as err:
+                # The session is going (or gone): its successor sends every filter.
+                log.warning("could not send %r: %s", wire.strip(), err)
+                return
 
     # --- routing -----------------------------------------------------------------------------
 

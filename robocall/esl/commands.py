@@ -102,6 +102,36 @@ def event_json(events: Iterable[str] = ROBOCALL_EVENTS) -> str:
     return f"event json {' '.join(names)}\n\n"
 
 
+def event_filter(header: str, value: str) -> str:
+    """``filter <header> <value>``: from now on the connection gets only the events some
+    filter lets through (FreeSWITCH 1.11.1, mod_event_socket; see :func:`filter_value`)."""
+    return f"filter {_check_header(header)} {check_line(value, 'filter value')}\n\n"
+
+
+def event_filter_delete(header: str, value: str) -> str:
+    """``filter delete <header> <value>``: drop one filter added by :func:`event_filter`."""
+    return f"filter delete {_check_header(header)} {check_line(value, 'filter value')}\n\n"
+
+
+def filter_value(value: str) -> str:
+    """A filter value that matches ``value`` itself, or :data:`ANY_VALUE` when FreeSWITCH would
+    read it as something else: a leading ``+``, ``-`` or space is taken as the filter's sign,
+    a leading ``/`` makes it a regular expression. (The comparison is case-insensitive: a
+    filter lets through a superset of what robocall then matches exactly.)"""
+    if not value or value[0] in "+- /" or _CONTROL.search(value):
+        return ANY_VALUE
+    return value
+
+
+# A regular expression (FreeSWITCH's ``/.../``, unanchored) any non-empty value matches.
+ANY_VALUE: Final = "/./"
+_HEADER = re.compile(r"[A-Za-z][A-Za-z0-9_-]*")
+
+
+def _check_header(header: str) -> str:
+    return _check_pattern(_HEADER, header, "event header", "an event header name")
+
+
 def api(command: str) -> str:
     """``api <command>``: run a command; FreeSWITCH blocks this connection until it answers."""
     return f"api {check_line(command, 'api command')}\n\n"

@@ -78,6 +78,14 @@ class Event:
                 return value
         return default
 
+    def get_ignoring_case(self, key: str) -> str | None:
+        """The first value of a header named ``key`` without case (switch_event_get_header)."""
+        folded = key.lower()
+        for name, value in self.headers:
+            if name.lower() == folded:
+                return value
+        return None
+
 
 class Clock(Protocol):
     def __call__(self) -> float: ...

@@ -11,6 +11,7 @@ is dropped, as FreeSWITCH drops it.
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
 import uuid
 from dataclasses import dataclass
@@ -64,6 +65,60 @@ def split_commands(buffer: bytes) -> tuple[list[Command], bytes]:
         buffer = buffer[end + 2 + length:]
 
 
+def passes_filters(filters: list[tuple[str, str]], event: wire.Event) -> bool:
+    """Whether a listener with ``filters`` gets ``event`` (mod_event_socket 1.11.1,
+    event_handler), filters in the order they were added:
+
+    - a filter whose header the event lacks (looked up without case) is skipped;
+    - leading ``+``, ``-`` and spaces of its value set its sign (the last sign wins; ``+`` by
+      default) and are not compared;
+    - a value that starts with ``/`` is a regular expression ``/pattern/flags`` searched for in
+      the header's value (``i``: without case, ``s``: dot matches newline; no closing ``/``
+      matches nothing); any other value is compared with the header's value without case;
+    - the event goes when a positive filter matches and no negative one does: a negative match
+      stops the search, and once the event goes positive filters are no longer compared (so
+      negative filters alone let nothing through).
+
+    No filters (none added, or all deleted): every subscribed event.
+    """
+    if not filters:
+        return True
+    send = False
+    for name, raw in filters:
+        found = event.get_ignoring_case(name)
+        if found is None:
+            continue
+        positive = True
+        compared = raw
+        while compared and compared[0] in "+- ":
+            if compared[0] != " ":
+                positive = compared[0] == "+"
+            compared = compared[1:]
+        if send and positive:
+            continue
+        if raw.startswith("/"):
+            matched = _regex_search(compared, found)
+        else:
+            matched = compared.lower() == found.lower()
+        if matched:
+            if not positive:
+                return False
+            send = True
+    return send
+
+
+def _regex_search(expression: str, value: str) -> bool:
+    """switch_regex: ``/pattern/flags``, searched for (not anchored)."""
+    pattern, slash, options = expression[1:].rpartition("/")
+    if not slash:
+        return False
+    flags = (re.IGNORECASE if "i" in options else 0) | (re.DOTALL if "s" in options else 0)
+    try:
+        return re.search(pattern, value, flags) is not None
+    except re.error:
+        return False
+
+
 class Connection:
     """One inbound ESL client."""
 
@@ -88,7 +143,7 @@ class Connection:
             return
         if not (self.all_events or event.name in self.subscribed):
             return
-        if self.filters and not any(event.get(k) == v for k, v in self.filters):
+        if not passes_filters(self.filters, event):
             return
         if self.outbox.qsize() > self.fake.max_backlog and self.sending:
             # The client stopped reading (the socket is full) and fell too far behind.
@@ -247,9 +302,28 @@ class Connection:
         return True
 
     def _cmd_filter(self, rest: str, command: Command) -> bool:
-        name, _, value = rest.partition(" ")
-        self.filters.append((name, value))
-        self.send(wire.command_reply(f"+OK filter added. [{name}]=[{value}]"))
+        """``filter <header> <value>`` (or ``filter add ...``), ``filter delete <header>
+        [<value>]``, ``filter delete all``: mod_event_socket 1.11.1's parse_command."""
+        name, space, value = command.line[len("filter "):].lstrip(" ").partition(" ")
+        if name.lower() == "delete" and space:
+            name, space, value = value.partition(" ")
+            if name.lower() == "all":
+                self.filters.clear()
+            else:
+                # switch_event_del_header_val: the name without case, the value exactly; no
+                # value deletes every filter on that header.
+                self.filters = [
+                    (header, held) for header, held in self.filters
+                    if header.lower() != name.lower() or (space and value and held != value)
+                ]
+            self.send(wire.command_reply(f"+OK filter deleted. [{name}][{value}]"))
+        elif space:
+            if name.lower() == "add":
+                name, _, value = value.partition(" ")
+            self.filters.append((name, value))
+            self.send(wire.command_reply(f"+OK filter added. [{name}]=[{value}]"))
+        else:
+            self.send(wire.command_reply("-ERR invalid syntax"))
         return True
 
     def _cmd_exit(self, rest: str, command: Command) -> bool:

@@ -227,3 +227,41 @@ def test_a_listener_that_stops_reading_is_dropped() -> None:
         assert reader.command("api uuid_exists q0").content_type == "api/response"
         silent.close()
         reader.close()
+
+
+def test_filter_commands_as_freeswitch_answers_them(fake: FakeSwitch) -> None:
+    # Given a client subscribed to channel events and jobs
+    wire = EslWire(fake.address)
+    wire.login(events="CHANNEL_CREATE CHANNEL_ANSWER BACKGROUND_JOB")
+
+    # When it adds, deletes and mistypes filters (mod_event_socket 1.11.1's replies)
+    replies = [wire.command(text).headers["Reply-Text"] for text in (
+        "filter variable_robocall_call_id /./", "filter add Event-Name BACKGROUND_JOB",
+        "filter Unique-ID", "filter Unique-ID x", "filter delete Unique-ID x",
+    )]
+    assert replies == [
+        "+OK filter added. [variable_robocall_call_id]=[/./]",
+        "+OK filter added. [Event-Name]=[BACKGROUND_JOB]",
+        "-ERR invalid syntax",
+        "+OK filter added. [Unique-ID]=[x]",
+        "+OK filter deleted. [Unique-ID][x]",
+    ]
+
+    # Then a leg marked as robocall's passes, a leg without the mark does not, jobs do
+    wire.command("bgapi originate {origination_uuid=f1,robocall_call_id=9}"
+                 "sofia/gateway/gw/+6580000001 &park()\nJob-UUID: j1")
+    wire.command("bgapi originate {origination_uuid=f2}sofia/gateway/gw/+6580000001 &park()"
+                 "\nJob-UUID: j2")
+    wire.wait_event("BACKGROUND_JOB", Job_UUID="j1")  # sent once the leg answered
+    wire.wait_event("BACKGROUND_JOB", Job_UUID="j2")
+    seen = [(e["Event-Name"], e.get("Unique-ID")) for e in wire.events()]
+    assert ("CHANNEL_ANSWER", "f1") in seen
+    assert not [unique_id for _, unique_id in seen if unique_id == "f2"]
+
+    # When every filter is deleted, every subscribed event comes again
+    assert wire.command("filter delete all").headers["Reply-Text"] == (
+        "+OK filter deleted. [all][]"
+    )
+    wire.command("bgapi originate {origination_uuid=f3}sofia/gateway/gw/+6580000001 &park()")
+    wire.wait_event("CHANNEL_ANSWER", "f3")
+    wire.close()

@@ -37,7 +37,7 @@ def test_metrics_after_real_calls(start_service):
     # and the one switch is shown on its own: reached, the other app's channel on it, full pace
     switch = only_switch(before)
     assert value(before, "robocall_switch_connected", switch=switch) == 1
-    assert value(before, "robocall_switch_channels", switch=switch) == 1
+    assert value(before, "robocall_switch_sessions", switch=switch) == 1
     assert value(before, "robocall_switch_sessions_cap", switch=switch) > 0
     assert value(before, "robocall_switch_dial_rate_factor", switch=switch) == 1.0
     assert value(before, "robocall_lines", organization=org) == 3
