@@ -19,9 +19,11 @@ Goal (docs/design.md, "TTS"): under 300 ms p99.
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import secrets
+import shutil
 import sys
 import tempfile
 import time
@@ -83,6 +85,7 @@ def main() -> None:
     args = parser.parse_args()
 
     data_dir = Path(tempfile.mkdtemp(prefix="robocall-bench-audio-"))
+    atexit.register(shutil.rmtree, data_dir, True)  # rendered audio, recordings, store
     fake: FakeSwitch | None = None
     if args.lab:
         host, port, password = os.environ["ROBOCALL_LAB_ESL"].split(":", 2)

@@ -42,10 +42,12 @@ the lab's scripted callees (docs/lab.md), reached through ``--dial-template``.
 from __future__ import annotations
 
 import argparse
+import atexit
 import collections
 import json
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
@@ -788,6 +790,7 @@ def run(args: argparse.Namespace) -> None:
     monkey.patch_all()
     sampler = Sampler(args.esl)
     data_dir = Path(tempfile.mkdtemp(prefix="robocall-bench-load-"))
+    atexit.register(shutil.rmtree, data_dir, True)  # rendered audio, recordings, store
     for name in args.scenario or ["smoke"]:
         scenario = SCENARIOS[name]
         scenario = replace(scenario, calls=args.calls or scenario.calls,

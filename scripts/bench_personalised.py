@@ -21,10 +21,12 @@ another checkout (to measure before and after a change with the same script).
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import resource
 import secrets
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -161,6 +163,7 @@ def main() -> None:
     assert child.stdout is not None
     port = int(child.stdout.readline())
     data_dir = Path(tempfile.mkdtemp(prefix="robocall-bench-personal-"))
+    atexit.register(shutil.rmtree, data_dir, True)  # rendered audio, recordings, store
     settings = Settings(
         data_dir=data_dir,
         switch=f"esl://:ClueCon@127.0.0.1:{port}",
