@@ -245,6 +245,15 @@ def robocall_client(spec: Spec, go: Any) -> dict[str, Any]:
         switch=f"esl://:{password}@{host}:{port}", dial_template=spec.dial_template,
         originate_timeout_seconds=30, switch_cps=spec.cps,
     )
+    chain = None
+    if os.environ.get("BENCH_CHAIN"):  # the freed line -> next leg chain, stage by stage
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import chain_trace as chain
+
+        from robocall.dispatch.dispatcher import Dispatcher
+        from robocall.dispatch.sending import SendGate
+
+        chain.install(Dispatcher, SendGate)
     service = bootstrap.build_service(settings, languages=available_languages())
     done = gevent.event.Event()
     final_at: dict[str, float] = {}
@@ -304,7 +313,8 @@ def robocall_client(spec: Spec, go: Any) -> dict[str, Any]:
     cut_off = sum(n for cause, n in outcomes.items() if "SWITCH_CONNECTION_LOST" in cause)
     return {"completed_in_time": completed, "counts": status.get("counts"), "causes": outcomes,
             "ended_by_robocall": ended_by_robocall, "connection_lost": cut_off,
-            "per_call": per_call, "final_at": final_at, "throttle": throttle.summary()}
+            "per_call": per_call, "final_at": final_at, "throttle": throttle.summary(),
+            **({"chain": chain.summary(spec.lines)} if chain is not None else {})}
 
 
 class ThrottleWatch:
