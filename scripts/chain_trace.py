@@ -16,11 +16,46 @@ from typing import Any
 
 _T: dict[str, Any] = {
     "freed": [], "woken": [], "passes": [], "claimed": {}, "sent": {}, "created": {},
+    "upcoming_ms": [], "render_ms": [], "on_ready": [], "claim_parts": {},
 }
 
 
 def install(dispatcher_cls: Any, gate_cls: Any) -> None:
+    from robocall.calls.prefetch import FirstPrompts
+    from robocall.store.dialing import DialingQueries
+
     clock = time.monotonic
+    upcoming = DialingQueries.upcoming_calls
+    render_first = FirstPrompts._render_first
+    on_ready_init = FirstPrompts.__init__
+
+    def traced_upcoming(self: Any, *args: Any, **kwargs: Any) -> Any:
+        began = clock()
+        try:
+            return upcoming(self, *args, **kwargs)
+        finally:
+            _T["upcoming_ms"].append(clock() - began)
+
+    def traced_render(self: Any, *args: Any, **kwargs: Any) -> Any:
+        began = clock()
+        try:
+            return render_first(self, *args, **kwargs)
+        finally:
+            _T["render_ms"].append(clock() - began)
+
+    def traced_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        on_ready_init(self, *args, **kwargs)
+        told = self.on_ready
+
+        def on_ready(organization_id: str) -> None:
+            _T["on_ready"].append(clock())
+            told(organization_id)
+
+        self.on_ready = on_ready
+
+    DialingQueries.upcoming_calls = traced_upcoming
+    FirstPrompts._render_first = traced_render
+    FirstPrompts.__init__ = traced_init
     on_event = dispatcher_cls._on_event
     dispatch = dispatcher_cls._dispatch
     wake = dispatcher_cls.wake
@@ -65,11 +100,31 @@ def install(dispatcher_cls: Any, gate_cls: Any) -> None:
             got.append((len(args[1]) if len(args) > 1 else 0, len(out), end - began))
             return out
 
+        import gevent
+
+        db = store._db
+        execute, commit = db.execute_sql, db.commit
+        me = gevent.getcurrent()
+
+        def timed(kind: str, call: Any) -> Any:
+            def run(*args: Any, **kwargs: Any) -> Any:
+                if gevent.getcurrent() is not me:
+                    return call(*args, **kwargs)
+                began = clock()
+                try:
+                    return call(*args, **kwargs)
+                finally:
+                    label = kind if kind == "COMMIT" else " ".join(str(args[0]).split()[:2])
+                    _T["claim_parts"].setdefault(label, []).append(clock() - began)
+            return run
+
         store.claim_calls = traced_claim
+        db.execute_sql, db.commit = timed("SQL", execute), timed("COMMIT", commit)
         try:
             dispatch(self, organization_id)
         finally:
             del store.claim_calls
+            del db.execute_sql, db.commit
         _T["passes"].append({"at": start, "free": free, "room": room, "ready": ready,
                              "asked": got[0][0] if got else 0,
                              "claimed": got[0][1] if got else 0,
@@ -97,6 +152,19 @@ def _pct(values: list[float]) -> dict[str, float]:
         return round(ordered[min(len(ordered) - 1, int(share * len(ordered)))] * 1000, 1)
 
     return {"n": len(ordered), "p50": at(0.5), "p90": at(0.9), "p99": at(0.99)}
+
+
+def _waits(passes: list[dict[str, Any]]) -> list[float]:
+    """From each pass that found no call ready to the next pass that claimed."""
+    out: list[float] = []
+    waiting: float | None = None
+    for p in passes:
+        if p["ready"] == 0 and p["free"] and p["room"] and waiting is None:
+            waiting = p["at"]
+        elif p["claimed"] and waiting is not None:
+            out.append(p["at"] - waiting)
+            waiting = None
+    return out
 
 
 def summary(lines: int) -> dict[str, Any]:
@@ -135,6 +203,10 @@ def summary(lines: int) -> dict[str, Any]:
         "pass_bound_by": bound,
         "free_at_pass": _pct([f / 1000 for f in free_seen]),
         "claim_ahead_ms": _pct([p["ahead"] for p in passes]),
+        "claim_parts_ms": {k: _pct(v) for k, v in _T["claim_parts"].items()},
+        "prefetch": {"upcoming_read": _pct(_T["upcoming_ms"]),
+                     "render_first": _pct(_T["render_ms"]), "on_ready": len(_T["on_ready"]),
+                     "no_ready_to_next_claim": _pct(_waits(passes))},
         "claims": {"per_pass": _pct([p["claimed"] / 1000 for p in passes if p["claimed"]]),
                    "commit": _pct([p["claim_ms"] / 1000 for p in passes
                                    if p["claim_ms"] is not None])},

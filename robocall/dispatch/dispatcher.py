@@ -471,7 +471,6 @@ class Dispatcher:
         if allowed <= 0:
             return
         uuids = [self.new_uuid() for _ in range(allowed)]
-        claiming = self.clock()
         claimed = self.store.claim_calls(
             organization_id,
             uuids,
@@ -480,7 +479,6 @@ class Dispatcher:
             lease_token=self.lease_token,
             switches=[self.pool.ticket_name(member) for member in placements],
         )
-        self.gate.claim_took(self.clock() - claiming)  # how far ahead the next claims reach
         if self.first_prompts is not None:
             self.first_prompts.claimed(organization_id, [call.ticket.call_id for call in claimed])
         for call, member in zip(claimed, placements, strict=False):

@@ -8,8 +8,7 @@ waits for the switch's only, ahead of every waiting originate (a person is on th
 are first come, first served, so calls leave in the order they reach the gate.
 
 The gate also bounds claiming: the dispatcher claims no more calls than can be sent within a
-tenth of a second, or twice what a claim takes to commit if that is longer (at most half a
-second: :meth:`SendGate.room`), so a claimed call never waits long for its turn and
+tenth of a second (:meth:`SendGate.room`), so a claimed call never waits long for its turn and
 a crash finds few calls claimed and not yet sent (recovery cannot tell those from calls that
 were sent and ended, so it records them failed, never dialling them twice).
 
@@ -39,14 +38,10 @@ REFUSED_PAUSE_SECONDS = 1.0
 # commit each), few enough that a crash loses little (bench_crash: ~1.7 calls a kill at a
 # quarter second).
 CLAIM_AHEAD_SECONDS = 0.1
-# ... but never less than twice what a claim takes to commit: the next claim is committed while
-# the calls of the last one leave, and the gate has nothing to send while claims lag behind it.
-# On the lab (2 busy cores, the switch beside PostgreSQL) a claim took 70-150 ms, and 0.1 s of
-# pace (9 calls at 90/s) left freed lines waiting ~1 s for their next call (docs/load.md, "A
-# freed line's next call"). At most this much pace is ever claimed ahead.
-MAX_CLAIM_AHEAD_SECONDS = 0.5
-# How much of each new claim's commit time goes into the smoothed one the gate sizes by.
-CLAIM_TIME_WEIGHT = 0.3
+
+
+def _ahead(window: SendWindow) -> int:
+    return max(1, math.ceil(window.rate * CLAIM_AHEAD_SECONDS))
 
 
 class _Turns:
@@ -108,7 +103,6 @@ class SendGate:
         self._organization_turns: dict[str, _Turns] = {}
         self._unsent: dict[str, set[str]] = {}  # organization -> channel uuids claimed, not sent
         self._closed = gevent.event.Event()
-        self._claim_seconds = 0.0  # what a claim's commit took lately (smoothed)
         # Checked as each originate leaves: False once this process may no longer dial (its
         # node's lease is not provably its own, robocall.dispatch.lease).
         self.may_send: Callable[[], bool] = lambda: True
@@ -159,38 +153,26 @@ class SendGate:
         self.window(switch).pause(self.clock(), REFUSED_PAUSE_SECONDS)
         self.on_refused()
 
-    def claim_took(self, seconds: float) -> None:
-        """A claim took ``seconds`` to commit: claim far enough ahead that the next one is
-        committed before the calls of this one have all left (:meth:`room`)."""
-        self._claim_seconds += CLAIM_TIME_WEIGHT * (seconds - self._claim_seconds)
-
-    def ahead_seconds(self) -> float:
-        """How many seconds of pace are claimed ahead of their send now."""
-        return min(MAX_CLAIM_AHEAD_SECONDS, max(CLAIM_AHEAD_SECONDS, 2 * self._claim_seconds))
-
-    def _ahead(self, window: SendWindow) -> int:
-        return max(1, math.ceil(window.rate * self.ahead_seconds()))
-
     def _open_windows(self) -> list[SendWindow]:
         now = self.clock()
         return [window for window in self._switches.values() if not window.paused(now)]
 
     def _switches_ahead(self) -> int:
-        """What the switches not paused send in :meth:`ahead_seconds`, together."""
-        return sum(self._ahead(window) for window in self._open_windows())
+        """What the switches not paused send in CLAIM_AHEAD_SECONDS, together."""
+        return sum(_ahead(window) for window in self._open_windows())
 
     # --- claiming -----------------------------------------------------------------------------
 
     def room(self, organization_id: str) -> int:
         """How many more of the organization's calls to claim now: what its pace and the
-        switch's send in :meth:`ahead_seconds`, less the calls claimed and not yet sent."""
+        switch's send in CLAIM_AHEAD_SECONDS, less the calls claimed and not yet sent."""
         window = self._organizations.get(organization_id)
         switches_ahead = self._switches_ahead()
         if window is None or switches_ahead == 0:
             return 0  # nothing is claimed that could not leave at once: a crash would lose it
         unsent = self.unsent(organization_id)
         all_unsent = sum(len(uuids) for uuids in self._unsent.values())
-        return max(0, min(self._ahead(window) - unsent, switches_ahead - all_unsent))
+        return max(0, min(_ahead(window) - unsent, switches_ahead - all_unsent))
 
     def seconds_until_room(self, organization_id: str) -> float:
         """When to look again at an organization that has no room: once about half of what
@@ -205,8 +187,8 @@ class SendGate:
         rate = sum(w.rate for w in windows)
         switches_wait = min(w.wait_seconds(now) for w in self._switches.values())
         drained = max(
-            (self.unsent(organization_id) - self._ahead(window) // 2) * window.spacing,
-            (all_unsent - sum(self._ahead(w) for w in windows) // 2) / rate,
+            (self.unsent(organization_id) - _ahead(window) // 2) * window.spacing,
+            (all_unsent - sum(_ahead(w) for w in windows) // 2) / rate,
         )
         return max(window.wait_seconds(now), switches_wait, drained, 0.001)
 
