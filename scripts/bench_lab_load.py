@@ -23,6 +23,8 @@ client said it was done; they are then hung up), and the final statuses with the
 it gave up), robocall's store statements by kind and per call (round trips to the database),
 and ``throttle``: robocall's dial-rate factor over the run and the switch's signals behind it.
 ``--profile FILE`` samples where robocall's CPU goes (``CpuSampler``) and writes it as JSON.
+``BENCH_CHAIN=1`` adds robocall's ``chain`` (``scripts/chain_trace.py``): a freed line's way to
+its next leg, stage by stage (line freed -> claim -> its statements -> gate -> CHANNEL_CREATE).
 
 Scenarios (``--scenario``, repeatable; ``--calls``/``--lines`` override for a smoke run):
 ``smoke`` (50 calls, 50 lines, 2 s message), ``lines200`` (1,000 calls, 2 s message),
