@@ -23,6 +23,8 @@ client said it was done; they are then hung up), and the final statuses with the
 it gave up), robocall's store statements by kind and per call (round trips to the database),
 and ``throttle``: robocall's dial-rate factor over the run and the switch's signals behind it.
 ``--profile FILE`` samples where robocall's CPU goes (``CpuSampler``) and writes it as JSON.
+``BENCH_CHAIN=1`` adds robocall's ``chain`` (``scripts/chain_trace.py``): a freed line's way to
+its next leg, stage by stage (line freed -> claim -> its statements -> gate -> CHANNEL_CREATE).
 
 Scenarios (``--scenario``, repeatable; ``--calls``/``--lines`` override for a smoke run):
 ``smoke`` (50 calls, 50 lines, 2 s message), ``lines200`` (1,000 calls, 2 s message),
@@ -253,6 +255,15 @@ def robocall_client(spec: Spec, go: Any) -> dict[str, Any]:
         # only when asked: the script also measures a robocall from before the setting
         **({"event_filters": False} if spec.client == UNFILTERED else {}),
     )
+    chain = None
+    if os.environ.get("BENCH_CHAIN"):  # the freed line -> next leg chain, stage by stage
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import chain_trace as chain
+
+        from robocall.dispatch.dispatcher import Dispatcher
+        from robocall.dispatch.sending import SendGate
+
+        chain.install(Dispatcher, SendGate)
     service = bootstrap.build_service(settings, languages=available_languages())
     # Events the run delivered to robocall (counted from go, by name): what the filters keep.
     received: collections.Counter[str] = collections.Counter()
@@ -321,7 +332,8 @@ def robocall_client(spec: Spec, go: Any) -> dict[str, Any]:
             "per_call": per_call, "final_at": final_at, "throttle": throttle.summary(),
             "events_received": sum(received.values()),
             "events_received_per_call": round(sum(received.values()) / spec.calls, 2),
-            "events_by_name": dict(received.most_common())}
+            "events_by_name": dict(received.most_common()),
+            **({"chain": chain.summary(spec.lines)} if chain is not None else {})}
 
 
 class ThrottleWatch:
