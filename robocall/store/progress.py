@@ -69,6 +69,16 @@ class _Statements:
             "SELECT c.request_seq, c.attempt, r.retry_policy, r.cancelled_at FROM calls c "
             f"JOIN call_requests r ON c.request_seq = r.id WHERE c.id = {p}"
         )
+        # PostgreSQL only (a list binds as an ARRAY there): the batch's reads and checks.
+        self.retry_facts_many = (
+            "SELECT c.id, c.request_seq, c.attempt, r.retry_policy, r.cancelled_at FROM calls c "
+            f"JOIN call_requests r ON c.request_seq = r.id WHERE c.id = ANY({p})"
+        )
+        self.finished_by_batch = (
+            "SELECT c.id, c.request_seq FROM calls c JOIN call_requests r "
+            f"ON c.request_seq = r.id WHERE c.id = ANY({p}) AND r.status IN ({p}, {p}) "
+            f"AND r.updated_at = {p}"
+        )
         self.ended_plain = (
             f"UPDATE calls SET status = {p}, hangup_cause = {p}, ended_at = {p}, "
             f"duration_seconds = {p}, updated_at = {p} WHERE id = {p}"
@@ -135,21 +145,109 @@ class ProgressQueries:
 
     def _write_in_order(self, writes: Sequence[ProgressWrite]) -> list[Any]:
         """Inside the transaction. Writes whose result nobody reads (a leg, an answer, a
-        step) are sent together: on PostgreSQL as one round trip of several statements."""
+        step) are sent together: on PostgreSQL as one round trip of several statements, the
+        calls' ends with them, after one read of the retry facts of the calls that failed.
+
+        Why the ends too: a call's end changes its request's status counts
+        (``request_counts``, kept by a trigger), and so does every claim of a call of that
+        request (``queued`` -> ``dialing``). The batch holds those rows locked from its first
+        such statement to its commit, so a claim waits for all of it. Sent one round trip per
+        end (each end must tell whether it made its request final), a batch of ends held them
+        100-500 ms on the busy lab machine and claims queued behind it: freed lines waited ~1 s
+        for their next call (docs/load.md, "a freed line's next call, stage by stage"). So
+        whether an end finished its request is read afterwards, in the same transaction: a
+        request the batch made final carries the batch's ``updated_at``, and of its calls
+        ended here the last one (in the batch's order) finished it — before, that one itself
+        was live. SQLite (one writer at a time, no such wait) ends each call on its own."""
+        batched = self._db.param == "%s"
+        now = self._now()
+        facts = self._retry_facts(
+            [args[0] for name, args in writes
+             if batched and name == "call_ended" and CallStatus(args[1]) is CallStatus.FAILED]
+        )
         results: list[Any] = []
-        plain: list[tuple[str, tuple[Any, ...]]] = []
+        pending: list[tuple[str, tuple[Any, ...]]] = []
+        finishing: list[tuple[int, int]] = []  # (index in results, call id): may finish a request
         for name, args in writes:
             statement = _PLAIN.get(name)
             if statement is not None:
-                plain.append(statement(self, *args))
+                pending.append(statement(self, *args))
                 results.append(None)
+            elif name == "call_ended" and batched:
+                if self._end_statements(args, now=now, facts=facts, into=pending):
+                    finishing.append((len(results), args[0]))
+                results.append(False)
             elif name == "call_ended":
-                results.append(self._call_ended(*args, before=plain))
+                results.append(self._call_ended(*args, before=pending))
             else:
-                self._send(plain)
+                self._finish_batch(pending, finishing, results, now)
                 results.append(getattr(self, f"_{name}")(*args))
-        self._send(plain)
+        self._finish_batch(pending, finishing, results, now)
         return results
+
+    def _retry_facts(self, call_ids: list[int]) -> dict[int, tuple[Any, ...]]:
+        """Each failed call's request, attempt, retry policy and the request's cancellation."""
+        if not call_ids:
+            return {}
+        rows = self._db.execute_sql(self._sql.retry_facts_many, (call_ids,)).fetchall()
+        return {row[0]: tuple(row[1:]) for row in rows}
+
+    def _end_statements(
+        self,
+        end: tuple[Any, ...],
+        *,
+        now: datetime,
+        facts: dict[int, tuple[Any, ...]],
+        into: list[tuple[str, tuple[Any, ...]]],
+    ) -> bool:
+        """A call's end (``call_ended``'s arguments) as statements added to ``into``, as
+        :meth:`_call_ended` does it. True when it may finish its request (it ended; not
+        requeued for a retry, not an unknown call)."""
+        call_id, status, hangup_cause, ended_at, duration_seconds = end
+        sql = self._sql
+        final = CallStatus(status)
+        if final is CallStatus.FAILED:
+            found = facts.get(call_id)
+            if found is None:
+                return False
+            later = _retry_at(found, hangup_cause, now)
+            if later is not None:
+                into.append((sql.requeued, (CallStatus.QUEUED.value, hangup_cause, later, now,
+                                            call_id)))
+                return False
+        values = (final.value, hangup_cause, _stamp(ended_at), duration_seconds, now, call_id)
+        finish = (
+            RequestStatus.COMPLETED.value, RequestStatus.CANCELLED.value, now, call_id,
+            *_ACTIVE_REQUEST, call_id, *_LIVE,
+        )
+        into += [(sql.ended_plain, values), (sql.finish_call_request, finish)]
+        return True
+
+    def _finish_batch(
+        self,
+        pending: list[tuple[str, tuple[Any, ...]]],
+        finishing: list[tuple[int, int]],
+        results: list[Any],
+        now: datetime,
+    ) -> None:
+        """Send ``pending`` in one round trip; then mark in ``results`` the ends that made
+        their request final (and empty ``finishing``)."""
+        self._send(pending)
+        if not finishing:
+            return
+        rows = self._db.execute_sql(
+            self._sql.finished_by_batch,
+            ([call_id for _, call_id in finishing], RequestStatus.COMPLETED.value,
+             RequestStatus.CANCELLED.value, now),
+        ).fetchall()
+        request_of = dict(rows)
+        last_end: dict[int, int] = {}  # request -> index of its last end in the batch
+        for index, call_id in finishing:
+            if call_id in request_of:
+                last_end[request_of[call_id]] = index
+        for index in last_end.values():
+            results[index] = True
+        finishing.clear()
 
     def _send(self, statements: list[tuple[str, tuple[Any, ...]]]) -> Any:
         """Send ``statements`` (and empty the list); the cursor of the last one, if any."""
@@ -266,11 +364,8 @@ class ProgressQueries:
             row = self._db.execute_sql(sql.retry_facts, (call_id,)).fetchone()
             if row is None:
                 return False
-            request_seq, attempt, retry_policy, cancelled_at = row
-            policy = _retry(retry_policy)
-            if cancelled_at is None and should_retry(policy, hangup_cause, attempt):
-                assert policy is not None  # should_retry is False without one
-                later = now + timedelta(seconds=policy.backoff_seconds)
+            later = _retry_at(tuple(row), hangup_cause, now)
+            if later is not None:
                 # hangup_cause: the last attempt's, until the next one ends
                 self._db.execute_sql(
                     sql.requeued,
@@ -319,6 +414,19 @@ def _appended(record: str, now: datetime, call_id: int) -> tuple[Any, ...]:
 
 
 @functools.lru_cache(maxsize=1024)
+def _retry_at(
+    facts: tuple[Any, ...], hangup_cause: str, now: datetime
+) -> datetime | None:
+    """When a failed attempt is dialled again, by its request's retry policy (None: never):
+    ``facts`` are the call's request, attempt, retry policy and the request's cancellation."""
+    _request_seq, attempt, retry_policy, cancelled_at = facts
+    policy = _retry(retry_policy)
+    if cancelled_at is None and should_retry(policy, hangup_cause, attempt):
+        assert policy is not None  # should_retry is False without one
+        return now + timedelta(seconds=policy.backoff_seconds)
+    return None
+
+
 def _retry(text: str | None) -> RetryPolicy | None:
     return parse_retry(json.loads(text)) if text else None
 

@@ -24,8 +24,12 @@ FLOW_JSON = '{"steps": [{"name": "play", "message": {"msg": "hello"}}]}'
 PLAYED = StepResult("1", StepName.PLAY, StepStatus.SUCCESS_OK, CallState.ENDED)
 
 
-def _claimed(repo: Repo, request_id: str, count: int) -> tuple[str, list[int]]:
-    org_id = bootstrap.create_organization(repo, f"org {secrets.token_hex(3)}", lines=50).id
+def _claimed(
+    repo: Repo, request_id: str, count: int, org_id: str | None = None,
+    retry: dict[str, object] | None = None,
+) -> tuple[str, list[int]]:
+    if org_id is None:
+        org_id = bootstrap.create_organization(repo, f"org {secrets.token_hex(3)}", lines=50).id
     request = CallRequest(
         request_id=request_id,
         destinations=tuple(
@@ -34,7 +38,8 @@ def _claimed(repo: Repo, request_id: str, count: int) -> tuple[str, list[int]]:
         ),
         call_flow=FLOW,
     )
-    repo.submit_request(org_id, request, call_flow_json=FLOW_JSON, body_hash="h")
+    repo.submit_request(org_id, request, call_flow_json=FLOW_JSON, body_hash="h",
+                        retry_json=json.dumps(retry) if retry else None)
     claimed = repo.claim_calls(org_id, [f"uuid-{i}-{secrets.token_hex(4)}" for i in range(count)])
     return org_id, [call.ticket.call_id for call in claimed]
 
@@ -90,6 +95,42 @@ def test_the_last_calls_end_completes_the_request_in_the_same_batch(repo: Repo):
     assert page.request.status is RequestStatus.COMPLETED
     assert dict(page.counts) == {"completed": 2}
     assert {call.duration_seconds for call in page.calls} == {1.5}
+
+
+def test_a_batch_of_ends_of_several_requests_tells_which_end_finished_which(repo: Repo):
+    # given request A of three calls, and request B of one call whose busy attempt is retried
+    org_id, [a1, a2, a3] = _claimed(repo, "mixed-a", 3)
+    _, [b1] = _claimed(repo, "mixed-b", 1, org_id=org_id,
+                       retry={"maxAttempts": 2, "on": ["busy"], "backoffSeconds": 0})
+    now = time.time()
+    # when A's calls and B's end in one batch, with other calls' writes between them
+    writes = [
+        ("call_ended", (a1, CallStatus.COMPLETED, "NORMAL_CLEARING", now, 2.0)),
+        ("call_answered", (a2, now)),
+        ("call_ended", (b1, CallStatus.FAILED, "USER_BUSY", now, None)),
+        ("call_ended", (a2, CallStatus.COMPLETED, "NORMAL_CLEARING", now, 1.0)),
+        ("append_step", (a3, PLAYED)),
+        ("call_ended", (a3, CallStatus.FAILED, "NO_ANSWER", now, None)),
+    ]
+    results = repo.write_progress(writes)
+    # then only A's last end made a request final: B's busy call went back to the queue
+    assert results == [False, None, False, False, None, True]
+    a = repo.request_status(org_id, "mixed-a", limit=10)
+    assert a.request.status is RequestStatus.COMPLETED
+    assert dict(a.counts) == {"completed": 2, "failed": 1}
+    calls = {call.id: call for call in a.calls}
+    assert calls[a3].steps == (PLAYED,) and calls[a3].hangup_cause == "NO_ANSWER"
+    b = repo.request_status(org_id, "mixed-b", limit=10)
+    assert b.request.status is not RequestStatus.COMPLETED
+    assert [call.status for call in b.calls] == [CallStatus.QUEUED]
+    # and B's retry, ending in the next batch with no retry left, finishes B
+    [again] = repo.claim_calls(org_id, [f"uuid-again-{secrets.token_hex(4)}"])
+    assert again.ticket.call_id == b1
+    assert repo.write_progress(
+        [("call_ended", (b1, CallStatus.FAILED, "USER_BUSY", time.time(), None))]
+    ) == [True]
+    assert repo.request_status(org_id, "mixed-b", limit=10).request.status \
+        is RequestStatus.COMPLETED
 
 
 def test_a_failing_write_costs_only_itself(repo: Repo):
