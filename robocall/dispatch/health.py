@@ -175,8 +175,10 @@ class SwitchHealth:
         long the switch took to start the session)."""
         now = self._clock()
         dialled = self._dialled
-        # Oldest first: a dial the switch refused never has a CHANNEL_CREATE; forget it.
-        for uuid, sent_at in list(dialled.items()):
+        # Oldest first: a dial the switch refused never has a CHANNEL_CREATE; forget it. (Only
+        # the stale head is looked at: no copy of every dial in flight at each dial.)
+        while dialled:
+            uuid, sent_at = next(iter(dialled.items()))
             if now - sent_at < self.limits.dial_forget_seconds:
                 break
             del dialled[uuid]

@@ -129,10 +129,6 @@ class LineBook:
         self._rules[organization] = rule
         self._owners.setdefault(rule.variable, {})[rule.value] = organization
 
-    def rules(self) -> list[LineRule]:
-        """Every organization's line rule."""
-        return list(self._rules.values())
-
     def organization_of(self, headers: Mapping[str, str]) -> str | None:
         """The organization whose line rule the event's channel variables match, if any."""
         for variable, owners in self._owners.items():
