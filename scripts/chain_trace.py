@@ -29,19 +29,14 @@ def install(dispatcher_cls: Any, gate_cls: Any) -> None:
     render_first = FirstPrompts._render_first
     on_ready_init = FirstPrompts.__init__
 
-    def traced_upcoming(self: Any, *args: Any, **kwargs: Any) -> Any:
-        began = clock()
-        try:
-            return upcoming(self, *args, **kwargs)
-        finally:
-            _T["upcoming_ms"].append(clock() - began)
-
-    def traced_render(self: Any, *args: Any, **kwargs: Any) -> Any:
-        began = clock()
-        try:
-            return render_first(self, *args, **kwargs)
-        finally:
-            _T["render_ms"].append(clock() - began)
+    def timed_into(key: str, method: Any) -> Any:
+        def traced(self: Any, *args: Any, **kwargs: Any) -> Any:
+            began = clock()
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                _T[key].append(clock() - began)
+        return traced
 
     def traced_init(self: Any, *args: Any, **kwargs: Any) -> None:
         on_ready_init(self, *args, **kwargs)
@@ -53,8 +48,8 @@ def install(dispatcher_cls: Any, gate_cls: Any) -> None:
 
         self.on_ready = on_ready
 
-    DialingQueries.upcoming_calls = traced_upcoming
-    FirstPrompts._render_first = traced_render
+    DialingQueries.upcoming_calls = timed_into("upcoming_ms", upcoming)
+    FirstPrompts._render_first = timed_into("render_ms", render_first)
     FirstPrompts.__init__ = traced_init
     on_event = dispatcher_cls._on_event
     dispatch = dispatcher_cls._dispatch
