@@ -243,7 +243,7 @@ class SendGate:
         while True:
             if stoppable and self._closed.is_set():
                 raise DispatchStopped("dispatching stopped before the call was sent")
-            delay = window.wait_seconds(self.clock())
+            delay = window.sender_waits(self.clock())
             if delay <= 0:
                 return
             if stoppable:
