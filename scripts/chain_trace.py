@@ -78,7 +78,7 @@ def install(dispatcher_cls: Any, gate_cls: Any) -> None:
         free = room = ready = None
         if organization is not None:
             free = self._free(organization, self.lines.usage(organization_id))
-            room = self.gate.room(organization_id)
+            room = self.gate.room(organization_id, self._claim_seconds)
             if self.first_prompts is not None:
                 queue = self.first_prompts._queue(organization_id)
                 ready = self.first_prompts._leading_ready(queue, 10_000)

@@ -55,6 +55,10 @@ RESTART_WARMUP_SECONDS = 15.0
 # a restart.
 RESTART_DETECTION_SLACK_SECONDS = 3.0
 _LINE_EVENTS = frozenset({"CHANNEL_HANGUP_COMPLETE", "CHANNEL_DESTROY"})
+# A claim's duration, as the send gate's room counts it (the calls sent while a claim runs):
+# the recent ones weigh most; a claim stalled on a busy store counts at most this long.
+CLAIM_SECONDS_WEIGHT = 0.2
+CLAIM_SECONDS_MAX = 0.5
 
 
 class DispatchStore(CallLog, Protocol):
@@ -172,6 +176,7 @@ class Dispatcher:
         self._placed: dict[str, PoolMember] = {}  # channel uuid -> the switch it was placed on
         self._organizations: dict[str, _Organization] = {}
         self._dirty: set[str] = set()
+        self._claim_seconds = 0.0  # how long a claim takes, lately
         self._woken = gevent.event.Event()
         self._stopping = False
         self._halted = False  # the node's lease was lost: claim nothing more
@@ -463,7 +468,8 @@ class Dispatcher:
             return
         free = self._free(organization, self.lines.usage(organization_id))
         self._pace_switches()
-        allowed = min(free, self.gate.room(organization_id), self.pool.sessions_left())
+        allowed = min(free, self.gate.room(organization_id, self._claim_seconds),
+                      self.pool.sessions_left())
         if allowed <= 0:
             if free > 0:
                 self._wake_later(organization_id)
@@ -480,6 +486,7 @@ class Dispatcher:
         if allowed <= 0:
             return
         uuids = [self.new_uuid() for _ in range(allowed)]
+        began = self.clock()
         claimed = self.store.claim_calls(
             organization_id,
             uuids,
@@ -488,6 +495,8 @@ class Dispatcher:
             lease_token=self.lease_token,
             switches=[self.pool.ticket_name(member) for member in placements],
         )
+        took = min(CLAIM_SECONDS_MAX, self.clock() - began)
+        self._claim_seconds += CLAIM_SECONDS_WEIGHT * (took - self._claim_seconds)
         if self.first_prompts is not None:
             self.first_prompts.claimed(organization_id, [call.ticket.call_id for call in claimed])
         for call, member in zip(claimed, placements, strict=False):

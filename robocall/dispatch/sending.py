@@ -8,9 +8,10 @@ waits for the switch's only, ahead of every waiting originate (a person is on th
 are first come, first served, so calls leave in the order they reach the gate.
 
 The gate also bounds claiming: the dispatcher claims no more calls than can be sent within a
-tenth of a second (:meth:`SendGate.room`), so a claimed call never waits long for its turn and
-a crash finds few calls claimed and not yet sent (recovery cannot tell those from calls that
-were sent and ended, so it records them failed, never dialling them twice).
+tenth of a second of its claim's commit (:meth:`SendGate.room`), so a claimed call never waits
+long for its turn and a crash finds few calls claimed and not yet sent (recovery cannot tell
+those from calls that were sent and ended, so it records them failed, never dialling them
+twice).
 
 With a pool of switches (``dispatch.pool``) each switch has its own pace and its own turns;
 an organization's pace is one, whichever switch its calls go to. A switch named "" (or one the
@@ -157,22 +158,30 @@ class SendGate:
         now = self.clock()
         return [window for window in self._switches.values() if not window.paused(now)]
 
-    def _switches_ahead(self) -> int:
-        """What the switches not paused send in CLAIM_AHEAD_SECONDS, together."""
-        return sum(_ahead(window) for window in self._open_windows())
-
     # --- claiming -----------------------------------------------------------------------------
 
-    def room(self, organization_id: str) -> int:
+    def room(self, organization_id: str, claim_seconds: float = 0.0) -> int:
         """How many more of the organization's calls to claim now: what its pace and the
-        switch's send in CLAIM_AHEAD_SECONDS, less the calls claimed and not yet sent."""
+        switch's send in CLAIM_AHEAD_SECONDS, less the calls claimed and not yet sent that will
+        still be unsent when a claim taking ``claim_seconds`` commits. A claim's calls can
+        leave only once it commits, and meanwhile the gate sends the earlier ones at the pace:
+        counting those as still waiting made each claim on a slow store take only what the
+        previous one had left room for (3 calls a claim on the lab, claims then setting the
+        rate), while at the commit a crash would find no more claimed and unsent than now."""
         window = self._organizations.get(organization_id)
-        switches_ahead = self._switches_ahead()
-        if window is None or switches_ahead == 0:
+        open_windows = self._open_windows()
+        if window is None or not open_windows:
             return 0  # nothing is claimed that could not leave at once: a crash would lose it
-        unsent = self.unsent(organization_id)
-        all_unsent = sum(len(uuids) for uuids in self._unsent.values())
-        return max(0, min(_ahead(window) - unsent, switches_ahead - all_unsent))
+        ahead = _ahead(window)
+        switches_ahead = sum(_ahead(w) for w in open_windows)
+        # What leaves meanwhile, at most what is claimed ahead: if the sends stall, a crash at
+        # the commit finds at most twice the calls claimed ahead unsent.
+        switch_rate = sum(w.rate for w in open_windows)
+        leaving = min(ahead, math.floor(min(window.rate, switch_rate) * claim_seconds))
+        all_leaving = min(switches_ahead, math.floor(switch_rate * claim_seconds))
+        unsent = max(0, self.unsent(organization_id) - leaving)
+        all_unsent = max(0, sum(len(uuids) for uuids in self._unsent.values()) - all_leaving)
+        return max(0, min(ahead - unsent, switches_ahead - all_unsent))
 
     def seconds_until_room(self, organization_id: str) -> float:
         """When to look again at an organization that has no room: once about half of what

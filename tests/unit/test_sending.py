@@ -77,6 +77,20 @@ def test_claims_are_bounded_by_what_the_gate_sends_in_a_moment():
     assert gate.room("nobody") == 0
 
 
+def test_calls_sent_while_a_claim_runs_leave_room_for_it():
+    # given 9 calls claimed and unsent at 90/s (a tenth of a second ahead: no room)
+    gate = SendGate(180.0)
+    gate.set_rate("org", 90.0)
+    for n in range(9):
+        gate.expect("org", f"call-{n}")
+    assert gate.room("org") == 0
+    # when a claim takes 50 ms, 4 of them leave meanwhile: it may take 4, and at its commit no
+    # more than a tenth of a second's calls are claimed and unsent
+    assert gate.room("org", claim_seconds=0.05) == 4
+    # a claim as long as the whole backlog takes a full tenth of a second's calls, no more
+    assert gate.room("org", claim_seconds=0.5) == 9
+
+
 def test_a_lost_lease_stops_every_originate_at_its_turn():
     gate = SendGate(100.0)
     gate.set_rate("org", 100.0)
