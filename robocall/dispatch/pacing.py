@@ -95,9 +95,9 @@ class SendWindow:
     The next send is due one spacing after the last, less the last one's lateness, up to
     ``CATCH_UP_SECONDS``: after late sends the next ones may leave closer together until the
     pace is made up. Lateness is counted from when the send was allowed and its sender was
-    already waiting (:meth:`sender_waits`), so a sender that comes after an idle stretch gets
-    no burst. The window count is the guarantee that stays true whatever the schedule allows (or a
-    late clock computed).
+    already waiting (``record``'s ``waiting_since``), so a sender that comes after an idle
+    stretch gets no burst. The window count is the guarantee that stays true whatever the
+    schedule allows (or a late clock computed).
     """
 
     def __init__(self, rate: float) -> None:
@@ -105,7 +105,6 @@ class SendWindow:
         self._paused_until = -math.inf
         self._last = -math.inf  # the last send
         self._credit = 0.0  # how late it left, up to CATCH_UP_SECONDS
-        self._asked = math.inf  # when a sender began to wait for the next send
         self.rate = 1.0
         self.set_rate(rate)
 
@@ -135,18 +134,13 @@ class SendWindow:
         self._forget(now)
         return max(0.0, self._ready() - now)
 
-    def sender_waits(self, now: float) -> float:
-        """:meth:`wait_seconds`, asked by the sender of the next send: if it then leaves later
-        than allowed, the lateness from now on is made up by the sends after it."""
-        self._asked = min(self._asked, now)
-        return self.wait_seconds(now)
-
-    def record(self, now: float) -> None:
-        """A send left at ``now`` (the caller waited :meth:`sender_waits` first)."""
+    def record(self, now: float, waiting_since: float | None = None) -> None:
+        """A send left at ``now`` (the caller waited :meth:`wait_seconds` first). Its sender
+        had waited for it since ``waiting_since`` (None: it did not wait, so it left when it
+        could and there is no lateness to make up)."""
         self._forget(now)
-        allowed = max(self._ready(), min(self._asked, now))
+        allowed = max(self._ready(), now if waiting_since is None else waiting_since)
         self._credit = min(CATCH_UP_SECONDS, max(0.0, now - allowed))
-        self._asked = math.inf
         self._last = now
         self._sent.append(now)
 

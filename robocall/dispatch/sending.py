@@ -225,6 +225,9 @@ class SendGate:
             self.set_rate(organization_id, 1.0)
             window = self._organizations[organization_id]
         switch_window = self.window(switch)
+        # From now the call waits, its turn maybe behind others': a turn handed over late (the
+        # hub busy, the process waiting for a core) is made up by the sends after it.
+        waiting_since = self.clock()
         with self._organization_turns[organization_id].held():
             self._wait(window)
             with self._turns(switch).held():
@@ -235,8 +238,8 @@ class SendGate:
                     self.forget(organization_id, channel_uuid)
                     raise LinesTaken(f"{organization_id}: its lines filled up before the send")
                 now = self.clock()
-                window.record(now)
-                switch_window.record(now)
+                window.record(now, waiting_since)
+                switch_window.record(now, waiting_since)
                 self.on_sent(channel_uuid, switch)
         self.forget(organization_id, channel_uuid)
 
@@ -252,7 +255,7 @@ class SendGate:
         while True:
             if stoppable and self._closed.is_set():
                 raise DispatchStopped("dispatching stopped before the call was sent")
-            delay = window.sender_waits(self.clock())
+            delay = window.wait_seconds(self.clock())
             if delay <= 0:
                 return
             if stoppable:

@@ -71,13 +71,15 @@ def test_sends_are_spaced_evenly_not_bunched():
 def _sent_waking_late(window: SendWindow, start: float, seconds: float, lateness) -> list[float]:
     """A sender with a backlog that sleeps until allowed and wakes ``lateness()`` late."""
     now, sent = start, []
+    waiting_since = start
     while now < start + seconds:
-        wait = window.sender_waits(now)
+        wait = window.wait_seconds(now)
         if wait > 0:
             now += wait + lateness()
             continue
-        window.record(now)
+        window.record(now, waiting_since)
         sent.append(now)
+        waiting_since = now  # the next call was waiting behind it
     return sent
 
 
@@ -97,29 +99,26 @@ def test_a_sender_that_wakes_late_keeps_the_pace_and_never_exceeds_it(rate):
 
 def test_strict_spacing_without_lateness_and_catching_up_only_what_was_late():
     window = SendWindow(10)
-    # a sender waiting at 0.0 sent at 0.0: the next is due a spacing later
-    assert window.sender_waits(0.0) == 0
-    window.record(0.0)
-    assert window.sender_waits(0.0) == pytest.approx(0.1)
-    # it woke 30 ms late: the next may leave 30 ms early
-    window.record(0.13)
-    assert window.sender_waits(0.13) == pytest.approx(0.07)
-    # woken a whole second late: it catches up only CATCH_UP_SECONDS
-    window.record(1.2)
+    # a sender waiting since 0.0 sent at 0.0: the next is due a spacing later
+    window.record(0.0, waiting_since=0.0)
+    assert window.wait_seconds(0.0) == pytest.approx(0.1)
+    # the next, waiting behind it since 0.0, left 30 ms late: the one after may leave 30 ms early
+    window.record(0.13, waiting_since=0.0)
+    assert window.wait_seconds(0.13) == pytest.approx(0.07)
+    # one that had its turn a whole second late catches up only CATCH_UP_SECONDS
+    window.record(1.2, waiting_since=0.13)
     assert window.wait_seconds(1.2) == pytest.approx(0.1 - CATCH_UP_SECONDS)
-    # a look at the window that is not a sender's waiting gives no credit
-    window.record(1.3)
-    window.wait_seconds(1.3)
+    # a send that did not wait (a transfer's bridge, a recorded send) makes nothing up
     window.record(1.5)
     assert window.wait_seconds(1.5) == pytest.approx(0.1)
 
 
 def test_a_sender_coming_after_an_idle_stretch_gets_no_burst():
     window = SendWindow(10)
-    window.record(0.0)
-    # no sender waited until 5.0: that send is not late, the next waits a full spacing
-    assert window.sender_waits(5.0) == 0
-    window.record(5.0)
+    window.record(0.0, waiting_since=0.0)
+    # the next sender came at 5.0: its send is not late, the one after waits a full spacing
+    assert window.wait_seconds(5.0) == 0
+    window.record(5.0, waiting_since=5.0)
     assert window.wait_seconds(5.0) == pytest.approx(0.1)
 
 
