@@ -15,7 +15,8 @@ import time
 from typing import Any
 
 _T: dict[str, Any] = {
-    "freed": [], "woken": [], "passes": [], "claimed": {}, "sent": {}, "created": {},
+    "freed": [], "woken": [], "passes": [], "claimed": {}, "at_gate": {}, "sent": {},
+    "created": {}, "hub_lag": [],
     "upcoming_ms": [], "render_ms": [], "on_ready": [], "claim_parts": {},
 }
 
@@ -129,8 +130,23 @@ def install(dispatcher_cls: Any, gate_cls: Any) -> None:
 
     def traced_turn(self: Any, organization_id: str, channel_uuid: str, *args: Any,
                     **kwargs: Any) -> None:
+        _T["at_gate"][channel_uuid] = clock()
         turn(self, organization_id, channel_uuid, *args, **kwargs)
         _T["sent"][channel_uuid] = clock()
+
+    def hub_lag() -> None:
+        """How late a greenlet sleeping 10 ms wakes: what every hop from one greenlet to the
+        next costs robocall's process then (the hub's other work, a core it waits for)."""
+        import gevent
+
+        while True:
+            began = clock()
+            gevent.sleep(0.01)
+            _T["hub_lag"].append(clock() - began - 0.01)
+
+    import gevent
+
+    gevent.spawn(hub_lag)
 
     dispatcher_cls._on_event = traced_event
     dispatcher_cls._dispatch = traced_dispatch
@@ -167,13 +183,18 @@ def summary(lines: int) -> dict[str, Any]:
     freed = sorted(_T["freed"])
     passes = _T["passes"]
     stages: dict[str, list[float]] = {k: [] for k in (
-        "freed_to_claim_start", "claim_commit", "claimed_to_sent", "sent_to_create",
-        "freed_to_sent", "freed_to_create")}
+        "freed_to_claim_start", "claim_commit", "claimed_to_sent", "claimed_to_gate",
+        "gate_to_sent", "sent_to_create", "freed_to_sent", "freed_to_create")}
     for at, (uuid, (began, end)) in zip(freed, claimed[lines:], strict=False):
         sent = _T["sent"].get(uuid)
         created = _T["created"].get(uuid)
         stages["freed_to_claim_start"].append(max(0.0, began - at))
         stages["claim_commit"].append(end - began)
+        at_gate = _T["at_gate"].get(uuid)
+        if at_gate is not None:
+            stages["claimed_to_gate"].append(at_gate - end)
+            if sent is not None:
+                stages["gate_to_sent"].append(sent - at_gate)
         if sent is not None:
             stages["claimed_to_sent"].append(sent - end)
             stages["freed_to_sent"].append(sent - at)
@@ -197,6 +218,7 @@ def summary(lines: int) -> dict[str, Any]:
         "passes": len(passes), "wakes": len(_T["woken"]),
         "pass_bound_by": bound,
         "free_at_pass": _pct([f / 1000 for f in free_seen]),
+        "hub_lag_ms": _pct(_T["hub_lag"]),
         "claim_ahead_ms": _pct([p["ahead"] for p in passes]),
         "claim_parts_ms": {k: _pct(v) for k, v in _T["claim_parts"].items()},
         "prefetch": {"upcoming_read": _pct(_T["upcoming_ms"]),

@@ -37,12 +37,14 @@ from robocall.errors import DispatchStopped, LinesTaken
 REFUSED_PAUSE_SECONDS = 1.0
 # Calls claimed ahead of their send, in seconds of pace: enough to batch claims (a durable
 # commit each), few enough that a crash loses little (bench_crash: ~1.7 calls a kill at a
-# quarter second).
+# quarter second). A store whose claims take longer gets a claim's time of pace instead (see
+# SendGate.room), at most CLAIM_AHEAD_MAX_SECONDS.
 CLAIM_AHEAD_SECONDS = 0.1
+CLAIM_AHEAD_MAX_SECONDS = 0.5
 
 
-def _ahead(window: SendWindow) -> int:
-    return max(1, math.ceil(window.rate * CLAIM_AHEAD_SECONDS))
+def _ahead(window: SendWindow, seconds: float = CLAIM_AHEAD_SECONDS) -> int:
+    return max(1, math.ceil(window.rate * seconds))
 
 
 class _Turns:
@@ -161,21 +163,25 @@ class SendGate:
     # --- claiming -----------------------------------------------------------------------------
 
     def room(self, organization_id: str, claim_seconds: float = 0.0) -> int:
-        """How many more of the organization's calls to claim now: what its pace and the
-        switch's send in CLAIM_AHEAD_SECONDS, less the calls claimed and not yet sent that will
-        still be unsent when a claim taking ``claim_seconds`` commits. A claim's calls can
-        leave only once it commits, and meanwhile the gate sends the earlier ones at the pace:
-        counting those as still waiting made each claim on a slow store take only what the
-        previous one had left room for (3 calls a claim on the lab, claims then setting the
-        rate), while at the commit a crash would find no more claimed and unsent than now."""
+        """How many more of the organization's calls to claim now, for a claim that takes
+        ``claim_seconds`` to commit: what its pace and the switch's send in CLAIM_AHEAD_SECONDS
+        or in a claim's time if longer, less the calls claimed and not yet sent that will still
+        be unsent at the commit.
+
+        A claim's calls can leave only once it commits, and claims follow one another: each
+        must bring at least a claim's time of sends, or the claims, not the pace, set the rate
+        (a tenth of a second's calls a claim of 44-200 ms on the lab's PostgreSQL). And the
+        calls claimed before it leave at the pace while it runs: counting them as still waiting
+        made each claim take only what the previous one had left room for (3 calls a claim).
+        So at the commit a crash finds about a claim's time of calls unsent, at worst (the
+        sends stalled) twice that."""
         window = self._organizations.get(organization_id)
         open_windows = self._open_windows()
         if window is None or not open_windows:
             return 0  # nothing is claimed that could not leave at once: a crash would lose it
-        ahead = _ahead(window)
-        switches_ahead = sum(_ahead(w) for w in open_windows)
-        # What leaves meanwhile, at most what is claimed ahead: if the sends stall, a crash at
-        # the commit finds at most twice the calls claimed ahead unsent.
+        seconds = min(CLAIM_AHEAD_MAX_SECONDS, max(CLAIM_AHEAD_SECONDS, claim_seconds))
+        ahead = _ahead(window, seconds)
+        switches_ahead = sum(_ahead(w, seconds) for w in open_windows)
         switch_rate = sum(w.rate for w in open_windows)
         leaving = min(ahead, math.floor(min(window.rate, switch_rate) * claim_seconds))
         all_leaving = min(switches_ahead, math.floor(switch_rate * claim_seconds))
