@@ -87,7 +87,8 @@ class Ports:
             robocall_sip=5064 + 100 * step,
             lab_sip=5090 + 100 * step,
             rtp_start=rtp_start,
-            rtp_end=rtp_start + 7999,
+            # FreeSWITCH takes RTP ports in pairs and rounds an odd end down (with a warning).
+            rtp_end=rtp_start + 7998,
         )
 
 
@@ -350,21 +351,37 @@ def configure(lab: Lab) -> None:
     lab.path("lab.env").write_text("".join(exports))
 
 
+# Where an install keeps its stock configuration and modules, under its prefix: a build from
+# source configured with --prefix (FHS, as packages are), or one configured without it, which
+# installs into /usr/local/freeswitch with FreeSWITCH's own layout (conf/, mod/).
+LAYOUTS = (("etc/freeswitch", "lib/freeswitch/mod"), ("conf", "mod"))
+
+
+def _layout(prefix: Path) -> tuple[str, str]:
+    for conf, mods in LAYOUTS:
+        if (prefix / conf / "freeswitch.xml").is_file():
+            return conf, mods
+    return LAYOUTS[0]
+
+
 def parse_args(argv: list[str]) -> Lab:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--prefix", type=Path, required=True, help="FreeSWITCH's install prefix")
     parser.add_argument("--dir", type=Path, required=True, help="the lab instance's directory")
     parser.add_argument("--instance", type=int, default=1, help="1, 2, ...: the ports")
     parser.add_argument("--password", default="", help="event socket password (default: random)")
-    parser.add_argument("--stock-conf", type=Path, help="default: PREFIX/etc/freeswitch")
-    parser.add_argument("--mod-dir", type=Path, help="default: PREFIX/lib/freeswitch/mod")
+    parser.add_argument("--stock-conf", type=Path,
+                        help="default: PREFIX/etc/freeswitch, or PREFIX/conf if that has it")
+    parser.add_argument("--mod-dir", type=Path,
+                        help="default: PREFIX/lib/freeswitch/mod, or PREFIX/mod beside PREFIX/conf")
     parser.add_argument("--sessions-per-second", type=int, default=200)
     parser.add_argument("--max-sessions", type=int, default=4000)
     args = parser.parse_args(argv)
     prefix = args.prefix.resolve()
+    layout = _layout(prefix)
     return Lab(
-        stock_conf=(args.stock_conf or prefix / "etc/freeswitch").resolve(),
-        mod_dir=(args.mod_dir or prefix / "lib/freeswitch/mod").resolve(),
+        stock_conf=(args.stock_conf or prefix / layout[0]).resolve(),
+        mod_dir=(args.mod_dir or prefix / layout[1]).resolve(),
         binary=prefix / "bin/freeswitch",
         instance_dir=args.dir.resolve(),
         ports=Ports.for_instance(args.instance),

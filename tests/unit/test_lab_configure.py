@@ -187,7 +187,8 @@ def test_the_lab_callees_directory_and_capacity_are_installed(
     # the commented-out stock line stays a comment; the live one is added to the settings
     assert '<!-- <param name="rtp-start-port" value="16384"/> -->' in switch
     assert re.search(r'\n\s*<param name="rtp-start-port" value="16384"/>\n', switch)
-    assert switch.index('"rtp-end-port" value="24383"') < switch.index("</settings>")
+    # an even end: FreeSWITCH takes ports in pairs and would round an odd one down, warning
+    assert switch.index('"rtp-end-port" value="24382"') < switch.index("</settings>")
 
 
 def test_a_second_instance_moves_every_port(prefix: Path, tmp_path: Path) -> None:
@@ -229,3 +230,17 @@ def test_an_install_without_mod_flite_is_refused(prefix: Path, tmp_path: Path) -
     (prefix / "lib/freeswitch/mod/mod_flite.so").unlink()
     with pytest.raises(SystemExit, match="mod_flite"):
         configure(prefix, tmp_path / "lab1")
+
+
+def test_a_source_build_installed_without_a_prefix_is_found_in_its_own_layout(
+    prefix: Path, tmp_path: Path
+) -> None:
+    # Given an install laid out as FreeSWITCH's configure does without --prefix
+    # (/usr/local/freeswitch/conf and /mod)
+    (prefix / "etc/freeswitch").rename(prefix / "conf")
+    (prefix / "lib/freeswitch/mod").rename(prefix / "mod")
+    # When configured with --prefix alone / Then its stock conf and its modules are used
+    configure(prefix, tmp_path / "lab1")
+    assert (tmp_path / "lab1/conf/freeswitch.xml").is_file()
+    lab = lab_configure.parse_args(["--prefix", str(prefix), "--dir", str(tmp_path / "lab1")])
+    assert (lab.stock_conf, lab.mod_dir) == (prefix / "conf", prefix / "mod")
