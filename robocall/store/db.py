@@ -98,8 +98,8 @@ class _PooledPostgresql(PooledPostgresqlDatabase):  # type: ignore[misc]
         super().__init__(*args, **kwargs)
 
     def begin(self, isolation_level: Any = None) -> None:
-        # Nothing is sent yet: the cursor sends it with the transaction's first statement.
-        # peewee's begin runs one statement on a fresh cursor; that cursor's BEGIN is this one.
+        # Nothing is sent yet: the connection's cursor sends it with the transaction's first
+        # statement (_LazyBeginCursor). An isolation level other than the server's is rare.
         if isolation_level is None and not self._isolation_level:
             self.connection().pending_begin = "BEGIN"
         else:
