@@ -22,7 +22,13 @@ from robocall.flow.model import DESTINATION_TIME_ZONE, CallingWindow
 from robocall.flow.parse import parse_window
 from robocall.flow.schedule import next_start, window_zones, zone_calling_code
 from robocall.store.models import Tables
-from robocall.store.nodes import LinesBudget
+from robocall.store.nodes import (
+    DISPATCH_LOCK_SQL,
+    UNFINISHED_CALLS_SQL,
+    LinesBudget,
+    dispatch_lock_params,
+    unfinished_calls_params,
+)
 from robocall.store.records import (
     CallStatus,
     CallTicket,
@@ -44,28 +50,69 @@ MAX_WINDOW_SCAN = 2000
 WINDOW_BATCH = 250
 
 
-# What a claim reads of the calls it may claim, in claim order (request, then destination).
-_CLAIMABLE_NAMES = (
-    "id", "request", "phone", "caller", "properties", "request_id", "call_flow",
+# What a claim reads of each call it may claim, in claim order (request, then destination):
+# the queue head's columns, filter and order, shared by the claim and the prefetcher's read.
+_HEAD_NAMES = (
+    "id", "request", "phone", "caller", "properties", "request_id",
     "enable_call_recording", "machine_detection", "calling_window", "request_status",
 )
-_CLAIMABLE_SQL = (
-    "SELECT c.id, c.request_seq, c.phone, c.caller, c.properties, r.request_id, r.call_flow, "
-    "r.enable_call_recording, r.machine_detection, r.calling_window, r.status "
+_HEAD_COLUMNS = (
+    "c.id", "c.request_seq", "c.phone", "c.caller", "c.properties", "r.request_id",
+    "r.enable_call_recording", "r.machine_detection", "r.calling_window", "r.status",
+)
+_HEAD_FROM = (
     "FROM calls c JOIN call_requests r ON c.request_seq = r.id "
     "WHERE c.org_id = {p} AND c.status = {p} "
     "AND (c.next_attempt_at IS NULL OR c.next_attempt_at <= {p}) "
     "AND (r.not_before IS NULL OR r.not_before <= {p}) AND r.cancelled_at IS NULL "
     "ORDER BY c.request_seq, c.position LIMIT {p}"
 )
+_CLAIMABLE_NAMES = (*_HEAD_NAMES, "call_flow")
+_CLAIMABLE_SQL = f"SELECT {', '.join(_HEAD_COLUMNS)}, r.call_flow {_HEAD_FROM}"
 
-
+# Whether a request of the organization ``o`` is active past its window's end (notAfter): the
+# claim then cancels its queued calls first.
+_WINDOW_ENDED_SQL = (
+    "EXISTS (SELECT 1 FROM call_requests r WHERE r.org_id = o.id AND r.not_after <= {p} "
+    "AND r.status IN ({p}, {p}))"
+)
+# What a claim reads first (SQLite): the organization, the lease's holder, whether a window ended.
 _CLAIM_START_SQL = (
     "SELECT o.id, o.line_variable, o.line_value, "
     "(SELECT token FROM nodes WHERE node_id = {p}), "
-    "EXISTS (SELECT 1 FROM call_requests r WHERE r.org_id = o.id AND r.not_after <= {p} "
-    "AND r.status IN ({p}, {p})) "
+    f"{_WINDOW_ENDED_SQL} "
     "FROM organizations o WHERE o.id = {p}"
+)
+# On PostgreSQL everything the claim reads is one statement, sent right after the organization's
+# lock (store.nodes) in the same round trip: READ COMMITTED takes a snapshot per statement, so
+# this one's is taken once the lock is granted and sees every claim committed before. Besides
+# what _CLAIM_START_SQL reads: the channel uuids of the organization's unfinished calls (every
+# node's: the lines budget), and the queue head, locked for this transaction (rows another
+# claim holds skipped), as JSON arrays, each request's call flow once beside them.
+_PG_CLAIM_START_SQL = (
+    f"WITH head AS MATERIALIZED (SELECT {', '.join(_HEAD_COLUMNS)}, c.position {_HEAD_FROM} "
+    "FOR UPDATE OF c SKIP LOCKED) "
+    "SELECT o.id, o.line_variable, o.line_value, "
+    "(SELECT token FROM nodes WHERE node_id = {p}), "
+    f"{_WINDOW_ENDED_SQL}, "
+    f"ARRAY({UNFINISHED_CALLS_SQL}), "
+    "(SELECT json_agg(json_build_array("
+    + ", ".join(f"h.{column.split('.')[1]}" for column in _HEAD_COLUMNS)
+    + ") ORDER BY h.request_seq, h.position) FROM head h), "
+    "(SELECT json_object_agg(r.id, r.call_flow) FROM call_requests r "
+    "WHERE r.id IN (SELECT request_seq FROM head)) "
+    "FROM organizations o WHERE o.id = {p}"
+).format(p="%s")
+# A claim's calls go dialing, each with its channel uuid and switch, in one statement.
+_CLAIM_SQL = (
+    "UPDATE calls SET status = {p}, channel_uuid = CASE id {uuids} END, "
+    "switch = CASE id {switches} END, "
+    "node_id = {p}, attempt = attempt + 1, next_attempt_at = NULL, updated_at = {p} "
+    "WHERE id IN ({ids})"
+)
+# The requests a claim took their first calls of move on from submitted.
+_MOVE_ON_SQL = (
+    "UPDATE call_requests SET status = {p}, updated_at = {p} WHERE status = {p} AND id IN ({ids})"
 )
 
 
@@ -77,6 +124,16 @@ class _ClaimingOrganization(NamedTuple):
     line_value: str
 
 
+class _ClaimStart(NamedTuple):
+    """What a claim reads before it takes any call."""
+
+    org: _ClaimingOrganization
+    holder: str | None  # the token of the node's lease holder
+    window_ended: bool  # a request's notAfter passed while it was active
+    unfinished: frozenset[str]  # PostgreSQL: channel uuids of every node's unfinished calls
+    head: list[dict[str, Any]] | None  # PostgreSQL: the queue head, locked, in claim order
+
+
 class DialingQueries:
     """Claiming and call progress. Mixed into ``Repo``, which provides the plumbing below."""
 
@@ -86,7 +143,6 @@ class DialingQueries:
     _now: Callable[[], datetime]
     _writing: Callable[..., AbstractContextManager[None]]
     _session: Callable[[], AbstractContextManager[None]]
-    _lines_budget: Callable[[str, LinesBudget], int]
     _check_lease: Callable[[str, str], None]
     _check_holder: Callable[[str, str, str | None], None]
     _finish_request: Callable[[int, datetime], bool]
@@ -153,55 +209,111 @@ class DialingQueries:
         """
         if not channel_uuids:
             return []
-        request = self._tables.call_request
         now = self._now()
         with self._writing(durable=True):
-            # The organization, the lease's holder and whether a window ended: one round trip.
+            start = self._claim_start(organization_id, node_id, now, len(channel_uuids),
+                                      lock=budget is not None)
+            if lease_token is not None and node_id is not None:
+                if start is None:
+                    self._check_lease(node_id, lease_token)
+                else:
+                    self._check_holder(node_id, lease_token, start.holder)
+            if start is None:
+                return []
+            allowed = len(channel_uuids)
+            if budget is not None:
+                allowed = min(allowed, budget(start.unfinished))
+                if allowed <= 0:
+                    return []
+            head = start.head
+            if start.window_ended:
+                self._expire_windows(organization_id, now)
+                head = None  # some of it may be cancelled now: read it again
+            return self._take(start.org, head, allowed, channel_uuids, switches, node_id, now)
+
+    def _claim_start(
+        self, organization_id: str, node_id: str | None, now: datetime, limit: int, *, lock: bool
+    ) -> _ClaimStart | None:
+        """What the claim reads before it takes a call (None: no such organization). With
+        ``lock`` (PostgreSQL), the organization's dispatch lock is taken first: it is held until
+        the claim commits, so another node's claim for the organization waits for it and then
+        sees this claim's calls as dialing. On PostgreSQL this is one round trip, with the
+        transaction's BEGIN (store.db) and the queue head's first ``limit`` calls."""
+        if not self._postgresql:
             found = self._db.execute_sql(
                 _CLAIM_START_SQL.format(p=self._db.param),
                 (node_id, now, *_ACTIVE_REQUEST, organization_id),
             ).fetchone()
-            if lease_token is not None and node_id is not None:
-                if found is None:
-                    self._check_lease(node_id, lease_token)
-                else:
-                    self._check_holder(node_id, lease_token, found[3])
             if found is None:
-                return []
-            org = _ClaimingOrganization(*found[:3])
-            allowed = len(channel_uuids)
-            if budget is not None:
-                allowed = min(allowed, self._lines_budget(organization_id, budget))
-                if allowed <= 0:
-                    return []
-            if found[4]:
-                self._expire_windows(organization_id, now)
-            claimed: list[ClaimedCall] = []
-            sequences: set[int] = set()  # requests this claim moves on from submitted
-            scanned, batch = 0, 0
-            while len(claimed) < allowed and scanned < MAX_WINDOW_SCAN:
-                wanted = allowed - len(claimed)
-                limit = max(wanted, batch)
-                rows = self._claimable(organization_id, now, limit, lock=True)
-                scanned += len(rows)
-                taken = self._in_window(rows, now)[:wanted]
-                start = len(claimed)
-                uuids = channel_uuids[start:start + len(taken)]
-                placed = (switches[start:start + len(taken)] if switches is not None
-                          else [""] * len(taken))
-                claimed.extend(self._claim(org, taken, uuids, placed, node_id, now))
-                for row in taken:
-                    # Only a request's first claim moves it on: the others skip a round trip.
-                    if row["request_status"] == RequestStatus.SUBMITTED.value:
-                        sequences.add(row["request"])
-                if len(rows) < limit:
-                    break
-                batch = WINDOW_BATCH  # calls were out of their window: look further at once
-            if sequences:
-                request.update(status=RequestStatus.ON_PROGRESS.value, updated_at=now).where(
-                    request.id.in_(sequences) & (request.status == RequestStatus.SUBMITTED.value)
-                ).execute()
-        return claimed
+                return None
+            # A SQLite database has one node, whose own books already hold all its dials.
+            return _ClaimStart(_ClaimingOrganization(*found[:3]), found[3], bool(found[4]),
+                               frozenset(), None)
+        sql, params = _PG_CLAIM_START_SQL, (
+            organization_id, CallStatus.QUEUED.value, now, now, limit,  # the head
+            node_id, now, *_ACTIVE_REQUEST, *unfinished_calls_params(organization_id),
+            organization_id,
+        )
+        if lock:
+            sql, params = f"{DISPATCH_LOCK_SQL}; {sql}", (
+                *dispatch_lock_params(organization_id), *params
+            )
+        found = self._db.execute_sql(sql, params).fetchone()
+        if found is None:
+            return None
+        org_id, line_variable, line_value, holder, window_ended, unfinished, head, flows = found
+        rows = []
+        for values in head or ():
+            row = dict(zip(_HEAD_NAMES, values, strict=True))
+            row["call_flow"] = flows[str(row["request"])]  # JSON object keys are text
+            rows.append(row)
+        return _ClaimStart(_ClaimingOrganization(org_id, line_variable, line_value), holder,
+                           window_ended, frozenset(unfinished), rows)
+
+    def _take(
+        self, org: _ClaimingOrganization, head: list[dict[str, Any]] | None, allowed: int,
+        channel_uuids: Sequence[str], switches: Sequence[str] | None, node_id: str | None,
+        now: datetime,
+    ) -> list[ClaimedCall]:
+        """Claim up to ``allowed`` calls from the queue head (``head``: read already, locked,
+        at least ``allowed`` calls long unless the queue is shorter; None: read here). Calls out
+        of their calling window are moved on and the head read further, a batch at a time."""
+        claimed: list[ClaimedCall] = []
+        sequences: set[int] = set()  # requests this claim moves on from submitted
+        scanned, batch = 0, 0
+        while True:
+            wanted = allowed - len(claimed)
+            limit = max(wanted, batch)
+            if head is not None:  # the first look: what the claim's first statement read
+                rows, head = head[:limit], None
+            else:
+                rows = self._claimable(org.id, now, limit, lock=True)
+            scanned += len(rows)
+            taken = self._in_window(rows, now)[:wanted]
+            first = len(claimed)
+            uuids = channel_uuids[first:first + len(taken)]
+            placed = (switches[first:first + len(taken)] if switches is not None
+                      else [""] * len(taken))
+            tickets = self._tickets(org, taken, uuids, placed)
+            for row in taken:
+                # Only a request's first claim moves it on: the others skip a statement.
+                if row["request_status"] == RequestStatus.SUBMITTED.value:
+                    sequences.add(row["request"])
+            more = (len(claimed) + len(taken) < allowed and len(rows) >= limit
+                    and scanned < MAX_WINDOW_SCAN)
+            statements = [self._claim_statement(taken, uuids, placed, node_id, now)] if taken \
+                else []
+            claimed.extend(tickets)
+            if not more:
+                if sequences:
+                    statements.append(self._move_on_statement(sequences, now))
+                # The claim's last writes and its COMMIT: one round trip on PostgreSQL.
+                self._write_last(statements)
+                return claimed
+            # Written now: the next read must not find these calls queued.
+            for sql, params in statements:
+                self._db.execute_sql(sql, params)
+            batch = WINDOW_BATCH  # calls were out of their window: look further at once
 
     def upcoming_calls(self, organization_id: str, limit: int) -> list[QueuedCall]:
         """The organization's next ``limit`` claimable calls, in the order a claim takes them,
@@ -283,31 +395,46 @@ class DialingQueries:
             call.phone.startswith(f"+{code}") | call.phone.startswith(code)
         )
 
-    def _claim(
-        self, org: Any, rows: list[dict[str, Any]], channel_uuids: Sequence[str],
-        switches: Sequence[str], node_id: str | None, now: datetime,
-    ) -> list[ClaimedCall]:
-        """Mark ``rows`` dialing, each with its channel uuid and its switch in a pool (``""``:
-        robocall has one): one statement for them all."""
-        if not rows:
-            return []
+    def _claim_statement(
+        self, rows: list[dict[str, Any]], channel_uuids: Sequence[str], switches: Sequence[str],
+        node_id: str | None, now: datetime,
+    ) -> tuple[str, list[Any]]:
+        """The statement that marks ``rows`` dialing, each with its channel uuid and its switch
+        in a pool (``""``: robocall has one)."""
         p = self._db.param
-        uuid_of = " ".join([f"WHEN {p} THEN {p}"] * len(rows))
-        switch_of = " ".join([f"WHEN {p} THEN {p}"] * len(rows))
-        ids = ", ".join([p] * len(rows))
+        when = " ".join([f"WHEN {p} THEN {p}"] * len(rows))
         params: list[Any] = [CallStatus.DIALING.value]
         for row, uuid in zip(rows, channel_uuids, strict=True):
             params += (row["id"], uuid)
         for row, switch in zip(rows, switches, strict=True):
             params += (row["id"], switch or None)
         params += (node_id, now, *(row["id"] for row in rows))
-        self._db.execute_sql(
-            f"UPDATE calls SET status = {p}, channel_uuid = CASE id {uuid_of} END, "
-            f"switch = CASE id {switch_of} END, "
-            f"node_id = {p}, attempt = attempt + 1, next_attempt_at = NULL, updated_at = {p} "
-            f"WHERE id IN ({ids})",
-            params,
-        )
+        sql = _CLAIM_SQL.format(p=p, uuids=when, switches=when, ids=", ".join([p] * len(rows)))
+        return sql, params
+
+    def _move_on_statement(self, sequences: set[int], now: datetime) -> tuple[str, list[Any]]:
+        """The statement that moves the requests ``sequences`` on from submitted."""
+        p = self._db.param
+        return _MOVE_ON_SQL.format(p=p, ids=", ".join([p] * len(sequences))), [
+            RequestStatus.ON_PROGRESS.value, now, RequestStatus.SUBMITTED.value, *sequences,
+        ]
+
+    def _write_last(self, statements: list[tuple[str, list[Any]]]) -> None:
+        """The transaction's last statements; on PostgreSQL sent together with its COMMIT."""
+        commit_with = getattr(self._db, "commit_with", None)
+        if statements and commit_with is not None and self._db.transaction_depth() == 1:
+            commit_with("; ".join(sql for sql, _ in statements),
+                        [value for _, params in statements for value in params])
+            return
+        for sql, params in statements:
+            self._db.execute_sql(sql, params)
+
+    @staticmethod
+    def _tickets(
+        org: _ClaimingOrganization, rows: list[dict[str, Any]], channel_uuids: Sequence[str],
+        switches: Sequence[str],
+    ) -> list[ClaimedCall]:
+        """What the dispatcher is handed of each claimed call."""
         return [
             ClaimedCall(
                 ticket=CallTicket(

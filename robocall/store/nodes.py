@@ -33,11 +33,25 @@ DISPATCH_LOCK_CLASS = 0x726F6263  # "robc"
 _UNFINISHED = (CallStatus.DIALING.value, CallStatus.ON_PROGRESS.value)
 
 # Raw SQL on the dispatch path: peewee builds a query in about as long as PostgreSQL runs it.
-_LOCK_SQL = "SELECT pg_advisory_xact_lock(%s, hashtext(%s))"
-_UNFINISHED_SQL = (
+# The claim (store.dialing) sends the lock, then in the same round trip one statement that
+# reads, among the rest, the unfinished calls (a statement after the lock's, so its snapshot
+# sees every claim committed before the lock was granted).
+DISPATCH_LOCK_SQL = "SELECT pg_advisory_xact_lock(%s, hashtext(%s))"
+UNFINISHED_CALLS_SQL = (
     "SELECT channel_uuid FROM calls WHERE org_id = %s AND status IN (%s, %s)"
     " AND channel_uuid IS NOT NULL"
 )
+
+
+def dispatch_lock_params(organization_id: str) -> tuple[Any, ...]:
+    """The parameters of DISPATCH_LOCK_SQL."""
+    return (DISPATCH_LOCK_CLASS, organization_id)
+
+
+def unfinished_calls_params(organization_id: str) -> tuple[Any, ...]:
+    """The parameters of UNFINISHED_CALLS_SQL."""
+    return (organization_id, *_UNFINISHED)
+
 
 LinesBudget = Callable[[frozenset[str]], int]
 
@@ -103,22 +117,6 @@ class NodeQueries:
     _now: Callable[[], datetime]
     _session: Callable[[], AbstractContextManager[None]]
     _writing: Callable[..., AbstractContextManager[None]]
-
-    def _lines_budget(self, organization_id: str, budget: LinesBudget) -> int:
-        """Inside the claim's transaction: lock the organization's dispatch, then ask ``budget``
-        how many calls may be claimed, given the channel uuids of its unfinished calls."""
-        if not self._postgresql:
-            # A SQLite database has one node, whose own books already hold all its dials.
-            return budget(frozenset())
-        # The lock is held until the claim commits: another node's claim for this organization
-        # waits here and then sees these calls as dialing. Two statements in one round trip:
-        # in READ COMMITTED each statement takes its own snapshot, so the select's is taken
-        # after the lock is granted and sees every claim committed before it.
-        cursor = self._db.execute_sql(
-            f"{_LOCK_SQL}; {_UNFINISHED_SQL}",
-            (DISPATCH_LOCK_CLASS, organization_id, organization_id, *_UNFINISHED),
-        )
-        return budget(frozenset(uuid for (uuid,) in cursor.fetchall()))
 
     # --- the node's lease -----------------------------------------------------------------------
 

@@ -3,7 +3,6 @@ for another's lock sees that claim's calls as unfinished, and so counts their li
 
 from __future__ import annotations
 
-import secrets
 import uuid
 
 import gevent
@@ -12,9 +11,8 @@ import psycopg2
 import pytest
 
 from robocall import bootstrap
-from robocall.flow.parse import parse_call_request
 from robocall.store.repo import Repo
-from tests.support.api_server import TEST_LANGUAGES
+from tests.support.api_server import queue_transfer_calls
 from tests.support.service import wait_for
 
 # Sessions of this database waiting for an advisory lock (the claim's per-organization lock).
@@ -36,23 +34,12 @@ def _lock_waiters(database_url: str) -> int:
         connection.close()
 
 
-def _queue_calls(repo: Repo, org_id: str, count: int) -> None:
-    body = {
-        "requestId": f"serial-{secrets.token_hex(3)}",
-        "destinations": [{"phone": f"+658400{i:04d}", "caller": "+6582674904"}
-                         for i in range(count)],
-        "callFlow": {"steps": [{"name": "transfer", "destination": "Ext:1000"}]},
-    }
-    request = parse_call_request(body, languages=TEST_LANGUAGES, max_destinations=100)
-    repo.submit_request(org_id, request, call_flow_json="{}", body_hash=secrets.token_hex(8))
-
-
 def test_a_waiting_claim_sees_the_claim_it_waited_for(repo: Repo, database_url: str) -> None:
     if not database_url.startswith("postgresql"):
         pytest.skip("serialization across nodes is PostgreSQL's")
     # given an organization with queued calls, and a first node's claim holding its lock
     org = bootstrap.create_organization(repo, "serial", lines=4)
-    _queue_calls(repo, org.id, 4)
+    queue_transfer_calls(repo, org.id, 4)
     first_holds_lock = gevent.event.Event()
     release_first = gevent.event.Event()
     first_uuid = str(uuid.uuid4())

@@ -24,6 +24,7 @@ from robocall import bootstrap
 from robocall.api.auth import API_KEY_HEADER, OPERATOR_KEY_HEADER
 from robocall.api.server import make_server
 from robocall.config import Settings
+from robocall.flow.parse import parse_call_request
 from robocall.store.db import open_database
 from robocall.store.migrations import migrate
 from robocall.store.repo import Repo
@@ -87,6 +88,20 @@ def repo(database_url: str) -> Iterator[Repo]:
     store = Repo(database)
     yield store
     store.close()
+
+
+def queue_transfer_calls(repo: Repo, org_id: str, count: int, *, phone_prefix: str = "+658400",
+                         call_flow_json: str = "{}") -> None:
+    """Store a request of ``count`` calls to ``phone_prefix`` + 4 digits (in that order)."""
+    body = {
+        "requestId": f"queued-{secrets.token_hex(3)}",
+        "destinations": [{"phone": f"{phone_prefix}{i:04d}", "caller": "+6582674904"}
+                         for i in range(count)],
+        "callFlow": {"steps": [{"name": "transfer", "destination": "Ext:1000"}]},
+    }
+    request = parse_call_request(body, languages=TEST_LANGUAGES, max_destinations=100)
+    repo.submit_request(org_id, request, call_flow_json=call_flow_json,
+                        body_hash=secrets.token_hex(8))
 
 
 @dataclass
