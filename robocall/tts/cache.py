@@ -112,6 +112,11 @@ class TtsCache:
         self._secret: bytes | None = None
         # (text, voice, pitch, rate, engine versions) -> key: no JSON and HMAC per call
         self._keys: dict[tuple[Any, ...], str] = {}
+        # key -> its file, and file -> what FreeSWITCH is told to play: every call of a request
+        # asks for the same few, and resolving a path (audio_ref) is a system call per
+        # directory level, most of a call's prompt lookup. A key's file never moves.
+        self._paths: dict[str, Path] = {}
+        self._refs: dict[Path, str] = {}
         # piece file -> its trimmed samples and rate, least recently used first
         self._trimmed: dict[Path, tuple[array.array[int], int]] = {}
 
@@ -153,9 +158,7 @@ class TtsCache:
         if self._renderer_recipe:
             recipe.insert(1, self._renderer_recipe)
         key = self._hmac(recipe)
-        if len(self._keys) >= REMEMBERED_KEYS:
-            self._keys.clear()
-        self._keys[remembered] = key
+        _remember(self._keys, remembered, key)
         return key
 
     def _hmac(self, recipe: list[Any]) -> str:
@@ -166,9 +169,13 @@ class TtsCache:
 
     def path_for_key(self, key: str) -> Path:
         """Where the file of ``key`` lives (whether or not it exists yet)."""
-        if not KEY_PATTERN.fullmatch(key):
-            raise TtsError(f"not a TTS cache key: {key[:80]!r}")
-        return self.directory / key[:2] / f"{key}.wav"
+        path = self._paths.get(key)
+        if path is None:
+            if not KEY_PATTERN.fullmatch(key):
+                raise TtsError(f"not a TTS cache key: {key[:80]!r}")
+            path = self.directory / key[:2] / f"{key}.wav"
+            _remember(self._paths, key, path)
+        return path
 
     def lookup(self, key: str) -> Path | None:
         """The file of ``key`` (``<key>`` or ``<key>.wav``) if it has been rendered, else None.
@@ -254,7 +261,11 @@ class TtsCache:
 
     def audio_ref(self, path: Path) -> str:
         """What FreeSWITCH is told to play for a cached file (see :func:`audio_ref`)."""
-        return audio_ref(path, self.base_url)
+        ref = self._refs.get(path)
+        if ref is None:
+            ref = audio_ref(path, self.base_url)
+            _remember(self._refs, path, ref)
+        return ref
 
     def prune(self, max_idle_seconds: float) -> int:
         """Delete files not rendered or used for ``max_idle_seconds``; returns how many.
@@ -329,6 +340,13 @@ class TtsCache:
                     del self._key_locks[key]
                 else:
                     self._key_locks[key] = (lock, users - 1)
+
+
+def _remember(memo: dict[Any, Any], key: Any, value: Any) -> None:
+    """Keep ``value`` under ``key``, the memo bounded as the message keys are."""
+    if len(memo) >= REMEMBERED_KEYS:
+        memo.clear()
+    memo[key] = value
 
 
 def load_or_create_secret(directory: Path) -> bytes:
