@@ -426,7 +426,7 @@ def build_service(
         clock=clock,
         switches=pool.clients,
     )
-    first_prompts = FirstPrompts(repo, prompts, programs)
+    first_prompts = FirstPrompts(repo, prompts, programs, clock=monotonic)
     dispatcher = Dispatcher(
         repo,
         pool,
@@ -463,7 +463,7 @@ def build_service(
         languages=languages,
         repo=repo,
         monotonic=monotonic,
-        on_request_stored=dispatcher.wake,
+        on_request_stored=dispatcher.calls_stored,
         prompt_lookup=tts.lookup,
         lines_control=dispatcher,
         resolver=resolver,

@@ -245,6 +245,13 @@ class Dispatcher:
             self._dirty.add(organization_id)
         self._woken.set()
 
+    def calls_stored(self, organization_id: str) -> None:
+        """A request of the organization was stored (the API's): dispatch now, its first
+        messages looked ahead at once."""
+        if self.first_prompts is not None:
+            self.first_prompts.calls_stored(organization_id)
+        self.wake(organization_id)
+
     def refresh_organizations(self) -> None:
         """Reload every organization's lines, pace and line rule from the store."""
         for lines in self.store.organizations_with_lines():
@@ -600,6 +607,9 @@ class Dispatcher:
         if organization is None:
             return
         organization.live_calls -= 1
+        if status is CallStatus.QUEUED and self.first_prompts is not None:
+            # Back in the queue undialled (lines taken meanwhile, a refused dial): look again.
+            self.first_prompts.calls_stored(ticket.organization_id)
         # An originate that never made a channel leaves no event to clear it from flight.
         if ticket.channel_uuid in organization.in_flight:
             organization.in_flight.discard(ticket.channel_uuid)
