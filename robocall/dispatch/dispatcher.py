@@ -616,5 +616,5 @@ class Dispatcher:
             self.wake(ticket.organization_id)
 
     def _wake_later(self, organization_id: str) -> None:
-        gevent.spawn_later(self.gate.seconds_until_room(organization_id), self.wake,
-                           organization_id)
+        gevent.spawn_later(self.gate.seconds_until_room(organization_id, self._claim_seconds),
+                           self.wake, organization_id)

@@ -47,6 +47,12 @@ def _ahead(window: SendWindow, seconds: float = CLAIM_AHEAD_SECONDS) -> int:
     return max(1, math.ceil(window.rate * seconds))
 
 
+def _ahead_seconds(claim_seconds: float) -> float:
+    """How far ahead a claim taking ``claim_seconds`` claims: CLAIM_AHEAD_SECONDS, or a claim's
+    time when longer, at most CLAIM_AHEAD_MAX_SECONDS."""
+    return min(CLAIM_AHEAD_MAX_SECONDS, max(CLAIM_AHEAD_SECONDS, claim_seconds))
+
+
 class _Turns:
     """A first-come, first-served lock; ``first`` jumps the queue (a transfer's bridge)."""
 
@@ -179,7 +185,7 @@ class SendGate:
         open_windows = self._open_windows()
         if window is None or not open_windows:
             return 0  # nothing is claimed that could not leave at once: a crash would lose it
-        seconds = min(CLAIM_AHEAD_MAX_SECONDS, max(CLAIM_AHEAD_SECONDS, claim_seconds))
+        seconds = _ahead_seconds(claim_seconds)
         ahead = _ahead(window, seconds)
         switches_ahead = sum(_ahead(w, seconds) for w in open_windows)
         switch_rate = sum(w.rate for w in open_windows)
@@ -189,10 +195,10 @@ class SendGate:
         all_unsent = max(0, sum(len(uuids) for uuids in self._unsent.values()) - all_leaving)
         return max(0, min(ahead - unsent, switches_ahead - all_unsent))
 
-    def seconds_until_room(self, organization_id: str) -> float:
+    def seconds_until_room(self, organization_id: str, claim_seconds: float = 0.0) -> float:
         """When to look again at an organization that has no room: once about half of what
-        is claimed ahead has been sent (so claims stay batched), and no sooner than its next
-        send may leave."""
+        is claimed ahead (for claims taking ``claim_seconds``, as :meth:`room` counts) has been
+        sent (so claims stay batched), and no sooner than its next send may leave."""
         window = self._organizations.get(organization_id)
         if window is None:
             return 1.0
@@ -201,9 +207,10 @@ class SendGate:
         windows = self._open_windows() or list(self._switches.values())
         rate = sum(w.rate for w in windows)
         switches_wait = min(w.wait_seconds(now) for w in self._switches.values())
+        seconds = _ahead_seconds(claim_seconds)
         drained = max(
-            (self.unsent(organization_id) - _ahead(window) // 2) * window.spacing,
-            (all_unsent - sum(_ahead(w) for w in windows) // 2) / rate,
+            (self.unsent(organization_id) - _ahead(window, seconds) // 2) * window.spacing,
+            (all_unsent - sum(_ahead(w, seconds) for w in windows) // 2) / rate,
         )
         return max(window.wait_seconds(now), switches_wait, drained, 0.001)
 

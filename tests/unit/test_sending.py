@@ -92,6 +92,12 @@ def test_calls_sent_while_a_claim_runs_leave_room_for_it():
     assert gate.room("org", claim_seconds=0.2) == 18
     # however slow the store, a claim takes at most half a second of pace
     assert gate.room("org", claim_seconds=3.0) == 45
+    # with no room, the next look is once half of what such claims take ahead has left:
+    # 36 unsent, claims of 200 ms (18 ahead) -> 27 sends at 90/s
+    for n in range(9, 36):
+        gate.expect("org", f"call-{n}")
+    assert gate.room("org", claim_seconds=0.2) == 0
+    assert gate.seconds_until_room("org", claim_seconds=0.2) == pytest.approx(27 / 90)
 
 
 def test_a_lost_lease_stops_every_originate_at_its_turn():
