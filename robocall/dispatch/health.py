@@ -187,9 +187,7 @@ class SwitchHealth:
     @property
     def idle_cpu(self) -> float | None:
         """The switch machine's idle CPU from a recent HEARTBEAT (None: none recent)."""
-        if self._clock() - self._heartbeat_at > self.limits.heartbeat_max_age:
-            return None
-        return self._idle_cpu
+        return self._idle_cpu if self._fresh(self._clock()) else None
 
     def signals(self) -> dict[str, float | None]:
         """The signals now, in seconds, shares and percent (for the log, the doctor, benches)."""
@@ -205,9 +203,7 @@ class SwitchHealth:
     @property
     def sessions(self) -> int | None:
         """The switch's live sessions (any owner) from a recent HEARTBEAT (None: none recent)."""
-        if self._clock() - self._heartbeat_at > self.limits.heartbeat_max_age:
-            return None
-        return self._sessions
+        return self._sessions if self._fresh(self._clock()) else None
 
     # --- the verdict ------------------------------------------------------------------------
 
