@@ -131,9 +131,12 @@ def play_file(channel: Channel, target: str, break_on_digit: bool = False) -> st
 
 
 def playback(channel: Channel, argument: str) -> AppResult:
-    """playback: FILE PLAYED, or PLAYBACK ERROR when the callee hung up during it."""
+    """playback: FILE PLAYED, or PLAYBACK ERROR when the channel hung up during it — the
+    callee's BYE (recorded) or robocall's uuid_kill alike: FreeSWITCH 1.11.1's play loop stops
+    with SWITCH_STATUS_FALSE once the channel is no longer ready, whoever ended it
+    (switch_ivr_play_file; mod_dptools' playback answers PLAYBACK ERROR for it)."""
     play_file(channel, argument)
-    failed = not channel.up and channel.disposition == "recv_bye"
+    failed = not channel.up
     channel.set_variable("current_application_response",
                          "PLAYBACK ERROR" if failed else "FILE PLAYED")
     return None

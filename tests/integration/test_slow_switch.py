@@ -4,6 +4,7 @@ switch never cost a live call, a line or a true status (FakeSwitch over TCP)."""
 from __future__ import annotations
 
 import secrets
+from dataclasses import replace
 from typing import Any
 
 import gevent
@@ -222,4 +223,27 @@ def test_events_delivered_late_slow_dialling_and_cost_no_call(
     for detail in final["details"]:
         assert detail["status"] == "completed", detail
         assert _steps(detail) == [("play", "sucess_ok")]
+    assert _robo_channels(running) == []
+
+
+def test_a_channel_silent_past_the_longest_call_is_asked_after_and_ended(
+    start_service: ServiceStarter,
+) -> None:
+    # given calls that may go at most 0.4 s without a word from the switch, and a message
+    # that plays ~2.5 s (no event comes while it plays)
+    running = start_service(default=Callee(answer_after_ms=100, hangup_after_ms=60_000), lines=2)
+    runner = running.service.dispatcher.runner
+    runner.settings = replace(runner.settings, max_call_seconds=0.4)
+    body = _request(["+6581000700"], text=LONG_TEXT)
+
+    # when the call is answered and its message plays
+    _post(running, body)
+    final = running.wait_until_final(body["requestId"])
+
+    # then robocall asked the switch, which still had the channel, and ended the call itself,
+    # with a cause that says so; the message it cut reads as not played; no channel is left
+    (detail,) = final["details"]
+    assert (detail["status"], detail["hangupCause"]) == ("failed", "ROBOCALL_MAX_CALL_TIME")
+    assert detail["answeredAt"] is not None
+    assert _steps(detail) == [("play", "error_playback")]
     assert _robo_channels(running) == []
