@@ -33,6 +33,7 @@ from robocall.calls.following import (
     ENDED_EVENTS_LOST,
     ENDED_INTERNAL_ERROR,
     ENDED_STEP_FAILED,
+    SilenceTimer,
     SwitchWatch,
 )
 from robocall.calls.machines import MACHINE_DETECTED, AmdFinding, MachineHandling
@@ -415,10 +416,17 @@ class _ActiveCall(SwitchWatch):
     def _follow(self) -> bool:
         """Feed events to the machine until the switch says the channel is gone (or never
         existed). False when robocall shuts down cut off from the switch, the call unsettled."""
+        silence = SilenceTimer(self.queue)
+        try:
+            return self._follow_until_gone(silence)
+        finally:
+            silence.close()
+
+    def _follow_until_gone(self, silence: SilenceTimer) -> bool:
         while True:
             try:
-                item = self.queue.get(
-                    timeout=SHUTDOWN_HANGUP_SECONDS if self.shutting_down else self._patience()
+                item = silence.next_item(
+                    SHUTDOWN_HANGUP_SECONDS if self.shutting_down else self._patience()
                 )
             except gevent.queue.Empty:
                 if self.shutting_down:
@@ -474,7 +482,7 @@ class _ActiveCall(SwitchWatch):
         if cause != SWITCH_REFUSAL_CAUSE or self.channel_created:
             return False
         try:
-            item = self.queue.peek(timeout=REFUSAL_SETTLE_SECONDS)
+            item = SilenceTimer.skip_wakes(self.queue, REFUSAL_SETTLE_SECONDS)
         except gevent.queue.Empty:
             return True
         # An event of the channel: it existed, a real failure. A marker (a disconnect, the
