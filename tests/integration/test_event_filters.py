@@ -71,3 +71,7 @@ def test_filters_keep_lines_and_own_legs_and_drop_the_rest(start_service):
     for unique_id in robo:
         names = [e.name for e in delivered if e.unique_id == unique_id]
         assert names[0] == "CHANNEL_CREATE" and "CHANNEL_HANGUP_COMPLETE" in names
+    # but for the completion of the park() each leg waited in, which the switch keeps
+    completions = [e.get("Application") for e in delivered if e.unique_id in robo
+                   and e.name == "CHANNEL_EXECUTE_COMPLETE"]
+    assert completions and "park" not in completions

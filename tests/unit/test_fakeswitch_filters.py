@@ -84,6 +84,22 @@ def test_robocall_filters_let_through_what_the_line_book_counts() -> None:
             assert passes_filters(filters, event)
 
 
+def test_robocall_filters_drop_the_completion_of_park_and_keep_the_others() -> None:
+    # Given robocall's filters and a robo leg's completions: its playback's, then at hangup
+    # the park() the originate left it in
+    filters = event_filters([LineRule("accountcode", "org-a")])
+    robo = {"Unique-ID": "robo", "variable_robocall_call_id": "7"}
+    playback = _event("CHANNEL_EXECUTE_COMPLETE", Application="playback", **robo)
+    park = _event("CHANNEL_EXECUTE_COMPLETE", Application="park", **robo)
+    hangup = _event("CHANNEL_HANGUP_COMPLETE", **robo)
+    # Then the switch sends the playback's and the hangup, not park's (nor an org line's)
+    assert passes_filters(filters, playback) and passes_filters(filters, hangup)
+    assert not passes_filters(filters, park)
+    line_park = _event("CHANNEL_EXECUTE_COMPLETE", Application="park",
+                       **{"Unique-ID": "pbx", "variable_accountcode": "org-a"})
+    assert not passes_filters(filters, line_park)
+
+
 def test_values_the_switch_would_misread_become_a_broad_filter() -> None:
     # a leading sign, space or slash would change the filter's meaning
     for value in ("-neg", "+pos", " sp", "/re/"):
