@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid as uuid_module
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,7 +57,7 @@ from robocall.errors import (
     SwitchTimeout,
 )
 from robocall.esl import commands
-from robocall.esl.client import DISCONNECTED, EslClient
+from robocall.esl.client import DISCONNECTED, EslClient, new_uuid
 from robocall.esl.protocol import Event
 from robocall.flow.actions import (
     Action,
@@ -193,7 +192,7 @@ class CallRunner:
         observers: Observers | None = None,
         send_gate: SendTurns | None = None,
         clock: Callable[[], float] = time.time,
-        new_uuid: Callable[[], str] = lambda: str(uuid_module.uuid4()),
+        new_uuid: Callable[[], str] = new_uuid,
         switches: Mapping[str, EslClient] | None = None,
     ) -> None:
         self.switch = switch  # the first switch: the one a call without a switch name uses

@@ -24,7 +24,6 @@ from __future__ import annotations
 import functools
 import logging
 import time
-import uuid as uuid_module
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -40,7 +39,7 @@ from robocall.dispatch.pacing import SwitchLimits, free_lines, parse_switch_stat
 from robocall.dispatch.pool import PooledLines, PoolMember, SwitchPool
 from robocall.dispatch.sending import SendGate
 from robocall.errors import LeaseLost, RobocallError, SwitchError
-from robocall.esl.client import EslClient
+from robocall.esl.client import EslClient, new_uuid
 from robocall.esl.protocol import Event
 from robocall.flow.compile import Program
 from robocall.flow.model import MachineDetection
@@ -126,7 +125,7 @@ class Dispatcher:
         reconcile_seconds: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
-        new_uuid: Callable[[], str] = lambda: str(uuid_module.uuid4()),
+        new_uuid: Callable[[], str] = new_uuid,
         node_id: str | None = None,
         lease_token: str | None = None,
         first_prompts: FirstPrompts | None = None,
