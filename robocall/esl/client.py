@@ -184,24 +184,27 @@ class _JobReply:
         self.result.set_exception(error)
 
 
-class _FilterReply:
-    """The reply to a ``filter`` sent while the session runs: nobody waits for it; a refusal
-    is logged (the switch then sends more events than asked for, never fewer)."""
+class _LoggedReply:
+    """The reply to a command nobody waits for: a refusal is logged at ``level``. A ``filter``
+    sent while the session runs (refused, the switch sends more events than asked for, never
+    fewer) and a ``hangup`` (the channel's HANGUP_COMPLETE is what confirms it)."""
 
-    __slots__ = ("wire",)
+    __slots__ = ("wire", "level")
 
-    def __init__(self, wire: str) -> None:
+    def __init__(self, wire: str, level: int = logging.ERROR) -> None:
         self.wire = wire
+        self.level = level
 
     def set(self, frame: Frame) -> None:
         if not frame.text.startswith("+OK"):
-            log.error("FreeSWITCH refused %r: %s", self.wire.strip(), frame.text.strip())
+            log.log(self.level, "FreeSWITCH refused %r: %s",
+                    self.wire.strip().replace("\n", " | "), frame.text.strip())
 
     def set_exception(self, error: BaseException) -> None:
         pass  # the session is gone: the next one sends every filter again
 
 
-_ReplySlot: TypeAlias = "gevent.event.AsyncResult[Any] | _JobReply | _FilterReply"
+_ReplySlot: TypeAlias = "gevent.event.AsyncResult[Any] | _JobReply | _LoggedReply"
 EventFilter: TypeAlias = tuple[str, str]
 
 
@@ -714,8 +717,14 @@ class EslClient:
         return Execution(uuid, chosen, result)
 
     def hangup(self, uuid: str, cause: str = "NORMAL_CLEARING") -> None:
-        """Hang a channel up with a cause (sendmsg hangup)."""
-        self._send_expecting_ok(commands.sendmsg_hangup(uuid, cause))
+        """Hang a channel up with a cause (sendmsg hangup). Returns once the command is on the
+        wire: the channel's CHANNEL_HANGUP_COMPLETE confirms it, and a refusal (most often a
+        channel already gone) is only logged. Waiting for the +OK cost every call a wait and
+        a timer for an answer nobody acted on. Raises :class:`SwitchNotConnected` when nothing
+        was sent."""
+        wire = commands.sendmsg_hangup(uuid, cause)
+        self._post(self._require_session(), wire, _LoggedReply(wire, logging.INFO),
+                   self.command_timeout)
 
     def _send_expecting_ok(self, wire: str) -> None:
         frame = self._send(wire)
@@ -781,7 +790,7 @@ class EslClient:
         for wire in wires:
             try:
                 self._post(
-                    session, wire, _FilterReply(wire), self.command_timeout, session.events
+                    session, wire, _LoggedReply(wire), self.command_timeout, session.events
                 )
             except SwitchError as err:
                 # The session is going (or gone): its successor sends every filter.

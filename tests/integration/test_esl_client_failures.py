@@ -8,6 +8,8 @@ garbage on cue.
 
 from __future__ import annotations
 
+import logging
+
 from collections.abc import Iterator
 
 import gevent
@@ -286,9 +288,34 @@ def test_an_unknown_command_fails_without_breaking_the_stream(
     client, peer = connected
     gevent.spawn(lambda: (peer.read_command(), peer.send(reply("-ERR command not found"))))
     with pytest.raises(CommandFailed):
-        client.hangup("call-1")
+        client.execute("call-1", "playback", "/tmp/a.wav")
     gevent.spawn(lambda: (peer.read_command(), peer.send(api_response("343"))))
     assert client.api("uptime") == "343"
+
+
+def test_a_refused_hangup_is_logged_and_waits_for_nothing(
+    connected: tuple[EslClient, Peer], caplog: pytest.LogCaptureFixture
+) -> None:
+    # given a switch that answers a hangup only after robocall's command timeout, refusing it
+    client, peer = connected
+    client.command_timeout = 0.2
+
+    def answer_late() -> None:
+        peer.read_command()
+        gevent.sleep(0.5)
+        peer.send(reply("-ERR invalid session id [call-1]"))
+        peer.read_command()
+        peer.send(api_response("343"))
+
+    gevent.spawn(answer_late)
+    # when robocall hangs the channel up, then it goes on at once (the old wait for the +OK
+    # would have raised SwitchTimeout after 0.2 s)
+    with caplog.at_level(logging.INFO, logger="robocall.esl.client"):
+        client.hangup("call-1")
+        # and the refusal, when it comes, is logged and leaves the stream in step
+        assert client.api("uptime", timeout=2) == "343"
+    assert any("refused" in r.getMessage() and "hangup" in r.getMessage()
+               for r in caplog.records)
 
 
 def test_close_stops_for_good(lifecycle: Lifecycle, connected: tuple[EslClient, Peer]) -> None:
