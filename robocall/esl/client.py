@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import socket
 import os
+import socket
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence

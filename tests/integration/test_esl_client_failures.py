@@ -9,7 +9,6 @@ garbage on cue.
 from __future__ import annotations
 
 import logging
-
 from collections.abc import Iterator
 
 import gevent
