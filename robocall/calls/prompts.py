@@ -45,6 +45,13 @@ class AudioCache(Protocol):
 
     def audio_ref(self, path: Path) -> str: ...
 
+    def find(self, text: str, lang: str, gender: str | None, pitch: int, rate: int) -> Path | None:
+        ...
+
+    def find_joined(
+        self, pieces: Sequence[Piece], lang: str, gender: str | None, pitch: int, rate: int
+    ) -> Path | None: ...
+
 
 class Prompts:
     """Renders a flow's messages per destination through the TTS cache."""
@@ -62,8 +69,7 @@ class Prompts:
 
     def audio_path(self, message: Message, properties: Mapping[str, str]) -> Path:
         """The cached WAV file of this message for this destination (rendered if need be)."""
-        gender = message.gender.value if message.gender is not None else None
-        voice = (message.lang, gender, message.pitch, message.rate)
+        voice = _voice_of(message)
         template = template_of(message.text)
         if template.names and not template.missing(properties):
             try:
@@ -71,6 +77,26 @@ class Prompts:
             except TtsError as err:
                 log.info("message spoken whole, not in pieces: %s", err)
         return self.cache.get_or_render(template.render(properties), *voice)
+
+    def audio_if_ready(self, message: Message, properties: Mapping[str, str]) -> str | None:
+        """What :meth:`audio` gives when the cache already holds the file, else None: a lookup
+        that never renders nor waits (a call whose first message the prefetcher rendered
+        needs no render greenlet, nor a wait on one)."""
+        voice = _voice_of(message)
+        template = template_of(message.text)
+        try:
+            if template.names and not template.missing(properties):
+                path = self.cache.find_joined(split_pieces(runs(template, properties)), *voice)
+            else:
+                path = self.cache.find(template.render(properties), *voice)
+        except TtsError:
+            return None  # left to audio(), which says what is wrong when the message is due
+        return None if path is None else self.cache.audio_ref(path)
+
+
+def _voice_of(message: Message) -> tuple[str, str | None, int, int]:
+    gender = message.gender.value if message.gender is not None else None
+    return (message.lang, gender, message.pitch, message.rate)
 
 
 def runs(template: MessageTemplate, properties: Mapping[str, str]) -> list[str]:

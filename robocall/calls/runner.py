@@ -166,6 +166,9 @@ class Prompts(Protocol):
     def audio(self, message: Message, properties: Mapping[str, str]) -> str:
         """A file path or URL for ``playback``; renders (or finds in the cache) as needed."""
 
+    def audio_if_ready(self, message: Message, properties: Mapping[str, str]) -> str | None:
+        """The same when the cache already holds it (no render, no wait), else None."""
+
 
 @dataclass(frozen=True)
 class RunnerSettings:
@@ -297,6 +300,7 @@ class _ActiveCall(SwitchWatch):
     probe_behind: str | None = None  # Event-UUID of the app a reconnect probe is queued behind
     probe_uuid: str | None = None
     rendering: dict[str, gevent.Greenlet] = field(default_factory=dict)
+    rendered: dict[str, str] = field(default_factory=dict)  # step -> audio found in the cache
     last_render: gevent.Greenlet | None = None  # renders of one call run one after another
 
     def __post_init__(self) -> None:
@@ -666,6 +670,9 @@ class _ActiveCall(SwitchWatch):
         )
 
     def _audio(self, step_id: str, message: Message) -> str:
+        found = self.rendered.pop(step_id, None)
+        if found is not None:
+            return found
         greenlet = self.rendering.pop(step_id, None)
         if greenlet is not None:
             return str(greenlet.get())
@@ -677,10 +684,19 @@ class _ActiveCall(SwitchWatch):
         Only the nearest few, and in order: the TTS cache renders two at a time for the whole
         process, and a call's later messages must not hold up another call's first one (the lab
         showed p99 answer -> first audio of 920 ms when every message of every call raced).
-        Called again as each step starts, so later messages are ready when they are due.
+        Called again as each step starts, so later messages are ready when they are due. A
+        message already in the cache (a first message the prefetcher rendered, nearly always)
+        is looked up here: no greenlet to spawn, nothing for the dial to wait on.
         """
+        prompts = self.runner.prompts
         for upcoming in self.machine.upcoming_messages()[:RENDER_AHEAD]:
-            if upcoming.step_id not in self.rendering:
+            step_id = upcoming.step_id
+            if step_id in self.rendering or step_id in self.rendered:
+                continue
+            found = prompts.audio_if_ready(upcoming.message, self.ticket.properties)
+            if found is not None:
+                self.rendered[step_id] = found
+            else:
                 self.last_render = gevent.spawn(
                     self._render_after, self.last_render, upcoming.message
                 )

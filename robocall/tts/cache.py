@@ -210,14 +210,10 @@ class TtsCache:
         voice = select_voice(lang, gender)
         if len(pieces) == 1:
             return self._get_or_render_voice(pieces[0].text, voice, pitch, rate)
-        # The joined file's key is known without touching a piece: a message asked for again
-        # (the call's runner after the prefetcher) is one lookup.
-        piece_keys = [self.key_for_voice(piece.text, voice, pitch, rate) for piece in pieces]
-        pauses = [piece.pause_before_ms for piece in pieces]
-        key = self._hmac(["joined", JOIN_RECIPE_VERSION, piece_keys, pauses])
-        path = self.path_for_key(key)
+        key, path = self._joined(pieces, voice, pitch, rate)
         if self._hit(path):
             return path
+        pauses = [piece.pause_before_ms for piece in pieces]
         paths = [self._get_or_render_voice(piece.text, voice, pitch, rate) for piece in pieces]
         with self._key_lock(key):
             if not self._hit(path):
@@ -227,6 +223,31 @@ class TtsCache:
                 with self._counters_guard:
                     self.joins += 1
         return path
+
+    def find(self, text: str, lang: str, gender: str | None, pitch: int, rate: int) -> Path | None:
+        """The WAV file of this message if the cache holds it, else None (nothing is rendered:
+        a lookup that never waits)."""
+        path = self.path_for_key(self.key_for_voice(text, select_voice(lang, gender), pitch, rate))
+        return path if self._hit(path) else None
+
+    def find_joined(
+        self, pieces: Sequence[Piece], lang: str, gender: str | None, pitch: int, rate: int
+    ) -> Path | None:
+        """The file :meth:`get_or_join` gives for ``pieces`` if the cache holds it, else None."""
+        if len(pieces) < 2:
+            return self.find(pieces[0].text, lang, gender, pitch, rate) if pieces else None
+        _, path = self._joined(pieces, select_voice(lang, gender), pitch, rate)
+        return path if self._hit(path) else None
+
+    def _joined(
+        self, pieces: Sequence[Piece], voice: Voice, pitch: int, rate: int
+    ) -> tuple[str, Path]:
+        """The key and file of pieces joined. Known without touching a piece: a message asked
+        for again (the call's runner after the prefetcher) is one lookup."""
+        piece_keys = [self.key_for_voice(piece.text, voice, pitch, rate) for piece in pieces]
+        pauses = [piece.pause_before_ms for piece in pieces]
+        key = self._hmac(["joined", JOIN_RECIPE_VERSION, piece_keys, pauses])
+        return key, self.path_for_key(key)
 
     def _get_or_render_voice(self, text: str, voice: Voice, pitch: int, rate: int) -> Path:
         key = self.key_for_voice(text, voice, pitch, rate)

@@ -63,6 +63,29 @@ def test_a_message_asked_for_again_is_its_joined_file_alone(
     assert cache.joins == 1 and len(log.calls) == 6
 
 
+def test_a_lookup_finds_what_is_rendered_and_renders_nothing(
+    cache: TtsCache, log: RenderLog
+) -> None:
+    # given a personalised message and a plain one, neither rendered yet
+    prompts = Prompts(cache)
+    alex = {"name": "Alex", **VALUES}
+    plain = Message("Your appointment is confirmed.")
+    # then the lookup finds neither, and renders nothing
+    assert prompts.audio_if_ready(GATHER, alex) is None
+    assert prompts.audio_if_ready(plain, {}) is None
+    assert log.calls == []
+    # when both are rendered (the prefetcher, before the claim)
+    joined, whole = prompts.audio(GATHER, alex), prompts.audio(plain, {})
+    renders = len(log.calls)
+    # then the lookup gives what audio() gives, for that destination only, rendering nothing
+    assert prompts.audio_if_ready(GATHER, alex) == joined
+    assert prompts.audio_if_ready(plain, {}) == whole
+    assert prompts.audio_if_ready(GATHER, {"name": "Binh", **VALUES}) is None
+    assert len(log.calls) == renders
+    # and a message the engines cannot speak is left to audio() to refuse
+    assert prompts.audio_if_ready(Message("Hello", lang="xx"), {}) is None
+
+
 def test_joins_for_many_destinations_are_the_same_as_one_at_a_time(
     tmp_path: Path, cache: TtsCache
 ) -> None:
