@@ -41,7 +41,7 @@ class LineRule:
 # originate or the bridge), the switch's health and its going down — but not the completion
 # of ``park``: every leg robocall dials waits in ``&park()``, whose CHANNEL_EXECUTE_COMPLETE
 # comes at hangup and says nothing robocall reads (the hangup events do); a negative filter
-# drops it on the switch (one event of eight a call, ~6 KB of JSON each on the lab). Only
+# drops it on the switch (one of seven events a call, ~6 KB of JSON each on the lab). Only
 # CHANNEL_EXECUTE and CHANNEL_EXECUTE_COMPLETE carry ``Application``. BACKGROUND_JOB results
 # come on the command connection, which is never filtered.
 OWN_EVENT_FILTERS: Final = (

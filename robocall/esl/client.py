@@ -125,7 +125,7 @@ class Execution:
 
 
 def new_uuid() -> str:
-    """A random (version 4) UUID as text: what ``str(uuid.uuid4())`` gives, in a fifth of its
+    """A random (version 4) UUID as text: what ``str(uuid.uuid4())`` gives, in a third of its
     time (``uuid.UUID``'s constructor is Python; three of these a call were ~2 % of robocall's
     CPU on the lab). For channels (``origination_uuid``), jobs and executions."""
     digits = os.urandom(16).hex()
@@ -201,7 +201,8 @@ class _LoggedReply:
                     self.wire.strip().replace("\n", " | "), frame.text.strip())
 
     def set_exception(self, error: BaseException) -> None:
-        pass  # the session is gone: the next one sends every filter again
+        pass  # the session is gone: the next one sends every filter again, and a call whose
+        # hangup went with it is settled by its runner's resync (it asks the switch)
 
 
 _ReplySlot: TypeAlias = "gevent.event.AsyncResult[Any] | _JobReply | _LoggedReply"
