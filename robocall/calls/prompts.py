@@ -71,9 +71,10 @@ class Prompts:
         """The cached WAV file of this message for this destination (rendered if need be)."""
         voice = _voice_of(message)
         template = template_of(message.text)
-        if template.names and not template.missing(properties):
+        pieces = _pieces(template, properties)
+        if pieces is not None:
             try:
-                return self.cache.get_or_join(split_pieces(runs(template, properties)), *voice)
+                return self.cache.get_or_join(pieces, *voice)
             except TtsError as err:
                 log.info("message spoken whole, not in pieces: %s", err)
         return self.cache.get_or_render(template.render(properties), *voice)
@@ -84,14 +85,22 @@ class Prompts:
         needs no render greenlet, nor a wait on one)."""
         voice = _voice_of(message)
         template = template_of(message.text)
+        pieces = _pieces(template, properties)
         try:
-            if template.names and not template.missing(properties):
-                path = self.cache.find_joined(split_pieces(runs(template, properties)), *voice)
+            if pieces is not None:
+                path = self.cache.find_joined(pieces, *voice)
             else:
                 path = self.cache.find(template.render(properties), *voice)
         except TtsError:
             return None  # left to audio(), which says what is wrong when the message is due
         return None if path is None else self.cache.audio_ref(path)
+
+
+def _pieces(template: MessageTemplate, properties: Mapping[str, str]) -> list[Piece] | None:
+    """A personalised message's pieces for this destination (None: it is spoken whole)."""
+    if template.names and not template.missing(properties):
+        return split_pieces(runs(template, properties))
+    return None
 
 
 def _voice_of(message: Message) -> tuple[str, str | None, int, int]:
